@@ -1,0 +1,347 @@
+#include "actors/actor_link.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+
+#include "common/bus.h"
+#include "common/log.h"
+#include "common/messages.h"
+
+namespace gr1 {
+namespace {
+using Clock = std::chrono::steady_clock;
+std::string host_name() {
+  char buf[256] = {0};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+}  // namespace
+
+struct ActorLink::Impl {
+  Impl(const Config& c, std::string i) : cfg(c), id(std::move(i)), rejects(id + ".bus") {}
+
+  const Config cfg;
+  const std::string id;
+  zmq::context_t ctx{1};
+  std::thread thread;
+  std::atomic<bool> stop_requested{false};
+
+  // ---- shared with the rollout thread, guarded by mu ----
+  mutable std::mutex mu;
+  std::condition_variable cv;
+  std::deque<uint64_t> prompts;
+  std::deque<TrajectoryGroup> outbox;
+  std::shared_ptr<const WeightsSnapshot> fresh;  // verified, not yet taken
+  std::map<std::string, double> report;
+  bool report_dirty = false;
+  bool closed = false;
+  bool lost = false;
+  bool shutdown_by_learner = false;
+  std::string reason;
+
+  // ---- bus thread only ----
+  RejectCounter rejects;
+  uint64_t known_version = 0;    // newest version announced
+  bool known_any = false;
+  uint64_t held_version = 0;     // newest verified version fetched
+  bool held_any = false;
+  bool fetching = false;
+  Clock::time_point fetch_started;
+
+  void close(const std::string& why, bool by_learner, bool is_lost) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!closed) reason = why;
+    closed = true;
+    shutdown_by_learner |= by_learner;
+    lost |= is_lost;
+    cv.notify_all();
+  }
+  bool is_closed() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return closed;
+  }
+
+  void run(std::promise<Status> started);
+  void request_weights(BusSocket& w);
+};
+
+void ActorLink::Impl::request_weights(BusSocket& w) {
+  Status s = w.send(encode_message(id, WeightsRequestMsg{known_version}));
+  if (!s.ok()) {
+    log_warn(id, "weights request failed: " + s.message());
+    return;
+  }
+  fetching = true;
+  fetch_started = Clock::now();
+}
+
+void ActorLink::Impl::run(std::promise<Status> started) {
+  auto ctl = BusSocket::create(ctx, SocketKind::kDealer, cfg.bus, "control", id);
+  auto push = BusSocket::create(ctx, SocketKind::kPush, cfg.bus, "trajectories");
+  auto wts = BusSocket::create(ctx, SocketKind::kDealer, cfg.bus, "weights", id);
+  for (auto* s : {&ctl, &push, &wts})
+    if (!s->ok()) {
+      started.set_value(s->status());
+      return;
+    }
+  for (auto [s, ep] : {std::pair{&*ctl, cfg.bus.control_endpoint},
+                       std::pair{&*push, cfg.bus.trajectory_endpoint},
+                       std::pair{&*wts, cfg.bus.weights_endpoint}})
+    if (Status st = s->connect(ep); !st.ok()) {
+      started.set_value(st);
+      return;
+    }
+
+  // ---- register and wait for the acknowledgement ----
+  RegisterMsg reg;
+  reg.actor_id = id;
+  reg.pid = getpid();
+  reg.hostname = host_name();
+  reg.capabilities = {"rollout-g1g2", "weights-buckets"};
+  const auto deadline = Clock::now() + std::chrono::milliseconds(cfg.bus.peer_timeout_ms);
+  bool registered = false;
+  auto next_try = Clock::now();
+  while (!registered && Clock::now() < deadline && !stop_requested.load()) {
+    if (Clock::now() >= next_try) {  // DEALER queues until connected; resend now and then
+      if (Status s = ctl->send(encode_message(id, reg)); !s.ok()) {
+        started.set_value(Status::Error("register with learner at " + cfg.bus.control_endpoint +
+                                        ": " + s.message()));
+        return;
+      }
+      next_try = Clock::now() + std::chrono::milliseconds(1000);
+    }
+    auto in = ctl->recv(std::chrono::milliseconds(50));
+    if (!in.ok() || !in->has_value()) continue;
+    auto r = decode_message((*in)->frames.back().data(), (*in)->frames.back().size(),
+                            cfg.bus.max_message_bytes);
+    if (!rejects.note(r, "control")) continue;
+    if (const auto* ack = r->get<RegisterAckMsg>()) {
+      if (!ack->accepted) {
+        started.set_value(Status::Error("learner refused registration: " + ack->reason));
+        return;
+      }
+      registered = true;
+      known_version = ack->weights_version;
+    }
+    // Anything else before the ack (a grant, a weights notice) is handled in
+    // the main loop only after registration; the learner sends the ack first.
+  }
+  if (!registered) {
+    started.set_value(Status::Error("no RegisterAck from the learner at " +
+                                    cfg.bus.control_endpoint + " within " +
+                                    std::to_string(cfg.bus.peer_timeout_ms) + " ms"));
+    return;
+  }
+  started.set_value(Status::Ok());
+
+  Poller poller;
+  poller.add(*ctl);
+  poller.add(*wts);
+  auto last_learner = Clock::now();
+  auto next_beat = Clock::now();
+  bool reported_missing = false;
+  uint64_t seq = 0;
+  const auto timeout = std::chrono::milliseconds(cfg.bus.peer_timeout_ms);
+
+  while (!stop_requested.load() && !is_closed()) {
+    auto pr = poller.poll(std::chrono::milliseconds(2));
+    if (!pr.ok()) {
+      close("poll failed: " + pr.error(), false, false);
+      break;
+    }
+    // ---- control ----
+    for (int k = 0; k < 64; ++k) {
+      auto in = ctl->recv(std::chrono::milliseconds(0));
+      if (!in.ok() || !in->has_value()) break;
+      const auto& fr = (*in)->frames;
+      if (fr.size() != 1) {
+        rejects.reject("control", "expected 1 frame");
+        continue;
+      }
+      auto r = decode_message(fr[0].data(), fr[0].size(), cfg.bus.max_message_bytes);
+      if (!rejects.note(r, "control")) continue;
+      last_learner = Clock::now();
+      if (reported_missing) {
+        log_info(id, "learner is back");
+        reported_missing = false;
+      }
+      const Message& m = *r;
+      if (const auto* g = m.get<WorkGrantMsg>()) {
+        std::lock_guard<std::mutex> lock(mu);
+        for (auto p : g->prompt_ids) prompts.push_back(p);
+        cv.notify_all();
+      } else if (const auto* wa = m.get<WeightsAvailableMsg>()) {
+        if (!known_any || wa->version > known_version) known_version = wa->version;
+        known_any = true;
+        if (!fetching && (!held_any || known_version > held_version)) request_weights(*wts);
+      } else if (const auto* sd = m.get<ShutdownMsg>()) {
+        close("learner: " + sd->reason, true, false);
+      } else if (const auto* ack = m.get<AckMsg>()) {
+        if (ack->outcome == AckOutcome::kRejected)
+          log_warn(id, "learner rejected group " + std::to_string(ack->group_id) + ": " + ack->reason);
+      } else if (m.get<HeartbeatMsg>() || m.get<RegisterAckMsg>()) {
+        // liveness only
+      } else {
+        rejects.reject("control", std::string("unexpected ") + kind_name(m.kind()));
+      }
+    }
+    // ---- weights reply: header + buckets in one multipart message ----
+    for (int k = 0; k < 4; ++k) {
+      auto in = wts->recv(std::chrono::milliseconds(0));
+      if (!in.ok() || !in->has_value()) break;
+      std::vector<std::string_view> views;
+      for (const auto& f : (*in)->frames) views.emplace_back(static_cast<const char*>(f.data()), f.size());
+      fetching = false;
+      auto snap = decode_weights_reply(views, cfg.bus.max_message_bytes, held_any ? held_version + 1 : 0);
+      if (!snap.ok()) {
+        rejects.reject("weights", snap.error());
+        continue;  // asked again below
+      }
+      last_learner = Clock::now();
+      auto s = std::make_shared<WeightsSnapshot>(std::move(*snap));
+      s->fetch_ms = std::chrono::duration<double, std::milli>(Clock::now() - fetch_started).count();
+      held_version = s->version;
+      held_any = true;
+      std::lock_guard<std::mutex> lock(mu);
+      fresh = std::move(s);
+    }
+    if (!fetching && known_any && (!held_any || known_version > held_version)) request_weights(*wts);
+
+    // ---- outgoing groups: never dropped; a timed-out send is retried ----
+    while (true) {
+      TrajectoryGroup g;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (outbox.empty()) break;
+        g = outbox.front();
+      }
+      Status s = push->send(encode_message(id, g), 100);
+      if (!s.ok()) {
+        log_warn(id, "sending group " + std::to_string(g.group_id) + " failed (will retry): " + s.message());
+        break;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      outbox.pop_front();
+      cv.notify_all();
+    }
+
+    // ---- heartbeats, metrics, learner liveness ----
+    const auto now = Clock::now();
+    if (now >= next_beat) {
+      next_beat = now + std::chrono::milliseconds(cfg.bus.heartbeat_interval_ms);
+      HeartbeatMsg hb;
+      hb.role = PeerRole::kActor;
+      hb.seq = ++seq;
+      hb.weights_version = held_version;
+      std::map<std::string, double> rep;
+      bool dirty;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        hb.inflight_groups = static_cast<uint32_t>(prompts.size() + outbox.size());
+        dirty = report_dirty;
+        report_dirty = false;
+        rep = report;
+      }
+      (void)ctl->send(encode_message(id, hb));
+      if (dirty) (void)ctl->send(encode_message(id, MetricsMsg{rep}));
+      if (now - last_learner > timeout && !reported_missing) {
+        reported_missing = true;
+        log_warn(id, "learner missing: no message for " + std::to_string(cfg.bus.peer_timeout_ms) + " ms");
+      }
+      if (now - last_learner > 3 * timeout) close("learner lost", false, true);
+    }
+  }
+  // Leaving on our own: say so, and flush what is queued.
+  bool by_learner;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    by_learner = shutdown_by_learner;
+  }
+  const bool lost_now = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return lost;
+  }();
+  if (!by_learner && !lost_now) {
+    std::deque<TrajectoryGroup> rest;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      rest.swap(outbox);
+    }
+    for (auto& g : rest) (void)push->send(encode_message(id, g));
+    (void)ctl->send(encode_message(id, ShutdownMsg{"actor leaving"}));
+    ctl->raw().set(zmq::sockopt::linger, 500);
+    push->raw().set(zmq::sockopt::linger, 2000);
+  }
+}
+
+ActorLink::ActorLink(const Config& cfg, std::string actor_id)
+    : impl_(std::make_unique<Impl>(cfg, std::move(actor_id))) {}
+
+ActorLink::~ActorLink() { stop(); }
+
+Status ActorLink::start() {
+  std::promise<Status> p;
+  auto f = p.get_future();
+  impl_->thread = std::thread([this, pr = std::move(p)]() mutable { impl_->run(std::move(pr)); });
+  Status s = f.get();
+  if (!s.ok()) {
+    impl_->stop_requested = true;
+    impl_->thread.join();
+    impl_->close(s.message(), false, false);
+  }
+  return s;
+}
+
+void ActorLink::stop() {
+  if (!impl_->thread.joinable()) return;
+  impl_->stop_requested = true;
+  impl_->thread.join();
+  impl_->close("stopped", false, false);
+}
+
+std::optional<uint64_t> ActorLink::next_prompt(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->cv.wait_for(lock, timeout, [&] { return !impl_->prompts.empty() || impl_->closed; });
+  if (impl_->prompts.empty() || impl_->closed) return std::nullopt;
+  const uint64_t p = impl_->prompts.front();
+  impl_->prompts.pop_front();
+  return p;
+}
+
+bool ActorLink::send_group(TrajectoryGroup group) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->closed) return false;
+  impl_->outbox.push_back(std::move(group));
+  return true;
+}
+
+std::shared_ptr<const WeightsSnapshot> ActorLink::take_new_weights() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return std::exchange(impl_->fresh, nullptr);
+}
+
+void ActorLink::report(std::map<std::string, double> values) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->report = std::move(values);
+  impl_->report_dirty = true;
+}
+
+bool ActorLink::closed() const { return impl_->is_closed(); }
+
+std::string ActorLink::close_reason() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->reason;
+}
+
+bool ActorLink::learner_lost() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->lost;
+}
+
+}  // namespace gr1

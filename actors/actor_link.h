@@ -1,0 +1,59 @@
+// The actor's bus thread: the only owner of the actor's three sockets.
+//
+//   learner --WorkGrant--> prompt queue --> next_prompt()      (rollout thread)
+//   send_group() --> outbox --> [PUSH trajectories] --> learner
+//   learner --WeightsAvailable--> [weights DEALER] request -> header + buckets
+//        -> checksum + version verified -> take_new_weights()   (between groups)
+//   heartbeats both ways on the control DEALER; a learner silent for
+//   bus.peer_timeout_ms is reported; after 3x that the link gives up.
+//
+// Weights are fetched in the background while the rollout thread works, and
+// handed over only after the checksum and version match the header.
+// Public methods are thread-safe; sockets never leave the bus thread.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/options.h"
+#include "common/status.h"
+#include "common/trajectory.h"
+#include "common/weights.h"
+
+namespace gr1 {
+
+class ActorLink {
+ public:
+  ActorLink(const Config& cfg, std::string actor_id);
+  ~ActorLink();
+  ActorLink(const ActorLink&) = delete;
+  ActorLink& operator=(const ActorLink&) = delete;
+
+  // Connects and registers; fails (naming the endpoint) if the learner does
+  // not acknowledge within bus.peer_timeout_ms.
+  Status start();
+  // Tells the learner this actor leaves (unless it asked us to), joins.
+  void stop();
+
+  // A granted prompt id, or nullopt after `timeout` / when closed.
+  std::optional<uint64_t> next_prompt(std::chrono::milliseconds timeout);
+  // Queues a group for sending; false when the link is closed.
+  bool send_group(TrajectoryGroup group);
+  // Verified weights newer than any taken before, or nullptr.
+  std::shared_ptr<const WeightsSnapshot> take_new_weights();
+  // Latest rollout counters to report to the learner (sent with heartbeats).
+  void report(std::map<std::string, double> values);
+
+  bool closed() const;               // shutdown received, learner lost, or stop()
+  std::string close_reason() const;  // why
+  bool learner_lost() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gr1

@@ -1,0 +1,329 @@
+#include "common/config.h"
+
+#include "common/task.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <sstream>
+
+namespace gr1 {
+namespace {
+
+// One configurable field: how to set it from a YAML scalar and print it.
+struct Field {
+  std::string doc;
+  std::function<Status(Config&, const YAML::Node&)> set;
+  std::function<void(const Config&, YAML::Emitter&)> emit;
+};
+
+template <typename T>
+Status read_scalar(const YAML::Node& n, T* out, const std::string& key) {
+  if (!n.IsScalar()) return Status::Error(key + ": expected a scalar value");
+  try {
+    *out = n.as<T>();
+  } catch (const YAML::Exception&) {
+    return Status::Error(key + ": cannot parse '" + n.Scalar() + "' as the expected type");
+  }
+  return Status::Ok();
+}
+
+// Binds a member reachable through `get` (non-const) for the given key.
+template <typename T>
+Field bind(const std::string& key, std::function<T&(Config&)> get, std::string doc) {
+  Field f;
+  f.doc = std::move(doc);
+  f.set = [key, get](Config& c, const YAML::Node& n) { return read_scalar<T>(n, &get(c), key); };
+  f.emit = [get](const Config& c, YAML::Emitter& e) {
+    const T& v = get(const_cast<Config&>(c));
+    if constexpr (std::is_same_v<T, bool>) {
+      e << (v ? "true" : "false");
+    } else {
+      e << v;
+    }
+  };
+  return f;
+}
+
+#define GR1_FIELD(sec, name, type, doc)                                                        \
+  {                                                                                            \
+    #sec "." #name, bind<type>(#sec "." #name, [](Config& c) -> type& { return c.sec.name; }, \
+                               doc)                                                            \
+  }
+
+using FieldTable = std::vector<std::pair<std::string, Field>>;
+
+const FieldTable& fields() {
+  static const FieldTable table = {
+      GR1_FIELD(run, run_dir, std::string, "directory for metrics.jsonl, config.yaml, logs"),
+      GR1_FIELD(run, seed, uint64_t, "model init and sampling seed"),
+      GR1_FIELD(run, name, std::string, "run name"),
+
+      GR1_FIELD(model, d_model, int, "hidden size"),
+      GR1_FIELD(model, n_layers, int, "decoder blocks"),
+      GR1_FIELD(model, n_heads, int, "attention heads"),
+      GR1_FIELD(model, ffn_hidden, int, "SwiGLU inner size"),
+      GR1_FIELD(model, image_size, int, "shown image side in pixels"),
+      GR1_FIELD(model, patch_size, int, "vision patch side in pixels"),
+      GR1_FIELD(model, vision_layers, int, "vision transformer layers"),
+      GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
+      GR1_FIELD(model, rope_theta, double, "RoPE base"),
+
+      GR1_FIELD(task, dataset, std::string, "dataset name of generated records"),
+      GR1_FIELD(task, image_width, int, "original image width in pixels"),
+      GR1_FIELD(task, image_height, int, "original image height in pixels"),
+      GR1_FIELD(task, seed, uint64_t, "task seed"),
+      GR1_FIELD(task, min_glyph_px, int, "smallest glyph height in original pixels"),
+      GR1_FIELD(task, max_glyph_px, int, "largest glyph height in original pixels"),
+      GR1_FIELD(task, distractors, int, "distractor objects per scene"),
+
+      GR1_FIELD(rollout, g1, int, "grounding roots per question"),
+      GR1_FIELD(rollout, g2, int, "continuations per root"),
+      GR1_FIELD(rollout, max_turns, int, "assistant turns per trajectory"),
+      GR1_FIELD(rollout, max_new_tokens, int, "tokens per assistant turn"),
+      GR1_FIELD(rollout, temperature, double, "sampling temperature"),
+      GR1_FIELD(rollout, top_k, int, "top-k (0 = off)"),
+      GR1_FIELD(rollout, top_p, double, "top-p (1 = off)"),
+      GR1_FIELD(rollout, min_crop_px, int, "minimum crop side in original pixels"),
+      GR1_FIELD(rollout, max_aspect, double, "boxes with this aspect ratio or more are rejected"),
+
+      GR1_FIELD(bus, control_endpoint, std::string, "learner ROUTER for control"),
+      GR1_FIELD(bus, trajectory_endpoint, std::string, "learner PULL for trajectory groups"),
+      GR1_FIELD(bus, weights_endpoint, std::string, "learner ROUTER serving weights"),
+      GR1_FIELD(bus, heartbeat_interval_ms, int, "heartbeat period"),
+      GR1_FIELD(bus, peer_timeout_ms, int, "silence before a peer is reported missing"),
+      GR1_FIELD(bus, send_timeout_ms, int, "timeout of every blocking send/recv"),
+      GR1_FIELD(bus, max_message_bytes, int64_t, "largest accepted message"),
+      GR1_FIELD(bus, bucket_bytes, int, "weight broadcast bucket size"),
+
+      GR1_FIELD(learner, steps, int, "optimizer steps"),
+      GR1_FIELD(learner, groups_per_step, int, "question groups per step"),
+      GR1_FIELD(learner, lr, double, "AdamW learning rate"),
+      GR1_FIELD(learner, lr_final_frac, double, "final lr as a fraction of lr (linear decay)"),
+      GR1_FIELD(learner, weight_decay, double, "AdamW weight decay"),
+      GR1_FIELD(learner, adam_beta1, double, "AdamW beta1"),
+      GR1_FIELD(learner, adam_beta2, double, "AdamW beta2"),
+      GR1_FIELD(learner, adam_eps, double, "AdamW epsilon"),
+      GR1_FIELD(learner, grad_clip, double, "max global gradient norm"),
+      GR1_FIELD(learner, beta_kl, double, "k3 KL coefficient"),
+      GR1_FIELD(learner, clip_eps, double, "PPO ratio clip epsilon"),
+      GR1_FIELD(learner, kl_clamp, double, "clamp of logp_ref - logp"),
+      GR1_FIELD(learner, adv_eps, double, "advantage std epsilon"),
+      GR1_FIELD(learner, advantage, std::string, "advantage estimator: grpo"),
+      GR1_FIELD(learner, max_staleness, int, "max versions a group may lag"),
+      GR1_FIELD(learner, max_inflight_groups, int, "per-actor granted + unconsumed groups"),
+      GR1_FIELD(learner, freeze_vision, bool, "freeze the vision encoder"),
+      GR1_FIELD(learner, threads, int, "LibTorch threads in the learner"),
+      GR1_FIELD(learner, micro_batch, int, "trajectories per forward/backward chunk"),
+      GR1_FIELD(learner, init_checkpoint, std::string, "safetensors checkpoint to start from"),
+
+      GR1_FIELD(actor, threads, int, "LibTorch threads per actor"),
+      GR1_FIELD(actor, max_groups, int, "stop after this many groups (0 = until shutdown)"),
+  };
+  return table;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& [k, f] : fields())
+    if (k == key) return &f;
+  return nullptr;
+}
+
+std::string join_sections() {
+  std::string s;
+  std::map<std::string, int> seen;
+  for (const auto& [k, f] : fields()) {
+    auto sec = k.substr(0, k.find('.'));
+    if (seen[sec]++ == 0) s += (s.empty() ? "" : ", ") + sec;
+  }
+  return s;
+}
+
+Status apply_node(Config& cfg, const YAML::Node& root) {
+  if (!root || root.IsNull()) return Status::Ok();
+  if (!root.IsMap()) return Status::Error("config: top level must be a mapping of sections");
+  for (const auto& sec : root) {
+    const std::string sname = sec.first.as<std::string>();
+    if (!sec.second.IsMap()) {
+      if (find_field(sname + ".") == nullptr && !sec.second.IsNull())
+        return Status::Error(sname + ": unknown section or not a mapping (sections: " +
+                             join_sections() + ")");
+      continue;
+    }
+    for (const auto& kv : sec.second) {
+      const std::string key = sname + "." + kv.first.as<std::string>();
+      const Field* f = find_field(key);
+      if (!f) return Status::Error(key + ": unknown key");
+      if (Status s = f->set(cfg, kv.second); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+bool is_endpoint(const std::string& e) {
+  return e.rfind("tcp://", 0) == 0 || e.rfind("ipc://", 0) == 0 || e.rfind("inproc://", 0) == 0;
+}
+
+}  // namespace
+
+Status validate_config(const Config& c) {
+  auto err = [](const std::string& key, const std::string& what) {
+    return Status::Error(key + ": " + what);
+  };
+  const auto& m = c.model;
+  if (m.d_model <= 0) return err("model.d_model", "must be > 0");
+  if (m.n_heads <= 0 || m.d_model % m.n_heads != 0)
+    return err("model.n_heads", "must be > 0 and divide model.d_model");
+  if ((m.d_model / m.n_heads) % 2 != 0) return err("model.n_heads", "head size must be even (RoPE)");
+  if (m.n_layers <= 0) return err("model.n_layers", "must be > 0");
+  if (m.ffn_hidden <= 0) return err("model.ffn_hidden", "must be > 0");
+  if (m.patch_size <= 0) return err("model.patch_size", "must be > 0");
+  if (m.image_size <= 0 || m.image_size % m.patch_size != 0)
+    return err("model.image_size", "must be > 0 and a multiple of model.patch_size");
+  if (m.vision_layers < 0) return err("model.vision_layers", "must be >= 0");
+  if (m.max_seq_len < 64) return err("model.max_seq_len", "must be >= 64");
+  if (!(m.rope_theta > 0)) return err("model.rope_theta", "must be > 0");
+
+  const auto& t = c.task;
+  if (t.dataset.empty()) return err("task.dataset", "must not be empty");
+  if (t.image_width < 32 || t.image_width > 8192) return err("task.image_width", "must be in [32, 8192]");
+  if (t.image_height < 32 || t.image_height > 8192)
+    return err("task.image_height", "must be in [32, 8192]");
+  if (t.min_glyph_px < 4) return err("task.min_glyph_px", "must be >= 4");
+  if (t.max_glyph_px < t.min_glyph_px) return err("task.max_glyph_px", "must be >= task.min_glyph_px");
+  if (t.distractors < 0 || t.distractors > 16) return err("task.distractors", "must be in [0, 16]");
+  if (Status s = SyntheticTask::validate(t); !s.ok()) return Status::Error("task: " + s.message());
+
+  const auto& r = c.rollout;
+  if (r.g1 < 1) return err("rollout.g1", "must be >= 1");
+  if (r.g2 < 1) return err("rollout.g2", "must be >= 1");
+  if (r.g1 * r.g2 < 2) return err("rollout.g2", "a group needs at least 2 trajectories (g1*g2 >= 2)");
+  if (r.max_turns < 1 || r.max_turns > 16) return err("rollout.max_turns", "must be in [1, 16]");
+  if (r.max_new_tokens < 4) return err("rollout.max_new_tokens", "must be >= 4");
+  if (!(r.temperature > 0)) return err("rollout.temperature", "must be > 0");
+  if (r.top_k < 0) return err("rollout.top_k", "must be >= 0");
+  if (!(r.top_p > 0 && r.top_p <= 1)) return err("rollout.top_p", "must be in (0, 1]");
+  if (r.min_crop_px < 1) return err("rollout.min_crop_px", "must be >= 1");
+  if (!(r.max_aspect > 1)) return err("rollout.max_aspect", "must be > 1");
+
+  const auto& b = c.bus;
+  if (!is_endpoint(b.control_endpoint))
+    return err("bus.control_endpoint", "must start with tcp://, ipc:// or inproc://");
+  if (!is_endpoint(b.trajectory_endpoint))
+    return err("bus.trajectory_endpoint", "must start with tcp://, ipc:// or inproc://");
+  if (!is_endpoint(b.weights_endpoint))
+    return err("bus.weights_endpoint", "must start with tcp://, ipc:// or inproc://");
+  if (b.control_endpoint == b.trajectory_endpoint || b.control_endpoint == b.weights_endpoint ||
+      b.trajectory_endpoint == b.weights_endpoint)
+    return err("bus.weights_endpoint", "the three endpoints must differ");
+  if (b.heartbeat_interval_ms < 10) return err("bus.heartbeat_interval_ms", "must be >= 10");
+  if (b.peer_timeout_ms < 2 * b.heartbeat_interval_ms)
+    return err("bus.peer_timeout_ms", "must be >= 2 * bus.heartbeat_interval_ms");
+  if (b.send_timeout_ms < 10) return err("bus.send_timeout_ms", "must be >= 10");
+  if (b.max_message_bytes < (1 << 16)) return err("bus.max_message_bytes", "must be >= 65536");
+  if (b.bucket_bytes < 4096) return err("bus.bucket_bytes", "must be >= 4096");
+  if (b.bucket_bytes > b.max_message_bytes / 2)
+    return err("bus.bucket_bytes", "must be <= bus.max_message_bytes / 2");
+
+  const auto& l = c.learner;
+  if (l.steps < 1) return err("learner.steps", "must be >= 1");
+  if (l.groups_per_step < 1) return err("learner.groups_per_step", "must be >= 1");
+  if (!(l.lr > 0) || !std::isfinite(l.lr)) return err("learner.lr", "must be > 0");
+  if (!(l.lr_final_frac >= 0 && l.lr_final_frac <= 1))
+    return err("learner.lr_final_frac", "must be in [0, 1]");
+  if (l.weight_decay < 0) return err("learner.weight_decay", "must be >= 0");
+  if (!(l.adam_beta1 >= 0 && l.adam_beta1 < 1)) return err("learner.adam_beta1", "must be in [0, 1)");
+  if (!(l.adam_beta2 >= 0 && l.adam_beta2 < 1)) return err("learner.adam_beta2", "must be in [0, 1)");
+  if (!(l.adam_eps > 0)) return err("learner.adam_eps", "must be > 0");
+  if (!(l.grad_clip > 0)) return err("learner.grad_clip", "must be > 0");
+  if (l.beta_kl < 0) return err("learner.beta_kl", "must be >= 0");
+  if (!(l.clip_eps > 0 && l.clip_eps < 1)) return err("learner.clip_eps", "must be in (0, 1)");
+  if (!(l.kl_clamp > 0)) return err("learner.kl_clamp", "must be > 0");
+  if (!(l.adv_eps > 0)) return err("learner.adv_eps", "must be > 0");
+  if (l.advantage != "grpo")
+    return err("learner.advantage", "unknown estimator '" + l.advantage + "' (known: grpo)");
+  if (l.max_staleness < 0) return err("learner.max_staleness", "must be >= 0");
+  if (l.max_inflight_groups < 1) return err("learner.max_inflight_groups", "must be >= 1");
+  if (l.threads < 1 || l.threads > 256) return err("learner.threads", "must be in [1, 256]");
+  if (l.micro_batch < 1) return err("learner.micro_batch", "must be >= 1");
+
+  if (c.actor.threads < 1 || c.actor.threads > 256) return err("actor.threads", "must be in [1, 256]");
+  if (c.actor.max_groups < 0) return err("actor.max_groups", "must be >= 0");
+  if (c.run.run_dir.empty()) return err("run.run_dir", "must not be empty");
+  return Status::Ok();
+}
+
+Result<Config> parse_config_yaml(const std::string& text) {
+  Config cfg;
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return Status::Error(std::string("config: invalid YAML: ") + e.what());
+  }
+  if (Status s = apply_node(cfg, root); !s.ok()) return s;
+  if (Status s = validate_config(cfg); !s.ok()) return s;
+  return cfg;
+}
+
+Status apply_override(Config& cfg, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return Status::Error("override '" + assignment + "': expected section.key=value");
+  const std::string key = assignment.substr(0, eq);
+  const Field* f = find_field(key);
+  if (!f) return Status::Error(key + ": unknown key");
+  YAML::Node n;
+  try {
+    n = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    return Status::Error(key + ": invalid value: " + e.what());
+  }
+  if (n.IsNull()) n = YAML::Node(std::string());
+  return f->set(cfg, n);
+}
+
+Result<Config> load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) return Status::Error("config: cannot open '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Config cfg;
+  YAML::Node root;
+  try {
+    root = YAML::Load(ss.str());
+  } catch (const YAML::Exception& e) {
+    return Status::Error("config " + path + ": invalid YAML: " + e.what());
+  }
+  if (Status s = apply_node(cfg, root); !s.ok()) return Status::Error(path + ": " + s.message());
+  for (const auto& o : overrides)
+    if (Status s = apply_override(cfg, o); !s.ok()) return s;
+  if (Status s = validate_config(cfg); !s.ok()) return Status::Error(path + ": " + s.message());
+  return cfg;
+}
+
+std::string config_to_yaml(const Config& cfg) {
+  YAML::Emitter e;
+  e << YAML::BeginMap;
+  std::string cur;
+  for (const auto& [key, f] : fields()) {
+    const auto dot = key.find('.');
+    const std::string sec = key.substr(0, dot);
+    if (sec != cur) {
+      if (!cur.empty()) e << YAML::EndMap;
+      e << YAML::Key << sec << YAML::Value << YAML::BeginMap;
+      cur = sec;
+    }
+    e << YAML::Key << key.substr(dot + 1) << YAML::Value;
+    f.emit(cfg, e);
+    e << YAML::Comment(f.doc);
+  }
+  if (!cur.empty()) e << YAML::EndMap;
+  e << YAML::EndMap;
+  return std::string(e.c_str()) + "\n";
+}
+
+}  // namespace gr1

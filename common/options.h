@@ -1,0 +1,103 @@
+// Typed options of every component, filled once from YAML by config.cc and
+// validated there. Each field: meaning, unit, default. No LibTorch here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace gr1 {
+
+// The policy network (a small vision-language model).
+struct ModelOptions {
+  int d_model = 128;        // hidden size
+  int n_layers = 4;         // decoder blocks
+  int n_heads = 4;          // attention heads (d_model % n_heads == 0)
+  int ffn_hidden = 352;     // SwiGLU inner size
+  int image_size = 64;      // shown image side in pixels (every image and crop is resized to this)
+  int patch_size = 8;       // vision patch side in pixels; image tokens = (image_size/patch_size)^2
+  int vision_layers = 1;    // transformer layers in the vision encoder after the conv patch embed
+  int max_seq_len = 1024;   // longest trajectory in tokens (RoPE table size)
+  double rope_theta = 10000.0;
+  int image_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
+};
+
+// The synthetic grounded-reasoning task.
+struct TaskOptions {
+  std::string dataset = "synth";  // dataset name written into records
+  int image_width = 256;          // original image size in pixels
+  int image_height = 256;
+  uint64_t seed = 1234;           // base seed; sample i is a pure function of (seed, i)
+  int min_glyph_px = 14;          // height of the small detail (glyph) in original pixels
+  int max_glyph_px = 20;
+  int distractors = 3;            // other objects in the scene
+};
+
+// Rollouts: the G1 x G2 tree and sampling.
+struct RolloutOptions {
+  int g1 = 2;                  // grounding roots per question
+  int g2 = 4;                  // continuations per root
+  int max_turns = 5;           // assistant turns per trajectory (at most max_turns-1 crops)
+  int max_new_tokens = 48;     // tokens per assistant turn
+  double temperature = 1.0;    // > 0
+  int top_k = 0;               // 0 = off
+  double top_p = 1.0;          // (0, 1]
+  int min_crop_px = 28;        // crop sides shorter than this (original pixels) are widened
+  double max_aspect = 200.0;   // boxes with aspect ratio >= this are rejected
+};
+
+// ZeroMQ endpoints and liveness. See docs/bus.md.
+struct BusOptions {
+  std::string control_endpoint = "tcp://127.0.0.1:5701";     // learner ROUTER <- actor DEALER
+  std::string trajectory_endpoint = "tcp://127.0.0.1:5702";  // learner PULL <- actor PUSH
+  std::string weights_endpoint = "tcp://127.0.0.1:5703";     // learner ROUTER <- actor DEALER
+  int heartbeat_interval_ms = 500;  // both directions
+  int peer_timeout_ms = 5000;       // a peer silent this long is reported missing
+  int send_timeout_ms = 5000;       // every blocking send/recv has a timeout
+  int64_t max_message_bytes = 256LL << 20;  // larger messages are rejected unread
+  int bucket_bytes = 1 << 20;       // weight broadcast bucket size
+};
+
+// The learner: GRPO and optimisation.
+struct LearnerOptions {
+  int steps = 50;                // optimizer steps, then shutdown
+  int groups_per_step = 4;       // question groups per step
+  double lr = 1e-4;              // AdamW learning rate
+  double lr_final_frac = 1.0;    // linear decay to lr * this at the last step
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  double grad_clip = 5.0;        // max global grad norm
+  double beta_kl = 0.04;         // k3 KL coefficient against the frozen reference
+  double clip_eps = 0.2;         // PPO ratio clip
+  double kl_clamp = 10.0;        // d = logp_ref - logp clamped to [-kl_clamp, kl_clamp]
+  double adv_eps = 1e-4;         // std epsilon in the advantage
+  std::string advantage = "grpo";  // grpo (issue 3 adds srpo)
+  int max_staleness = 4;         // groups older than this many versions are discarded (counted)
+  int max_inflight_groups = 2;   // per actor: granted + sent but not consumed
+  bool freeze_vision = false;    // freeze the vision encoder
+  int threads = 1;               // LibTorch intra-op threads
+  int micro_batch = 16;          // trajectories per forward/backward chunk
+  std::string init_checkpoint;   // optional safetensors to start from (else random init by seed)
+};
+
+struct ActorOptions {
+  int threads = 1;               // LibTorch intra-op threads per actor
+  int max_groups = 0;            // stop after this many groups (0 = until shutdown)
+};
+
+struct RunOptions {
+  std::string run_dir = "runs/demo";  // metrics.jsonl, config.yaml, logs, checkpoints
+  uint64_t seed = 1;                  // model init and sampling seed
+  std::string name = "demo";
+};
+
+struct Config {
+  RunOptions run;
+  ModelOptions model;
+  TaskOptions task;
+  RolloutOptions rollout;
+  BusOptions bus;
+  LearnerOptions learner;
+  ActorOptions actor;
+};
+
+}  // namespace gr1

@@ -1,0 +1,608 @@
+#include "common/policy.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <stdexcept>
+
+#include "common/safetensors.h"
+#include "common/tokenizer.h"
+
+namespace gr1 {
+namespace detail {
+
+namespace F = torch::nn::functional;
+
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  explicit RMSNormImpl(int64_t dim) { weight = register_parameter("weight", torch::ones({dim})); }
+  torch::Tensor forward(const torch::Tensor& x) {
+    return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + 1e-6) * weight;
+  }
+  torch::Tensor weight;
+};
+
+// Rotate-half RoPE; x [B,H,T,hd], cos/sin [B,1,T,hd/2].
+torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t h = x.size(-1) / 2;
+  auto x1 = x.slice(-1, 0, h), x2 = x.slice(-1, h);
+  return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
+// Pre-norm transformer block: attention (optionally RoPE + mask + cache) and SwiGLU.
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(int64_t d, int64_t heads, int64_t ffn) : heads_(heads), hd_(d / heads) {
+    attn_norm = register_module("attn_norm", std::make_shared<RMSNormImpl>(d));
+    qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(d, 3 * d).bias(false)));
+    out = register_module("out", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
+    ffn_norm = register_module("ffn_norm", std::make_shared<RMSNormImpl>(d));
+    gate = register_module("gate", torch::nn::Linear(torch::nn::LinearOptions(d, ffn).bias(false)));
+    up = register_module("up", torch::nn::Linear(torch::nn::LinearOptions(d, ffn).bias(false)));
+    down = register_module("down", torch::nn::Linear(torch::nn::LinearOptions(ffn, d).bias(false)));
+  }
+
+  // x [B,T,d]. cos/sin undefined = no RoPE; mask undefined = full attention.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                        const torch::Tensor& mask, torch::Tensor* k_cache, torch::Tensor* v_cache,
+                        int64_t past) {
+    const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
+    auto qkv_ = qkv(attn_norm->forward(x)).view({B, T, 3, heads_, hd_}).permute({2, 0, 3, 1, 4});
+    auto q = qkv_[0], k = qkv_[1], v = qkv_[2];  // [B,H,T,hd]
+    if (cos.defined()) {
+      q = apply_rope(q, cos, sin);
+      k = apply_rope(k, cos, sin);
+    }
+    if (k_cache) {
+      k_cache->slice(2, past, past + T).copy_(k);
+      v_cache->slice(2, past, past + T).copy_(v);
+      k = k_cache->slice(2, 0, past + T);
+      v = v_cache->slice(2, 0, past + T);
+    }
+    auto s = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd_)));
+    if (mask.defined()) s = s.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+    auto a = torch::matmul(torch::softmax(s, -1), v).transpose(1, 2).reshape({B, T, d});
+    auto h = x + out(a);
+    auto f = ffn_norm->forward(h);
+    return h + down(torch::silu(gate(f)) * up(f));
+  }
+
+  std::shared_ptr<RMSNormImpl> attn_norm, ffn_norm;
+  torch::nn::Linear qkv{nullptr}, out{nullptr}, gate{nullptr}, up{nullptr}, down{nullptr};
+
+ private:
+  int64_t heads_, hd_;
+};
+
+class VisionEncoderImpl : public torch::nn::Module {
+ public:
+  explicit VisionEncoderImpl(const ModelOptions& o) : opt_(o) {
+    const int64_t d = o.d_model, P = o.image_tokens();
+    patch_embed = register_module(
+        "patch_embed", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, d, o.patch_size).stride(o.patch_size)));
+    pos_embed = register_parameter("pos_embed", torch::zeros({P, d}));
+    layers = register_module("layers", torch::nn::ModuleList());
+    for (int i = 0; i < o.vision_layers; ++i) {
+      auto b = std::make_shared<BlockImpl>(d, o.n_heads, o.ffn_hidden);
+      layers->push_back(b);
+      blocks.push_back(b);
+    }
+    norm = register_module("norm", std::make_shared<RMSNormImpl>(d));
+    proj_in = register_module("proj_in", torch::nn::Linear(d, d));
+    proj_out = register_module("proj_out", torch::nn::Linear(d, d));
+  }
+
+  torch::Tensor forward(const torch::Tensor& pixels) {
+    const int64_t S = opt_.image_size;
+    if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != S || pixels.size(3) != S)
+      throw std::invalid_argument("encode_images: pixels must be [N,3," + std::to_string(S) + "," +
+                                  std::to_string(S) + "], got " + c10::str(pixels.sizes()));
+    auto x = patch_embed((pixels.to(torch::kFloat32) - 0.5) * 2.0);  // [N,d,g,g]
+    x = x.flatten(2).transpose(1, 2) + pos_embed;                    // [N,P,d]
+    for (auto& b : blocks) x = b->forward(x, {}, {}, {}, nullptr, nullptr, 0);
+    return proj_out(torch::gelu(proj_in(norm->forward(x))));
+  }
+
+  torch::nn::Conv2d patch_embed{nullptr};
+  torch::Tensor pos_embed;
+  torch::nn::ModuleList layers{nullptr};
+  std::vector<std::shared_ptr<BlockImpl>> blocks;
+  std::shared_ptr<RMSNormImpl> norm;
+  torch::nn::Linear proj_in{nullptr}, proj_out{nullptr};
+
+ private:
+  ModelOptions opt_;
+};
+
+}  // namespace detail
+
+namespace {
+
+[[noreturn]] void bad(const std::string& m) { throw std::invalid_argument(m); }
+
+void check_options(const ModelOptions& o, int64_t vocab) {
+  if (o.d_model <= 0 || o.n_layers < 0 || o.n_heads <= 0 || o.ffn_hidden <= 0 || o.image_size <= 0 ||
+      o.patch_size <= 0 || o.vision_layers < 0 || o.max_seq_len <= 0 || !(o.rope_theta > 0) || vocab <= 0)
+    bad("policy: model sizes must be positive");
+  if (o.d_model % o.n_heads != 0) bad("policy: d_model must be a multiple of n_heads");
+  if ((o.d_model / o.n_heads) % 2 != 0) bad("policy: head size d_model/n_heads must be even (RoPE)");
+  if (o.image_size % o.patch_size != 0) bad("policy: image_size must be a multiple of patch_size");
+}
+
+// The additive-free attention mask: causal by column, keys restricted to
+// `key_valid`, and every query may always see itself (so padding queries
+// never see an empty row; their outputs are unused).
+//   key_valid [B,Tk]; queries are columns [past, past+Tq) of the keys.
+torch::Tensor attention_mask(const torch::Tensor& key_valid, int64_t past, int64_t Tq) {
+  const int64_t Tk = key_valid.size(1);
+  auto kcol = torch::arange(Tk, torch::kInt64).unsqueeze(0);          // [1,Tk]
+  auto qcol = torch::arange(past, past + Tq, torch::kInt64).unsqueeze(1);  // [Tq,1]
+  auto causal = kcol.le(qcol);                                         // [Tq,Tk]
+  auto self = kcol.eq(qcol);
+  return (key_valid.unsqueeze(1) & causal.unsqueeze(0)).logical_or(self.unsqueeze(0)).unsqueeze(1);
+}
+
+int64_t item_i64(const torch::Tensor& t) { return t.item<int64_t>(); }
+
+constexpr double kNeverLogit = -1e9;
+
+}  // namespace
+
+// ---------------------------------------------------------------- PolicyImpl
+
+PolicyImpl::PolicyImpl(const ModelOptions& options, int64_t vocab_size) : opt_(options), vocab_(vocab_size) {
+  check_options(opt_, vocab_);
+  const int64_t d = opt_.d_model;
+  vision_ = register_module("vision", std::make_shared<detail::VisionEncoderImpl>(opt_));
+  tok_embed_ = register_module("tok_embed", torch::nn::Embedding(vocab_, d));
+  layers_ = register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < opt_.n_layers; ++i) {
+    auto b = std::make_shared<detail::BlockImpl>(d, opt_.n_heads, opt_.ffn_hidden);
+    layers_->push_back(b);
+    blocks_.push_back(b);
+  }
+  norm_ = register_module("norm", std::make_shared<detail::RMSNormImpl>(d));
+  lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(d, vocab_).bias(false)));
+
+  // GPT-2 style init: N(0, 0.02); residual output projections scaled by
+  // 1/sqrt(2 * blocks); norms one, biases zero.
+  torch::NoGradGuard ng;
+  const double resid_std = 0.02 / std::sqrt(2.0 * std::max(1, opt_.n_layers + opt_.vision_layers));
+  for (auto& np : named_parameters()) {
+    const std::string& name = np.key();
+    auto& p = np.value();
+    auto ends = [&](const std::string& s) {
+      return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
+    };
+    if (ends("norm.weight")) {
+      p.fill_(1.0);
+    } else if (ends(".bias")) {
+      p.zero_();
+    } else if (ends(".out.weight") || ends(".down.weight")) {
+      p.normal_(0.0, resid_std);
+    } else {
+      p.normal_(0.0, 0.02);
+    }
+  }
+
+  // RoPE tables, computed in double.
+  const int64_t half = d / opt_.n_heads / 2;
+  auto inv = torch::pow(opt_.rope_theta,
+                        -torch::arange(half, torch::kFloat64) * 2.0 / static_cast<double>(2 * half));
+  auto ang = torch::arange(opt_.max_seq_len, torch::kFloat64).unsqueeze(1) * inv.unsqueeze(0);
+  rope_cos_ = ang.cos().to(torch::kFloat32);
+  rope_sin_ = ang.sin().to(torch::kFloat32);
+}
+
+torch::Tensor PolicyImpl::encode_images(const torch::Tensor& pixels) { return vision_->forward(pixels); }
+
+torch::Tensor PolicyImpl::embed(const torch::Tensor& tokens, const torch::Tensor& slots,
+                                const torch::Tensor& image_embeds) {
+  const int64_t B = tokens.size(0), T = tokens.size(1), d = opt_.d_model;
+  if (tokens.numel() > 0) {
+    const int64_t lo = item_i64(tokens.min()), hi = item_i64(tokens.max());
+    if (lo < 0 || hi >= vocab_)
+      bad("policy: token id out of range [0," + std::to_string(vocab_) + "): " +
+          std::to_string(lo < 0 ? lo : hi));
+  }
+  const int64_t n_slots = tokens.numel() > 0 ? item_i64(slots.sum()) : 0;
+  const int64_t M = (image_embeds.defined() && image_embeds.numel() > 0) ? image_embeds.size(0) : 0;
+  if (n_slots != M)
+    bad("policy: " + std::to_string(n_slots) + " <image> tokens but " + std::to_string(M) +
+        " image embedding rows");
+  auto x = tok_embed_(tokens);
+  if (M == 0) return x;
+  if (image_embeds.dim() != 2 || image_embeds.size(1) != d)
+    bad("policy: image_embeds must be [M," + std::to_string(d) + "], got " + c10::str(image_embeds.sizes()));
+  auto idx = slots.reshape({-1}).nonzero().squeeze(1);
+  return x.reshape({B * T, d}).index_put({idx}, image_embeds.to(x.dtype())).view({B, T, d});
+}
+
+std::pair<torch::Tensor, torch::Tensor> PolicyImpl::rope(const torch::Tensor& positions) const {
+  const int64_t B = positions.size(0), T = positions.size(1), half = rope_cos_.size(1);
+  auto p = positions.reshape({-1}).clamp(0, opt_.max_seq_len - 1);
+  auto c = rope_cos_.index_select(0, p).view({B, 1, T, half});
+  auto s = rope_sin_.index_select(0, p).view({B, 1, T, half});
+  return {c, s};
+}
+
+torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
+                                     const torch::Tensor& mask, std::vector<torch::Tensor>* k_cache,
+                                     std::vector<torch::Tensor>* v_cache, int64_t past) {
+  for (size_t l = 0; l < blocks_.size(); ++l)
+    x = blocks_[l]->forward(x, cos, sin, mask, k_cache ? &(*k_cache)[l] : nullptr,
+                            v_cache ? &(*v_cache)[l] : nullptr, past);
+  return x;
+}
+
+// <image> is a slot placeholder, never an output: its logit is pinned far
+// below the others (finite, so a target of <image> gives a finite log-prob
+// that masks can zero without NaN), identically on every path.
+torch::Tensor PolicyImpl::head(const torch::Tensor& h) {
+  return lm_head_(norm_->forward(h)).index_fill(-1, torch::tensor({int64_t{Tokenizer::kImage}}), kNeverLogit);
+}
+
+torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens_in, const torch::Tensor& image_embeds,
+                                  const torch::Tensor& positions_in, const torch::Tensor& key_mask_in) {
+  if (!tokens_in.defined() || tokens_in.dim() != 2) bad("policy.forward: tokens must be [B,T]");
+  const int64_t B = tokens_in.size(0), T = tokens_in.size(1);
+  auto tokens = tokens_in.to(torch::kInt64);
+  auto key_mask = key_mask_in.defined() ? key_mask_in.to(torch::kBool) : torch::ones({B, T}, torch::kBool);
+  auto positions = positions_in.defined()
+                       ? positions_in.to(torch::kInt64)
+                       : torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+  if (key_mask.sizes() != tokens.sizes() || positions.sizes() != tokens.sizes())
+    bad("policy.forward: tokens " + c10::str(tokens.sizes()) + ", positions " + c10::str(positions.sizes()) +
+        " and key_mask " + c10::str(key_mask.sizes()) + " must have the same shape");
+  if (B * T > 0) {
+    auto vp = positions.masked_select(key_mask);
+    if (vp.numel() > 0 && (item_i64(vp.min()) < 0 || item_i64(vp.max()) >= opt_.max_seq_len))
+      bad("policy.forward: positions must lie in [0, max_seq_len=" + std::to_string(opt_.max_seq_len) + ")");
+  }
+  // Padding may hold any id; only valid entries are looked up as given.
+  tokens = tokens.masked_fill(key_mask.logical_not(), Tokenizer::kPad);
+  auto x = embed(tokens, tokens.eq(Tokenizer::kImage) & key_mask, image_embeds);
+  auto [cos, sin] = rope(positions);
+  auto h = run_layers(x, cos, sin, attention_mask(key_mask, 0, T), nullptr, nullptr, 0);
+  return head(h);
+}
+
+// ------------------------------------------------------------- DecodeSession
+
+DecodeSession::DecodeSession(Policy policy, int64_t batch) : policy_(std::move(policy)), batch_(batch) {
+  if (batch < 0) bad("DecodeSession: negative batch");
+  const int64_t L = policy_->opt_.n_layers;
+  k_.assign(L, torch::Tensor());
+  v_.assign(L, torch::Tensor());
+  counter_ = torch::zeros({batch_}, torch::kInt64);
+  last_ = torch::zeros({batch_, policy_->vocab_}, torch::kFloat32);
+  reserve(64);
+}
+
+void DecodeSession::reserve(int64_t columns) {
+  if (columns <= cap_) return;
+  const int64_t cap = std::max<int64_t>({columns, 2 * cap_, 64});
+  const ModelOptions& o = policy_->opt_;
+  const int64_t H = o.n_heads, hd = o.d_model / o.n_heads;
+  for (size_t l = 0; l < k_.size(); ++l) {
+    auto k = torch::zeros({batch_, H, cap, hd}, torch::kFloat32);
+    auto v = torch::zeros({batch_, H, cap, hd}, torch::kFloat32);
+    if (len_ > 0) {
+      k.slice(2, 0, len_).copy_(k_[l].slice(2, 0, len_));
+      v.slice(2, 0, len_).copy_(v_[l].slice(2, 0, len_));
+    }
+    k_[l] = k;
+    v_[l] = v;
+  }
+  auto kv = torch::zeros({batch_, cap}, torch::kBool);
+  if (len_ > 0) kv.slice(1, 0, len_).copy_(key_valid_.slice(1, 0, len_));
+  key_valid_ = kv;
+  cap_ = cap;
+}
+
+torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch::Tensor& valid_in,
+                                    const torch::Tensor& image_embeds) {
+  torch::NoGradGuard no_grad;
+  if (!tokens_in.defined() || !valid_in.defined() || tokens_in.dim() != 2 ||
+      tokens_in.sizes() != valid_in.sizes() || tokens_in.size(0) != batch_)
+    bad("DecodeSession.append: tokens and valid must both be [" + std::to_string(batch_) + ",n]");
+  auto tokens = tokens_in.to(torch::kInt64);
+  auto valid = valid_in.to(torch::kBool);
+  const int64_t n_in = tokens.size(1);
+  if (batch_ == 0 || n_in == 0) {
+    if (image_embeds.defined() && image_embeds.numel() > 0)
+      bad("DecodeSession.append: image embeddings given for an empty chunk");
+    return last_;
+  }
+  if (n_in > 1 && (valid.slice(1, 1) & valid.slice(1, 0, n_in - 1).logical_not()).any().item<bool>())
+    bad("DecodeSession.append: valid entries must be a prefix of each row's chunk");
+  auto counts = valid.sum(1);  // [B] int64
+  const int64_t n = item_i64(counts.max());
+  if (n == 0) {
+    if (image_embeds.defined() && image_embeds.numel() > 0)
+      bad("DecodeSession.append: image embeddings given but no valid tokens");
+    return last_;
+  }
+  tokens = tokens.slice(1, 0, n);
+  valid = valid.slice(1, 0, n);
+  const ModelOptions& o = policy_->opt_;
+  auto positions = counter_.unsqueeze(1) + torch::arange(n, torch::kInt64).unsqueeze(0);  // [B,n]
+  if (item_i64((counter_ + counts).max()) > o.max_seq_len)
+    bad("DecodeSession.append: sequence longer than max_seq_len=" + std::to_string(o.max_seq_len));
+
+  tokens = tokens.masked_fill(valid.logical_not(), Tokenizer::kPad);
+  auto x = policy_->embed(tokens, tokens.eq(Tokenizer::kImage) & valid, image_embeds);
+  auto [cos, sin] = policy_->rope(positions);
+  reserve(len_ + n);
+  key_valid_.slice(1, len_, len_ + n).copy_(valid);
+  auto mask = attention_mask(key_valid_.slice(1, 0, len_ + n), len_, n);
+  auto h = policy_->run_layers(x, cos, sin, mask, &k_, &v_, len_);  // [B,n,d]
+  len_ += n;
+
+  auto last_idx = (counts - 1).clamp_min(0);                                         // [B]
+  auto h_last = h.gather(1, last_idx.view({batch_, 1, 1}).expand({batch_, 1, h.size(2)})).squeeze(1);
+  auto logits = policy_->head(h_last);                                               // [B,V]
+  last_ = torch::where(counts.gt(0).unsqueeze(1), logits, last_);
+  counter_ = counter_ + counts;
+  return last_;
+}
+
+void DecodeSession::select_rows(const torch::Tensor& index_in) {
+  torch::NoGradGuard no_grad;
+  if (!index_in.defined() || index_in.dim() != 1) bad("DecodeSession.select_rows: index must be [B']");
+  auto index = index_in.to(torch::kInt64);
+  const int64_t nb = index.size(0);
+  if (nb > 0 && (item_i64(index.min()) < 0 || item_i64(index.max()) >= batch_))
+    bad("DecodeSession.select_rows: index out of range [0," + std::to_string(batch_) + ")");
+  auto kv = key_valid_.slice(1, 0, len_).index_select(0, index);  // [B',len]
+  // Columns that are padding in every remaining row never matter again.
+  torch::Tensor cols;
+  int64_t keep = len_;
+  if (len_ > 0) {
+    auto any = nb > 0 ? kv.any(0) : torch::zeros({len_}, torch::kBool);
+    keep = item_i64(any.sum());
+    if (keep < len_) cols = any.nonzero().squeeze(1);
+  }
+  for (size_t l = 0; l < k_.size(); ++l) {
+    auto k = k_[l].slice(2, 0, len_).index_select(0, index);
+    auto v = v_[l].slice(2, 0, len_).index_select(0, index);
+    if (cols.defined()) {
+      k = k.index_select(2, cols);
+      v = v.index_select(2, cols);
+    }
+    k_[l] = k;
+    v_[l] = v;
+  }
+  key_valid_ = cols.defined() ? kv.index_select(1, cols) : kv;
+  counter_ = counter_.index_select(0, index);
+  last_ = last_.index_select(0, index);
+  batch_ = nb;
+  len_ = keep;
+  cap_ = keep;  // the next append grows the cache (doubling)
+}
+
+// ------------------------------------------------------------------ sampling
+
+Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& opt, torch::Generator gen) {
+  torch::NoGradGuard no_grad;
+  if (!logits.defined() || logits.dim() != 2) bad("sample_tokens: logits must be [B,V]");
+  if (!(opt.temperature > 0)) bad("sample_tokens: temperature must be > 0");
+  const int64_t V = logits.size(1);
+  auto scaled = logits.to(torch::kFloat32) / opt.temperature;
+  auto logp = torch::log_softmax(scaled, -1);
+  auto filtered = scaled;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  if (opt.top_k > 0 && opt.top_k < V) {
+    auto kth = std::get<0>(scaled.topk(opt.top_k, -1)).slice(1, opt.top_k - 1, opt.top_k);  // [B,1]
+    filtered = filtered.masked_fill(scaled.lt(kth), neg_inf);
+  }
+  if (opt.top_p < 1.0) {
+    auto [sorted, order] = filtered.sort(-1, /*descending=*/true);
+    auto probs = torch::softmax(sorted, -1);
+    auto before = probs.cumsum(-1) - probs;  // mass strictly above each token
+    auto remove_sorted = before.ge(opt.top_p);
+    remove_sorted.select(1, 0).fill_(false);  // always keep the most likely token
+    auto remove = torch::zeros_like(remove_sorted).scatter(1, order, remove_sorted);
+    filtered = filtered.masked_fill(remove, neg_inf);
+  }
+  auto probs = torch::softmax(filtered, -1);
+  auto tokens = torch::multinomial(probs, 1, /*replacement=*/false, gen);  // [B,1]
+  return Sampled{tokens.squeeze(1), logp.gather(1, tokens).squeeze(1)};
+}
+
+Sampled greedy_tokens(const torch::Tensor& logits, double temperature) {
+  torch::NoGradGuard no_grad;
+  if (!logits.defined() || logits.dim() != 2) bad("greedy_tokens: logits must be [B,V]");
+  if (!(temperature > 0)) bad("greedy_tokens: temperature must be > 0");
+  auto logp = torch::log_softmax(logits.to(torch::kFloat32) / temperature, -1);
+  auto tokens = logp.argmax(-1, /*keepdim=*/true);
+  return Sampled{tokens.squeeze(1), logp.gather(1, tokens).squeeze(1)};
+}
+
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets, double temperature) {
+  if (!(temperature > 0)) bad("token_logprobs: temperature must be > 0");
+  auto logp = torch::log_softmax(logits.to(torch::kFloat32) / temperature, -1);
+  return logp.gather(-1, targets.to(torch::kInt64).unsqueeze(-1)).squeeze(-1);
+}
+
+// ------------------------------------------------------ parameters, checkpoints
+
+int64_t count_parameters(const Policy& policy) {
+  int64_t n = 0;
+  for (const auto& p : policy->parameters()) n += p.numel();
+  return n;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> ordered_parameters(const Policy& policy) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& np : policy->named_parameters()) out.emplace_back(np.key(), np.value());
+  return out;
+}
+
+Status copy_parameters(const Policy& src, const Policy& dst) {
+  auto s = src->named_parameters();
+  auto d = dst->named_parameters();
+  if (s.size() != d.size())
+    return Status::Error("copy_parameters: " + std::to_string(s.size()) + " vs " + std::to_string(d.size()) +
+                         " parameters");
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i].key() != d[i].key()) return Status::Error("copy_parameters: " + s[i].key() + " vs " + d[i].key());
+    if (s[i].value().sizes() != d[i].value().sizes())
+      return Status::Error("copy_parameters: " + s[i].key() + " has a different shape");
+  }
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < s.size(); ++i) d[i].value().copy_(s[i].value());
+  return Status::Ok();
+}
+
+namespace {
+
+std::string format_double(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t vocab) {
+  return {{"format", "gr1-policy"},
+          {"format_version", "1"},
+          {"d_model", std::to_string(o.d_model)},
+          {"n_layers", std::to_string(o.n_layers)},
+          {"n_heads", std::to_string(o.n_heads)},
+          {"ffn_hidden", std::to_string(o.ffn_hidden)},
+          {"image_size", std::to_string(o.image_size)},
+          {"patch_size", std::to_string(o.patch_size)},
+          {"vision_layers", std::to_string(o.vision_layers)},
+          {"max_seq_len", std::to_string(o.max_seq_len)},
+          {"rope_theta", format_double(o.rope_theta)},
+          {"vocab_size", std::to_string(vocab)}};
+}
+
+bool same_model(const ModelOptions& a, const ModelOptions& b) {
+  return a.d_model == b.d_model && a.n_layers == b.n_layers && a.n_heads == b.n_heads &&
+         a.ffn_hidden == b.ffn_hidden && a.image_size == b.image_size && a.patch_size == b.patch_size &&
+         a.vision_layers == b.vision_layers && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
+}
+
+// Strict integer in [lo, hi] from metadata.
+Status meta_int(const std::map<std::string, std::string>& m, const std::string& key, int64_t lo, int64_t hi,
+                int64_t* out) {
+  auto it = m.find(key);
+  if (it == m.end()) return Status::Error("metadata lacks " + key);
+  const std::string& s = it->second;
+  size_t used = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (s.empty() || used != s.size() || v < lo || v > hi)
+    return Status::Error("metadata " + key + "='" + s + "' is not an integer in [" + std::to_string(lo) + ", " +
+                         std::to_string(hi) + "]");
+  *out = v;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status save_policy(const std::string& path, const Policy& policy, const ModelOptions& options) {
+  if (!policy) return Status::Error("save_policy: no policy");
+  if (!same_model(options, policy->options()))
+    return Status::Error("save_policy: options differ from the policy's own model options");
+  SafeTensorsFile f;
+  f.metadata = model_metadata(options, policy->vocab_size());
+  for (const auto& np : policy->named_parameters()) {
+    auto t = np.value().detach().to(torch::kFloat32).contiguous();
+    SafeTensor st;
+    st.name = np.key();
+    st.dtype = "F32";
+    st.shape = t.sizes().vec();
+    st.data.assign(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()) * sizeof(float));
+    f.tensors.push_back(std::move(st));
+  }
+  return write_safetensors(path, f);
+}
+
+Result<LoadedPolicy> load_policy(const std::string& path) {
+  using R = Result<LoadedPolicy>;
+  auto file = read_safetensors(path);
+  if (!file.ok()) return file.status();
+  const auto& m = file->metadata;
+  auto fmt = m.find("format");
+  if (fmt == m.end() || fmt->second != "gr1-policy") return R::Error(path + ": not a gr1-policy checkpoint");
+  // Bounds keep a corrupt config from allocating an absurd model.
+  ModelOptions o;
+  int64_t v[9];
+  const struct {
+    const char* key;
+    int64_t lo, hi;
+  } fields[] = {{"d_model", 1, 1 << 14},     {"n_layers", 0, 1024},    {"n_heads", 1, 1024},
+                {"ffn_hidden", 1, 1 << 16},  {"image_size", 1, 1 << 13}, {"patch_size", 1, 1 << 13},
+                {"vision_layers", 0, 1024},  {"max_seq_len", 1, 1 << 22}, {"vocab_size", 1, 1 << 22}};
+  for (int i = 0; i < 9; ++i)
+    if (Status s = meta_int(m, fields[i].key, fields[i].lo, fields[i].hi, &v[i]); !s.ok())
+      return R::Error(path + ": " + s.message());
+  o.d_model = static_cast<int>(v[0]);
+  o.n_layers = static_cast<int>(v[1]);
+  o.n_heads = static_cast<int>(v[2]);
+  o.ffn_hidden = static_cast<int>(v[3]);
+  o.image_size = static_cast<int>(v[4]);
+  o.patch_size = static_cast<int>(v[5]);
+  o.vision_layers = static_cast<int>(v[6]);
+  o.max_seq_len = static_cast<int>(v[7]);
+  const int64_t vocab = v[8];
+  {
+    auto it = m.find("rope_theta");
+    if (it == m.end()) return R::Error(path + ": metadata lacks rope_theta");
+    char* end = nullptr;
+    o.rope_theta = std::strtod(it->second.c_str(), &end);
+    if (it->second.empty() || *end != '\0' || !(o.rope_theta > 0) || !std::isfinite(o.rope_theta))
+      return R::Error(path + ": metadata rope_theta='" + it->second + "' is not a positive number");
+  }
+  // The total size must match the file before anything is allocated.
+  uint64_t file_floats = 0;
+  for (const auto& t : file->tensors) file_floats += t.data.size() / 4;
+
+  LoadedPolicy out;
+  try {
+    check_options(o, vocab);
+    // Cheap upper bound on the model size implied by the config.
+    const double approx = double(o.d_model) * (double(vocab) * 2 + 3 * double(o.ffn_hidden) * (o.n_layers + o.vision_layers) +
+                                               4.0 * o.d_model * (o.n_layers + o.vision_layers + 1) +
+                                               double(o.image_tokens()) + 3.0 * o.patch_size * o.patch_size);
+    if (approx > 4.0 * double(file_floats) + 1e6)
+      return R::Error(path + ": config describes a model far larger than the file");
+    torch::NoGradGuard ng;
+    out.policy = Policy(o, vocab);
+    std::map<std::string, const SafeTensor*> by_name;
+    for (const auto& t : file->tensors) by_name[t.name] = &t;
+    auto params = out.policy->named_parameters();
+    for (const auto& np : params) {
+      auto it = by_name.find(np.key());
+      if (it == by_name.end()) return R::Error(path + ": parameter " + np.key() + " missing");
+      const SafeTensor& t = *it->second;
+      if (t.dtype != "F32") return R::Error(path + ": " + t.name + " has dtype " + t.dtype + ", expected F32");
+      if (t.shape != np.value().sizes().vec())
+        return R::Error(path + ": " + t.name + " has shape " + c10::str(c10::IntArrayRef(t.shape)) +
+                        ", the model has " + c10::str(np.value().sizes()));
+    }
+    if (by_name.size() != params.size()) {
+      for (const auto& t : file->tensors)
+        if (!params.contains(t.name)) return R::Error(path + ": unexpected tensor " + t.name);
+    }
+    for (auto& np : params) {
+      const SafeTensor& t = *by_name[np.key()];
+      auto dst = np.value();
+      std::memcpy(dst.data_ptr(), t.data.data(), t.data.size());
+    }
+  } catch (const std::exception& e) {
+    return R::Error(path + ": cannot build the model: " + e.what());
+  }
+  out.options = o;
+  out.vocab_size = vocab;
+  return out;
+}
+
+}  // namespace gr1

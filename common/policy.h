@@ -1,0 +1,196 @@
+// The policy: a small vision-language model, its batched KV-cache decoder,
+// sampling, and checkpoints. Includes LibTorch: only for actor/learner code.
+//
+//   pixels [N,3,S,S] -> encode_images -> [N, image_tokens, d]
+//   tokens (kImage slots filled with image rows) -> causal decoder -> logits
+//
+// Vision encoder (parameter names start with "vision."): conv patch embed
+// (kernel = stride = patch_size), learned per-patch position embedding,
+// `vision_layers` bidirectional pre-RMSNorm blocks (attention, SwiGLU), final
+// RMSNorm, projector Linear-GELU-Linear to d_model.
+// Decoder: token embedding, n_layers pre-RMSNorm blocks (multi-head attention
+// with RoPE at explicit positions, SwiGLU), final RMSNorm, untied LM head.
+//
+// Two paths compute the same function and agree to float rounding: forward()
+// over whole (possibly right-padded) sequences, used by the learner, and
+// DecodeSession, used by the actor to sample chunk by chunk.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/options.h"
+#include "common/status.h"
+
+namespace gr1 {
+
+namespace detail {
+class VisionEncoderImpl;
+class BlockImpl;
+class RMSNormImpl;
+}  // namespace detail
+
+class PolicyImpl : public torch::nn::Module {
+ public:
+  // Throws std::invalid_argument on inconsistent options (d_model % n_heads,
+  // odd head size, image_size % patch_size, non-positive sizes).
+  // Initialisation draws from the global torch generator: deterministic
+  // given torch::manual_seed.
+  PolicyImpl(const ModelOptions& options, int64_t vocab_size);
+
+  // pixels [N,3,S,S] float in [0,1] -> [N, image_tokens, d_model].
+  torch::Tensor encode_images(const torch::Tensor& pixels);
+
+  // tokens [B,T] int64; image_embeds [M,d] (undefined or empty when M = 0)
+  // fills the kImage tokens at key_mask==true entries in row-major order over
+  // [B,T] (M must equal their number, else std::invalid_argument);
+  // positions [B,T] int64 (RoPE; valid entries must lie in [0, max_seq_len));
+  // key_mask [B,T] bool, false = padding, never attended by any other query.
+  // Returns logits [B,T,V]; entries at padding are meaningless. The <image>
+  // logit is always -1e9: a slot placeholder is never sampled.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
+                        const torch::Tensor& positions, const torch::Tensor& key_mask);
+
+  const ModelOptions& options() const { return opt_; }
+  int64_t vocab_size() const { return vocab_; }
+
+ private:
+  friend class DecodeSession;
+
+  // Token embeddings with image rows scattered into `slots` ([B,T] bool).
+  torch::Tensor embed(const torch::Tensor& tokens, const torch::Tensor& slots,
+                      const torch::Tensor& image_embeds);
+  // RoPE cos/sin [B,1,T,head_dim/2] for positions [B,T] (clamped into the table).
+  std::pair<torch::Tensor, torch::Tensor> rope(const torch::Tensor& positions) const;
+  // The decoder blocks. mask [B,1,Tq,Tk] bool (true = may attend). With a
+  // cache, each layer writes its keys/values of x at columns [past, past+Tq)
+  // of k_cache[l]/v_cache[l] ([B,H,cap,hd]) and attends over [0, past+Tq).
+  torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
+                           const torch::Tensor& mask, std::vector<torch::Tensor>* k_cache,
+                           std::vector<torch::Tensor>* v_cache, int64_t past);
+  // Final norm + LM head.
+  torch::Tensor head(const torch::Tensor& h);
+
+  ModelOptions opt_;
+  int64_t vocab_;
+  torch::nn::Embedding tok_embed_{nullptr};
+  std::shared_ptr<detail::VisionEncoderImpl> vision_;
+  torch::nn::ModuleList layers_{nullptr};
+  std::vector<std::shared_ptr<detail::BlockImpl>> blocks_;  // the same modules, typed
+  std::shared_ptr<detail::RMSNormImpl> norm_;
+  torch::nn::Linear lm_head_{nullptr};
+  torch::Tensor rope_cos_, rope_sin_;  // [max_seq_len, head_dim/2]; constants, not parameters
+};
+TORCH_MODULE(Policy);
+
+// Batched incremental decoding with a KV cache.
+//
+// The cache is column-aligned: every append() adds the same number of
+// columns to every row; entries marked invalid are padding, masked from
+// every later query forever. Each row keeps its own position counter (its
+// number of valid tokens), so a row's tokens get positions 0,1,2,... exactly
+// as in the compacted, unpadded sequence the learner recomputes.
+// Runs under torch::NoGradGuard. One thread at a time; the policy is shared,
+// not copied (do not change its weights while a session is in use).
+class DecodeSession {
+ public:
+  DecodeSession(Policy policy, int64_t batch);
+
+  // Appends one chunk per row. tokens [B,n] int64; valid [B,n] bool whose
+  // true entries are a prefix of each row (a row may have none);
+  // image_embeds [M,d] for the kImage tokens among valid entries, row-major
+  // (undefined/empty when M = 0). Valid token j of a row gets position
+  // counter + j. Returns logits [B,V] at each row's last valid token of this
+  // chunk; rows without valid entries return their previous last logits
+  // (zeros before the first valid token). Throws std::invalid_argument on bad
+  // shapes, a non-prefix valid mask, an image count mismatch or a position
+  // beyond max_seq_len.
+  torch::Tensor append(const torch::Tensor& tokens, const torch::Tensor& valid,
+                       const torch::Tensor& image_embeds);
+
+  // New row i = old row index[i] (fork, reorder, shrink): cache, masks,
+  // counters and last logits. Cache columns that became padding in every row
+  // are dropped.
+  void select_rows(const torch::Tensor& index);
+
+  int64_t batch() const { return batch_; }
+  torch::Tensor positions() const { return counter_.clone(); }  // [B] valid tokens per row
+  int64_t columns() const { return len_; }                      // cache columns in use
+  torch::Tensor last_logits() const { return last_; }            // [B,V]
+
+ private:
+  void reserve(int64_t columns);
+
+  Policy policy_;
+  int64_t batch_;
+  int64_t len_ = 0;  // columns in use
+  int64_t cap_ = 0;  // columns allocated
+  std::vector<torch::Tensor> k_, v_;  // per layer [B,H,cap,hd]
+  torch::Tensor key_valid_;           // [B,cap] bool
+  torch::Tensor counter_;             // [B] int64
+  torch::Tensor last_;                // [B,V] float32
+};
+
+// ---- sampling ----
+
+struct SamplingOptions {
+  double temperature = 1.0;  // > 0
+  int top_k = 0;             // 0 = off
+  double top_p = 1.0;        // 1 = off
+};
+
+struct Sampled {
+  torch::Tensor tokens;    // [B] int64
+  torch::Tensor logprobs;  // [B] float32
+};
+
+// Samples one token per row from softmax(logits / temperature) restricted to
+// the top-k tokens and then to the smallest top-p nucleus, using `gen`.
+// The returned log-prob is log_softmax(logits / temperature)[token] over the
+// FULL distribution (before truncation): what token_logprobs() recomputes.
+Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
+                      torch::Generator gen);
+
+// Argmax per row; log-prob computed as in sample_tokens.
+Sampled greedy_tokens(const torch::Tensor& logits, double temperature = 1.0);
+
+// log_softmax(logits / temperature) gathered at targets: [B,T,V], [B,T] ->
+// [B,T]. Differentiable.
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets,
+                             double temperature);
+
+// ---- parameters and checkpoints ----
+
+int64_t count_parameters(const Policy& policy);
+
+// Parameters in named_parameters() order (the order of weight sync and
+// checkpoints).
+std::vector<std::pair<std::string, torch::Tensor>> ordered_parameters(const Policy& policy);
+
+// Copies every parameter of `src` into `dst` (e.g. the frozen reference).
+// Names and shapes must match, else nothing is changed and an error names
+// the first difference.
+Status copy_parameters(const Policy& src, const Policy& dst);
+
+struct LoadedPolicy {
+  Policy policy{nullptr};
+  ModelOptions options;
+  int64_t vocab_size = 0;
+};
+
+// Writes all parameters as F32 safetensors with the model config (every
+// ModelOptions field and vocab_size) in __metadata__. `options` must be the
+// policy's own options.
+Status save_policy(const std::string& path, const Policy& policy, const ModelOptions& options);
+
+// Reads a checkpoint written by save_policy: validates the file, rebuilds
+// the model from the stored config and requires exactly its parameter names,
+// shapes and dtype F32. Never throws.
+Result<LoadedPolicy> load_policy(const std::string& path);
+
+}  // namespace gr1

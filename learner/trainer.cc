@@ -1,0 +1,236 @@
+#include "learner/trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "common/crop.h"
+#include "common/image_tensor.h"
+#include "common/tokenizer.h"
+#include "common/turns.h"
+#include "learner/advantages.h"
+#include "learner/grpo.h"
+
+namespace gr1 {
+
+Result<std::vector<TrajectoryScore>> score_group(const TrajectoryGroup& g, const Sample& sample,
+                                                 int shown_size) {
+  auto rule = accuracy_rule_for(sample.dataset);
+  if (!rule.ok()) return rule.status();
+  const float sx = static_cast<float>(sample.width) / shown_size;
+  const float sy = static_cast<float>(sample.height) / shown_size;
+  std::vector<TrajectoryScore> out;
+  out.reserve(g.trajectories.size());
+  for (const auto& t : g.trajectories) {
+    std::optional<Box> last_orig;
+    if (auto b = last_box_shown(t)) {
+      Box o{b->x1 * sx, b->y1 * sy, b->x2 * sx, b->y2 * sy};
+      o.x1 = std::clamp(o.x1, 0.f, float(sample.width));
+      o.x2 = std::clamp(o.x2, 0.f, float(sample.width));
+      o.y1 = std::clamp(o.y1, 0.f, float(sample.height));
+      o.y2 = std::clamp(o.y2, 0.f, float(sample.height));
+      last_orig = o;
+    }
+    auto rb = score_trajectory(turn_texts(t), sample.solution, *rule, last_orig, sample.bboxs);
+    TrajectoryScore s;
+    s.format = rb.format;
+    s.accuracy = rb.accuracy;
+    s.reward = rb.reward;
+    s.box_score = rb.box_score;
+    s.policy_tokens = policy_token_count(t);
+    s.turns = static_cast<int>(t.turns.size());
+    s.has_box = last_orig.has_value();
+    out.push_back(s);
+  }
+  return out;
+}
+
+struct Trainer::Batch {
+  torch::Tensor tokens, positions, key_mask, targets, policy_mask, old_logp;  // [B,T] / [B,T-1]
+  torch::Tensor pixels;  // [M,3,S,S]
+};
+
+Trainer::Trainer(const Config& cfg)
+    : cfg_(cfg), task_(cfg.task), policy_(nullptr), reference_(nullptr) {
+  torch::manual_seed(cfg.run.seed);
+  policy_ = Policy(cfg.model, Tokenizer().vocab_size());
+  if (!cfg.learner.init_checkpoint.empty()) {
+    auto loaded = load_policy(cfg.learner.init_checkpoint);
+    if (!loaded.ok()) throw std::runtime_error("learner.init_checkpoint: " + loaded.error());
+    policy_ = loaded->policy;
+  }
+  reference_ = Policy(cfg.model, Tokenizer().vocab_size());
+  copy_parameters(policy_, reference_);
+  reference_->eval();
+  for (auto& p : reference_->parameters()) p.set_requires_grad(false);
+  for (auto& np : policy_->named_parameters()) {
+    const bool vision = np.key().rfind("vision", 0) == 0;
+    if (cfg.learner.freeze_vision && vision) {
+      np.value().set_requires_grad(false);
+    } else {
+      trainable_.push_back(np.value());
+    }
+  }
+  const auto& l = cfg.learner;
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      trainable_, torch::optim::AdamWOptions(l.lr)
+                      .betas({l.adam_beta1, l.adam_beta2})
+                      .eps(l.adam_eps)
+                      .weight_decay(l.weight_decay));
+}
+
+Trainer::~Trainer() = default;
+
+Trainer::Batch Trainer::make_batch(const std::vector<const Trajectory*>& trajs,
+                                   const std::vector<const Sample*>& samples) const {
+  const int64_t B = static_cast<int64_t>(trajs.size());
+  int64_t T = 0;
+  for (auto* t : trajs) T = std::max<int64_t>(T, t->tokens.size());
+  Batch b;
+  b.tokens = torch::full({B, T}, Tokenizer::kPad, torch::kInt64);
+  b.key_mask = torch::zeros({B, T}, torch::kBool);
+  auto pm = torch::zeros({B, T}, torch::kFloat32);
+  auto old = torch::zeros({B, T}, torch::kFloat32);
+  auto ta = b.tokens.accessor<int64_t, 2>();
+  auto ka = b.key_mask.accessor<bool, 2>();
+  auto pa = pm.accessor<float, 2>();
+  auto oa = old.accessor<float, 2>();
+  std::vector<torch::Tensor> pixels;
+  const int S = cfg_.model.image_size;
+  for (int64_t i = 0; i < B; ++i) {
+    const Trajectory& t = *trajs[i];
+    for (size_t j = 0; j < t.tokens.size(); ++j) {
+      ta[i][j] = t.tokens[j];
+      ka[i][j] = true;
+      pa[i][j] = t.policy_mask[j];
+      oa[i][j] = t.logprobs[j];
+    }
+    for (const auto& ref : t.images) pixels.push_back(image_block_tensor(samples[i]->image, ref, S));
+  }
+  b.positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T}).contiguous();
+  b.targets = b.tokens.slice(1, 1);
+  b.policy_mask = pm.slice(1, 1);
+  b.old_logp = old.slice(1, 1);
+  b.pixels = pixels.empty() ? torch::Tensor() : torch::stack(pixels);
+  return b;
+}
+
+// Log-prob of every token given its prefix: [B, T-1] (entry j is token j+1).
+torch::Tensor Trainer::batch_logprobs(Policy& p, const Batch& b) const {
+  torch::Tensor emb;
+  if (b.pixels.defined()) {
+    auto e = p->encode_images(b.pixels);
+    emb = e.reshape({-1, e.size(2)});
+  }
+  auto logits = p->forward(b.tokens, emb, b.positions, b.key_mask);
+  return token_logprobs(logits.slice(1, 0, logits.size(1) - 1), b.targets,
+                        cfg_.rollout.temperature);
+}
+
+std::vector<float> Trainer::recompute_logprobs(const Trajectory& t, const Sample& sample) {
+  torch::NoGradGuard ng;
+  auto b = make_batch({&t}, {&sample});
+  auto lp = batch_logprobs(policy_, b);
+  std::vector<float> out(t.tokens.size(), 0.f);
+  auto a = lp.accessor<float, 2>();
+  for (size_t j = 1; j < t.tokens.size(); ++j)
+    if (t.policy_mask[j]) out[j] = a[0][j - 1];
+  return out;
+}
+
+Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
+  const auto t0 = std::chrono::steady_clock::now();
+  StepStats st;
+  st.groups = static_cast<int>(groups.size());
+
+  // ---- rewards and advantages, per group ----
+  std::vector<Sample> samples;
+  samples.reserve(groups.size());
+  std::vector<const Trajectory*> trajs;
+  std::vector<const Sample*> traj_samples;
+  std::vector<float> advantages;
+  std::vector<bool> current;  // generated at the current version
+  double box_sum = 0;
+  int box_n = 0, with_box = 0;
+  for (const auto& g : groups) samples.push_back(task_.get(g.prompt_id));
+  for (size_t gi = 0; gi < groups.size(); ++gi) {
+    const auto& g = groups[gi];
+    auto scores = score_group(g, samples[gi], cfg_.model.image_size);
+    if (!scores.ok()) return scores.status();
+    std::vector<double> rewards;
+    for (const auto& s : *scores) {
+      rewards.push_back(s.reward);
+      st.reward_mean += s.reward;
+      st.format_mean += s.format;
+      st.accuracy_mean += s.accuracy;
+      st.policy_tokens_mean += s.policy_tokens;
+      st.turns_mean += s.turns;
+      with_box += s.has_box;
+      if (s.box_score) box_sum += *s.box_score, ++box_n;
+    }
+    for (double a : grpo_advantages(rewards, cfg_.learner.adv_eps))
+      advantages.push_back(static_cast<float>(a));
+    for (const auto& t : g.trajectories) {
+      trajs.push_back(&t);
+      traj_samples.push_back(&samples[gi]);
+      current.push_back(g.weights_version == version_);
+      st.tokens += static_cast<int64_t>(t.tokens.size());
+    }
+  }
+  const int64_t N = static_cast<int64_t>(trajs.size());
+  st.trajectories = static_cast<int>(N);
+  if (N == 0) return Status::Error("step called with no trajectories");
+  st.reward_mean /= N;
+  st.format_mean /= N;
+  st.accuracy_mean /= N;
+  st.policy_tokens_mean /= N;
+  st.turns_mean /= N;
+  st.box_rate = static_cast<double>(with_box) / N;
+  if (box_n > 0) st.box_score_mean = box_sum / box_n;
+
+  // ---- loss over micro-batches, gradients accumulated ----
+  const auto& l = cfg_.learner;
+  const double frac = cfg_.learner.steps > 1 ? double(version_) / (cfg_.learner.steps - 1) : 0.0;
+  st.lr = l.lr * (1.0 - (1.0 - l.lr_final_frac) * std::min(1.0, frac));
+  for (auto& group : optimizer_->param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(st.lr);
+  optimizer_->zero_grad();
+  policy_->train();
+  GrpoLossOptions lo{l.clip_eps, l.beta_kl, l.kl_clamp};
+  auto adv_all = torch::tensor(advantages, torch::kFloat32);
+  for (int64_t s = 0; s < N; s += l.micro_batch) {
+    const int64_t e = std::min<int64_t>(N, s + l.micro_batch);
+    std::vector<const Trajectory*> mt(trajs.begin() + s, trajs.begin() + e);
+    std::vector<const Sample*> ms(traj_samples.begin() + s, traj_samples.begin() + e);
+    auto b = make_batch(mt, ms);
+    torch::Tensor ref;
+    {
+      torch::NoGradGuard ng;
+      ref = batch_logprobs(reference_, b);
+    }
+    auto lp = batch_logprobs(policy_, b);
+    auto loss = grpo_loss(lp, b.old_logp, ref, b.policy_mask, adv_all.slice(0, s, e), lo);
+    const double w = double(e - s) / double(N);
+    (loss.loss * w).backward();
+    st.loss += loss.loss.item<double>() * w;
+    st.pg += loss.pg * w;
+    st.kl += loss.kl * w;
+    st.clip_frac += loss.clip_frac * w;
+    st.ratio_max = std::max(st.ratio_max, loss.ratio_max);
+    st.policy_tokens += loss.tokens;
+    {
+      torch::NoGradGuard ng;
+      auto diff = ((lp - b.old_logp).abs() * b.policy_mask);
+      for (int64_t i = s; i < e; ++i)
+        if (current[i])
+          st.logp_mismatch_max = std::max(st.logp_mismatch_max, diff[i - s].max().item<double>());
+    }
+  }
+  st.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, l.grad_clip);
+  optimizer_->step();
+  ++version_;
+  st.train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return st;
+}
+
+}  // namespace gr1

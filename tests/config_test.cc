@@ -1,0 +1,72 @@
+#include "common/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+namespace gr1 {
+namespace {
+
+std::string error_of(const std::string& yaml) {
+  auto r = parse_config_yaml(yaml);
+  return r.ok() ? std::string("<accepted>") : r.error();
+}
+
+TEST(ConfigTest, ShippedConfigsLoadAndValidate) {
+  for (const char* name : {"demo.yaml", "tests.yaml"}) {
+    auto r = load_config(std::string(GR1_SOURCE_DIR) + "/configs/" + name);
+    ASSERT_TRUE(r.ok()) << name << ": " << r.error();
+  }
+  auto demo = load_config(std::string(GR1_SOURCE_DIR) + "/configs/demo.yaml");
+  EXPECT_EQ(demo->rollout.g1, 2);
+  EXPECT_EQ(demo->rollout.g2, 4);
+}
+
+TEST(ConfigTest, UnknownKeyIsNamed) {
+  EXPECT_EQ(error_of("learner:\n  lrr: 0.1\n"), "learner.lrr: unknown key");
+  EXPECT_NE(error_of("bogus:\n  x: 1\n").find("bogus.x"), std::string::npos);
+}
+
+TEST(ConfigTest, BadValueIsNamed) {
+  EXPECT_NE(error_of("learner:\n  lr: -1\n").find("learner.lr"), std::string::npos);
+  EXPECT_NE(error_of("learner:\n  lr: fast\n").find("learner.lr"), std::string::npos);
+  EXPECT_NE(error_of("model:\n  n_heads: 3\n").find("model.n_heads"), std::string::npos);
+  EXPECT_NE(error_of("rollout:\n  top_p: 1.5\n").find("rollout.top_p"), std::string::npos);
+  EXPECT_NE(error_of("bus:\n  control_endpoint: localhost:5\n").find("bus.control_endpoint"),
+            std::string::npos);
+  EXPECT_NE(error_of("learner:\n  advantage: ppo\n").find("learner.advantage"), std::string::npos);
+  EXPECT_NE(error_of("model:\n  d_model: [1, 2]\n").find("model.d_model"), std::string::npos);
+}
+
+TEST(ConfigTest, InvalidYamlIsReported) {
+  EXPECT_NE(error_of("learner: [unclosed\n").find("invalid YAML"), std::string::npos);
+}
+
+TEST(ConfigTest, OverridesApplyAndAreValidated) {
+  Config c;
+  ASSERT_TRUE(apply_override(c, "learner.lr=0.5").ok());
+  EXPECT_DOUBLE_EQ(c.learner.lr, 0.5);
+  ASSERT_TRUE(apply_override(c, "bus.control_endpoint=ipc:///tmp/x").ok());
+  EXPECT_EQ(c.bus.control_endpoint, "ipc:///tmp/x");
+  EXPECT_EQ(apply_override(c, "learner.nope=1").message(), "learner.nope: unknown key");
+  EXPECT_FALSE(apply_override(c, "learner.lr").ok());
+}
+
+TEST(ConfigTest, EffectiveYamlRoundTripsEveryField) {
+  Config c;
+  c.learner.lr = 0.125;
+  c.bus.weights_endpoint = "ipc:///tmp/gr1-w";
+  c.rollout.g2 = 3;
+  c.learner.freeze_vision = true;
+  const std::string y = config_to_yaml(c);
+  EXPECT_NE(y.find("weights_endpoint: ipc:///tmp/gr1-w"), std::string::npos);
+  auto back = parse_config_yaml(y);
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_DOUBLE_EQ(back->learner.lr, 0.125);
+  EXPECT_EQ(back->rollout.g2, 3);
+  EXPECT_TRUE(back->learner.freeze_vision);
+  EXPECT_EQ(config_to_yaml(*back), y);
+}
+
+}  // namespace
+}  // namespace gr1

@@ -1,0 +1,160 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/config.h"
+#include "common/tokenizer.h"
+#include "common/weights_torch.h"
+#include "actors/rollout.h"
+#include "learner/advantages.h"
+#include "learner/grpo.h"
+#include "learner/trainer.h"
+#include "common/prompt.h"
+
+namespace gr1 {
+namespace {
+
+TEST(AdvantagesTest, GrpoMatchesHandComputedGroup) {
+  // rewards 0, 1, 2, 3: mean 1.5, unbiased std sqrt(5/3) = 1.290994.
+  auto a = grpo_advantages({0, 1, 2, 3}, 1e-4);
+  const double sd = std::sqrt(5.0 / 3.0);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_NEAR(a[0], -1.5 / (sd + 1e-4), 1e-12);
+  EXPECT_NEAR(a[3], 1.5 / (sd + 1e-4), 1e-12);
+  EXPECT_NEAR(a[1] + a[2], 0.0, 1e-12);
+}
+
+TEST(AdvantagesTest, EqualRewardsGiveZeroAdvantage) {
+  for (double x : grpo_advantages({2, 2, 2}, 1e-4)) EXPECT_EQ(x, 0.0);
+  EXPECT_EQ(grpo_advantages({1.0}, 1e-4)[0], 0.0);
+}
+
+TEST(GrpoLossTest, OnPolicyLossIsMinusMeanAdvantageAndKlZero) {
+  // Same logp for policy, old and reference: ratio 1, KL 0.
+  auto logp = torch::tensor({{-1.0f, -2.0f, -3.0f}, {-0.5f, -0.5f, -0.5f}}).requires_grad_(true);
+  auto mask = torch::tensor({{1.f, 1.f, 0.f}, {0.f, 1.f, 1.f}});
+  auto adv = torch::tensor({2.0f, -1.0f});
+  auto l = grpo_loss(logp, logp.detach(), logp.detach(), mask, adv, {0.2, 0.04, 10.0});
+  // per-trajectory token mean of -A: (-2 + 1) / 2 = -0.5
+  EXPECT_NEAR(l.loss.item<double>(), -0.5, 1e-6);
+  EXPECT_NEAR(l.kl, 0.0, 1e-7);
+  EXPECT_EQ(l.tokens, 4);
+  l.loss.backward();
+  auto g = logp.grad();
+  // d/dlogp of -(ratio*A)/n_i/B = -A/(n_i*B) on policy tokens, 0 elsewhere.
+  EXPECT_NEAR(g[0][0].item<double>(), -2.0 / (2 * 2), 1e-6);
+  EXPECT_NEAR(g[0][2].item<double>(), 0.0, 1e-9);
+  EXPECT_NEAR(g[1][1].item<double>(), 1.0 / (2 * 2), 1e-6);
+}
+
+TEST(GrpoLossTest, RatioIsClippedForPositiveAdvantage) {
+  // logp - old = log(2): ratio 2 > 1.2, A > 0 -> clipped objective, no gradient.
+  auto old = torch::full({1, 2}, -2.0f);
+  auto logp = (old + std::log(2.0f)).clone().requires_grad_(true);
+  auto mask = torch::ones({1, 2});
+  auto l = grpo_loss(logp, old, logp.detach(), mask, torch::tensor({1.0f}), {0.2, 0.0, 10.0});
+  EXPECT_NEAR(l.loss.item<double>(), -1.2, 1e-5);
+  EXPECT_NEAR(l.clip_frac, 1.0, 1e-9);
+  l.loss.backward();
+  EXPECT_NEAR(logp.grad().abs().sum().item<double>(), 0.0, 1e-9);
+}
+
+TEST(GrpoLossTest, K3KlMatchesHandValueAndIsClamped) {
+  // d = ref - logp = 1: k3 = e - 1 - 1 = 0.718281828
+  auto logp = torch::full({1, 1}, -2.0f);
+  auto ref = torch::full({1, 1}, -1.0f);
+  auto l = grpo_loss(logp, logp, ref, torch::ones({1, 1}), torch::zeros({1}), {0.2, 1.0, 10.0});
+  EXPECT_NEAR(l.kl, std::exp(1.0) - 2.0, 1e-5);
+  // d = 50 clamped to 3: e^3 - 3 - 1
+  auto far = torch::full({1, 1}, 48.0f);
+  auto l2 = grpo_loss(logp, logp, far, torch::ones({1, 1}), torch::zeros({1}), {0.2, 1.0, 3.0});
+  EXPECT_NEAR(l2.kl, std::exp(3.0) - 4.0, 1e-3);
+}
+
+Config test_config() {
+  auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
+  EXPECT_TRUE(c.ok()) << c.error();
+  return *c;
+}
+
+TEST(WeightsTest, PackUnpackRoundTripAcrossBuckets) {
+  Config cfg = test_config();
+  torch::manual_seed(1);
+  Policy a(cfg.model, Tokenizer().vocab_size());
+  torch::manual_seed(2);
+  Policy b(cfg.model, Tokenizer().vocab_size());
+  auto snap = pack_weights(a, 7, 4096);
+  EXPECT_GT(snap->buckets.size(), 3u);  // small buckets: tensors span them
+  ASSERT_TRUE(verify_snapshot(*snap).ok());
+  ASSERT_TRUE(unpack_weights(*snap, b).ok());
+  auto pa = a->parameters(), pb = b->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i]));
+}
+
+TEST(WeightsTest, CorruptionIsDetected) {
+  Config cfg = test_config();
+  Policy a(cfg.model, Tokenizer().vocab_size());
+  auto snap = pack_weights(a, 1, 8192);
+  WeightsSnapshot bad = *snap;
+  bad.buckets[1][17] ^= 0x01;
+  auto s = verify_snapshot(bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("checksum"), std::string::npos);
+  WeightsSnapshot short_ = *snap;
+  short_.buckets.pop_back();
+  EXPECT_FALSE(verify_snapshot(short_).ok());
+  WeightsSnapshot renamed = *snap;
+  renamed.manifest[0].name = "nope";
+  EXPECT_FALSE(unpack_weights(renamed, a).ok());
+}
+
+// A one-turn trajectory whose policy tokens are `text`, with the actor's
+// log-probs filled in by the learner's own recomputation (on-policy).
+Trajectory scripted(Trainer& trainer, const Sample& s, const std::string& text, const ModelOptions& m) {
+  Trajectory t;
+  t.tokens = first_user_turn(s.problem, m.image_size, m.image_size, m.image_tokens());
+  t.policy_mask.assign(t.tokens.size(), 0);
+  const auto body = Tokenizer().encode(text);
+  t.turns.push_back(TurnSpan{int32_t(t.tokens.size()), int32_t(t.tokens.size() + body.size())});
+  for (auto id : body) t.tokens.push_back(id), t.policy_mask.push_back(1);
+  t.logprobs.assign(t.tokens.size(), 0.f);
+  t.images.push_back(ImageRef{false, {}});
+  t.boxes_shown.push_back(std::nullopt);
+  t.finished = true;
+  t.logprobs = trainer.recompute_logprobs(t, s);
+  return t;
+}
+
+TEST(TrainerTest, StepRaisesTheLikelihoodOfTheRewardedAnswer) {
+  Config cfg = test_config();
+  cfg.learner.lr = 1e-2;
+  cfg.learner.beta_kl = 0.0;
+  Trainer trainer(cfg);
+  const Sample s = trainer.task().get(3);
+  TrajectoryGroup g;
+  g.actor_id = "a";
+  g.prompt_id = 3;
+  g.weights_version = 0;
+  const std::string right = "<think>read</think><answer>" + s.solution + "</answer>";
+  const std::string wrong = "<think>read</think><answer>#</answer>";
+  for (int i = 0; i < 2; ++i) g.trajectories.push_back(scripted(trainer, s, right, cfg.model));
+  for (int i = 0; i < 2; ++i) g.trajectories.push_back(scripted(trainer, s, wrong, cfg.model));
+  auto sum_lp = [](const Trajectory& t, const std::vector<float>& lp) {
+    double x = 0;
+    for (size_t j = 0; j < lp.size(); ++j) x += t.policy_mask[j] ? lp[j] : 0.0;
+    return x;
+  };
+  const double before = sum_lp(g.trajectories[0], g.trajectories[0].logprobs);
+  auto st = trainer.step({g});
+  ASSERT_TRUE(st.ok()) << st.error();
+  EXPECT_EQ(trainer.version(), 1u);
+  EXPECT_EQ(st->trajectories, 4);
+  EXPECT_NEAR(st->accuracy_mean, 0.5, 1e-9);
+  EXPECT_NEAR(st->format_mean, 2.0, 1e-9);
+  EXPECT_LE(st->logp_mismatch_max, 1e-4);  // on-policy: actor == learner
+  const double after = sum_lp(g.trajectories[0], trainer.recompute_logprobs(g.trajectories[0], s));
+  EXPECT_GT(after, before);
+}
+
+}  // namespace
+}  // namespace gr1
