@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "actors/actor.h"
+#include "apps/bench.h"
 #include "common/config.h"
 #include "learner/learner.h"
 #include "orchestration/launch.h"
@@ -54,11 +55,17 @@ int main(int argc, char** argv) {
   launch->add_option("--actors", actors, "number of actor processes")->check(CLI::Range(1, 256));
   launch->add_option("--steps", steps, "optimizer steps (overrides learner.steps)")->check(CLI::PositiveNumber);
 
+  int iters = 3;
+  auto* bench = app.add_subcommand("bench", "micro-benchmarks of rollout, train step and weight sync");
+  add_common(bench);
+  bench->add_option("--iters", iters, "repetitions after one warm-up")->check(CLI::PositiveNumber);
+
   CLI11_PARSE(app, argc, argv);
 
   gr1::Config cfg;
   if (!load(config_path, sets, run_dir, steps, &cfg)) return 2;
   if (learner->parsed()) return gr1::run_learner(cfg);
+  if (bench->parsed()) return gr1::run_bench(cfg, iters);
   if (actor->parsed()) return gr1::run_actor(cfg, actor_id);
   if (launch->parsed()) {
     gr1::LaunchOptions lo;

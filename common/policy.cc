@@ -43,9 +43,10 @@ class BlockImpl : public torch::nn::Module {
     down = register_module("down", torch::nn::Linear(torch::nn::LinearOptions(ffn, d).bias(false)));
   }
 
-  // x [B,T,d]. cos/sin undefined = no RoPE; mask undefined = full attention.
+  // x [B,T,d]. cos/sin undefined = no RoPE; bias [B,1,T,Tk] additive (0 or
+  // -inf), undefined = full attention.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                        const torch::Tensor& mask, torch::Tensor* k_cache, torch::Tensor* v_cache,
+                        const torch::Tensor& bias, torch::Tensor* k_cache, torch::Tensor* v_cache,
                         int64_t past) {
     const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
     auto qkv_ = qkv(attn_norm->forward(x)).view({B, T, 3, heads_, hd_}).permute({2, 0, 3, 1, 4});
@@ -60,8 +61,10 @@ class BlockImpl : public torch::nn::Module {
       k = k_cache->slice(2, 0, past + T);
       v = v_cache->slice(2, 0, past + T);
     }
-    auto s = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(hd_)));
-    if (mask.defined()) s = s.masked_fill(mask.logical_not(), -std::numeric_limits<float>::infinity());
+    // Scale on q (small) and add the bias in place: the [B,H,T,Tk] scores
+    // are the big tensor, so they take as few passes as possible.
+    auto s = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k.transpose(-2, -1));
+    if (bias.defined()) s.add_(bias);
     auto a = torch::matmul(torch::softmax(s, -1), v).transpose(1, 2).reshape({B, T, d});
     auto h = x + out(a);
     auto f = ffn_norm->forward(h);
@@ -130,17 +133,20 @@ void check_options(const ModelOptions& o, int64_t vocab) {
   if (o.image_size % o.patch_size != 0) bad("policy: image_size must be a multiple of patch_size");
 }
 
-// The additive-free attention mask: causal by column, keys restricted to
-// `key_valid`, and every query may always see itself (so padding queries
-// never see an empty row; their outputs are unused).
+// Additive attention bias [B,1,Tq,Tk] (0 = may attend, -inf = masked):
+// causal by column, keys restricted to `key_valid`, and every query may
+// always see itself (so padding queries never get an empty row; their
+// outputs are unused).
 //   key_valid [B,Tk]; queries are columns [past, past+Tq) of the keys.
-torch::Tensor attention_mask(const torch::Tensor& key_valid, int64_t past, int64_t Tq) {
+torch::Tensor attention_bias(const torch::Tensor& key_valid, int64_t past, int64_t Tq) {
   const int64_t Tk = key_valid.size(1);
   auto kcol = torch::arange(Tk, torch::kInt64).unsqueeze(0);          // [1,Tk]
   auto qcol = torch::arange(past, past + Tq, torch::kInt64).unsqueeze(1);  // [Tq,1]
   auto causal = kcol.le(qcol);                                         // [Tq,Tk]
   auto self = kcol.eq(qcol);
-  return (key_valid.unsqueeze(1) & causal.unsqueeze(0)).logical_or(self.unsqueeze(0)).unsqueeze(1);
+  auto allowed = (key_valid.unsqueeze(1) & causal.unsqueeze(0)).logical_or(self.unsqueeze(0)).unsqueeze(1);
+  return torch::zeros(allowed.sizes(), torch::kFloat32)
+      .masked_fill_(allowed.logical_not(), -std::numeric_limits<float>::infinity());
 }
 
 int64_t item_i64(const torch::Tensor& t) { return t.item<int64_t>(); }
@@ -228,10 +234,10 @@ std::pair<torch::Tensor, torch::Tensor> PolicyImpl::rope(const torch::Tensor& po
 }
 
 torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
-                                     const torch::Tensor& mask, std::vector<torch::Tensor>* k_cache,
+                                     const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                                      std::vector<torch::Tensor>* v_cache, int64_t past) {
   for (size_t l = 0; l < blocks_.size(); ++l)
-    x = blocks_[l]->forward(x, cos, sin, mask, k_cache ? &(*k_cache)[l] : nullptr,
+    x = blocks_[l]->forward(x, cos, sin, bias, k_cache ? &(*k_cache)[l] : nullptr,
                             v_cache ? &(*v_cache)[l] : nullptr, past);
   return x;
 }
@@ -264,7 +270,7 @@ torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens_in, const torch::T
   tokens = tokens.masked_fill(key_mask.logical_not(), Tokenizer::kPad);
   auto x = embed(tokens, tokens.eq(Tokenizer::kImage) & key_mask, image_embeds);
   auto [cos, sin] = rope(positions);
-  auto h = run_layers(x, cos, sin, attention_mask(key_mask, 0, T), nullptr, nullptr, 0);
+  auto h = run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
   return head(h);
 }
 
@@ -336,8 +342,8 @@ torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch:
   auto [cos, sin] = policy_->rope(positions);
   reserve(len_ + n);
   key_valid_.slice(1, len_, len_ + n).copy_(valid);
-  auto mask = attention_mask(key_valid_.slice(1, 0, len_ + n), len_, n);
-  auto h = policy_->run_layers(x, cos, sin, mask, &k_, &v_, len_);  // [B,n,d]
+  auto bias = attention_bias(key_valid_.slice(1, 0, len_ + n), len_, n);
+  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_);  // [B,n,d]
   len_ += n;
 
   auto last_idx = (counts - 1).clamp_min(0);                                         // [B]

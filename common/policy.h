@@ -67,11 +67,11 @@ class PolicyImpl : public torch::nn::Module {
                       const torch::Tensor& image_embeds);
   // RoPE cos/sin [B,1,T,head_dim/2] for positions [B,T] (clamped into the table).
   std::pair<torch::Tensor, torch::Tensor> rope(const torch::Tensor& positions) const;
-  // The decoder blocks. mask [B,1,Tq,Tk] bool (true = may attend). With a
+  // The decoder blocks. bias [B,1,Tq,Tk] additive mask (0 or -inf). With a
   // cache, each layer writes its keys/values of x at columns [past, past+Tq)
   // of k_cache[l]/v_cache[l] ([B,H,cap,hd]) and attends over [0, past+Tq).
   torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
-                           const torch::Tensor& mask, std::vector<torch::Tensor>* k_cache,
+                           const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                            std::vector<torch::Tensor>* v_cache, int64_t past);
   // Final norm + LM head.
   torch::Tensor head(const torch::Tensor& h);

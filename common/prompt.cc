@@ -5,9 +5,10 @@
 namespace gr1 {
 
 std::string instruction_text(const std::string& question, int shown_w, int shown_h) {
-  return question + " The image is " + std::to_string(shown_w) + "x" + std::to_string(shown_h) +
-         ". To look closer, name one region as <box>[x1,y1,x2,y2]</box>; its crop will follow and"
-         " you may repeat. Final: <think>...</think><answer>...</answer>";
+  return question + " Image " + std::to_string(shown_w) + "x" + std::to_string(shown_h) +
+         ". To zoom, give one <box>[x1,y1,x2,y2]</box>; its crop follows, repeatable. End with"
+         " <answer>...</answer>. Format: <think>...</think><box>[...]</box> or"
+         " <think>...</think><answer>...</answer>";
 }
 
 namespace {

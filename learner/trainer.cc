@@ -1,5 +1,6 @@
 #include "learner/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -56,7 +57,16 @@ Trainer::Trainer(const Config& cfg)
   if (!cfg.learner.init_checkpoint.empty()) {
     auto loaded = load_policy(cfg.learner.init_checkpoint);
     if (!loaded.ok()) throw std::runtime_error("learner.init_checkpoint: " + loaded.error());
+    if (loaded->vocab_size != Tokenizer().vocab_size())
+      throw std::runtime_error("learner.init_checkpoint: vocabulary size differs from the tokenizer's");
     policy_ = loaded->policy;
+    const ModelOptions& a = loaded->options;
+    const ModelOptions& m = cfg.model;
+    if (a.d_model != m.d_model || a.n_layers != m.n_layers || a.n_heads != m.n_heads ||
+        a.ffn_hidden != m.ffn_hidden || a.image_size != m.image_size ||
+        a.patch_size != m.patch_size || a.vision_layers != m.vision_layers)
+      throw std::runtime_error("learner.init_checkpoint: its model architecture differs from the "
+                               "config's model section (actors build the config's)");
   }
   reference_ = Policy(cfg.model, Tokenizer().vocab_size());
   copy_parameters(policy_, reference_);
@@ -196,6 +206,28 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
   optimizer_->zero_grad();
   policy_->train();
   GrpoLossOptions lo{l.clip_eps, l.beta_kl, l.kl_clamp};
+  // Micro-batches of similar lengths waste less compute on padding.
+  std::vector<int64_t> order(N);
+  for (int64_t i = 0; i < N; ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return trajs[a]->tokens.size() < trajs[b]->tokens.size();
+  });
+  {
+    std::vector<const Trajectory*> t2;
+    std::vector<const Sample*> s2;
+    std::vector<float> a2;
+    std::vector<bool> c2;
+    for (auto i : order) {
+      t2.push_back(trajs[i]);
+      s2.push_back(traj_samples[i]);
+      a2.push_back(advantages[i]);
+      c2.push_back(current[i]);
+    }
+    trajs.swap(t2);
+    traj_samples.swap(s2);
+    advantages.swap(a2);
+    current.swap(c2);
+  }
   auto adv_all = torch::tensor(advantages, torch::kFloat32);
   for (int64_t s = 0; s < N; s += l.micro_batch) {
     const int64_t e = std::min<int64_t>(N, s + l.micro_batch);
@@ -203,11 +235,12 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     std::vector<const Sample*> ms(traj_samples.begin() + s, traj_samples.begin() + e);
     auto b = make_batch(mt, ms);
     torch::Tensor ref;
-    {
+    if (l.beta_kl > 0) {
       torch::NoGradGuard ng;
       ref = batch_logprobs(reference_, b);
     }
     auto lp = batch_logprobs(policy_, b);
+    if (!ref.defined()) ref = lp.detach();  // beta_kl == 0: KL term is zero
     auto loss = grpo_loss(lp, b.old_logp, ref, b.policy_mask, adv_all.slice(0, s, e), lo);
     const double w = double(e - s) / double(N);
     (loss.loss * w).backward();

@@ -9,6 +9,7 @@
 #include "learner/advantages.h"
 #include "learner/grpo.h"
 #include "learner/trainer.h"
+#include "learner/validate.h"
 #include "common/prompt.h"
 
 namespace gr1 {
@@ -154,6 +155,65 @@ TEST(TrainerTest, StepRaisesTheLikelihoodOfTheRewardedAnswer) {
   EXPECT_LE(st->logp_mismatch_max, 1e-4);  // on-policy: actor == learner
   const double after = sum_lp(g.trajectories[0], trainer.recompute_logprobs(g.trajectories[0], s));
   EXPECT_GT(after, before);
+}
+
+}  // namespace
+}  // namespace gr1
+
+namespace gr1 {
+namespace {
+
+// A structurally valid group built by real rollouts, then broken one field at a time.
+class ValidateGroupTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cfg = test_config();
+    trainer = std::make_unique<Trainer>(cfg);
+    RolloutEngine engine(trainer->policy(), cfg.model, cfg.rollout);
+    auto gen = torch::make_generator<torch::CPUGeneratorImpl>(5);
+    good = engine.rollout(trainer->task().get(1), gen);
+  }
+  std::string error_of(const TrajectoryGroup& g) {
+    Status s = validate_group(g, cfg, Tokenizer().vocab_size());
+    return s.ok() ? "<valid>" : s.message();
+  }
+  Config cfg;
+  std::unique_ptr<Trainer> trainer;
+  TrajectoryGroup good;
+};
+
+TEST_F(ValidateGroupTest, RealRolloutIsValid) { EXPECT_EQ(error_of(good), "<valid>"); }
+
+TEST_F(ValidateGroupTest, EachCorruptionIsRejectedWithItsReason) {
+  auto g = good;
+  g.trajectories.pop_back();
+  EXPECT_NE(error_of(g).find("expected g1*g2"), std::string::npos);
+  g = good;
+  g.trajectories[1].tokens[3] = 5000;
+  EXPECT_NE(error_of(g).find("out of vocabulary"), std::string::npos);
+  g = good;
+  g.trajectories[0].logprobs.pop_back();
+  EXPECT_NE(error_of(g).find("differ in length"), std::string::npos);
+  g = good;
+  {
+    auto& t = g.trajectories[0];
+    const int j = t.turns[0].begin;
+    t.logprobs[j] = 3.0f;  // not a log-probability
+  }
+  EXPECT_NE(error_of(g).find("not a log-probability"), std::string::npos);
+  g = good;
+  g.trajectories[0].images.push_back(ImageRef{true, Box{0, 0, 10, 10}});
+  EXPECT_NE(error_of(g).find("image slots"), std::string::npos);
+  g = good;
+  g.trajectories[0].policy_mask[1] = 1;
+  g.trajectories[0].logprobs[1] = -1.f;
+  EXPECT_NE(error_of(g).find("policy_mask differs"), std::string::npos);
+  g = good;
+  g.trajectories[0].turns[0].end = 1 << 20;
+  EXPECT_NE(error_of(g).find("out of range"), std::string::npos);
+  g = good;
+  g.trajectories[0].root = 7;
+  EXPECT_NE(error_of(g).find("root"), std::string::npos);
 }
 
 }  // namespace
