@@ -1,0 +1,120 @@
+// The learner's bus thread: admission control, rejection, lost actors.
+#include "learner/coordinator.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+#include <thread>
+#include <zmq.hpp>
+
+#include "common/config.h"
+#include "common/messages.h"
+
+namespace gr1 {
+namespace {
+
+Config coordinator_config(const std::string& tag) {
+  auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
+  EXPECT_TRUE(c.ok());
+  Config cfg = *c;
+  const std::string base = "ipc://" + (std::filesystem::temp_directory_path() /
+                                       ("gr1-coord-" + tag + "-" + std::to_string(getpid()))).string();
+  cfg.bus.control_endpoint = base + "-ctl";
+  cfg.bus.trajectory_endpoint = base + "-traj";
+  cfg.bus.weights_endpoint = base + "-w";
+  cfg.bus.heartbeat_interval_ms = 50;
+  cfg.bus.peer_timeout_ms = 400;
+  cfg.learner.max_inflight_groups = 2;
+  return cfg;
+}
+
+// A hand-driven actor speaking the wire protocol directly.
+struct FakeActor {
+  FakeActor(zmq::context_t& ctx, const Config& cfg, const std::string& id)
+      : id(id), ctl(ctx, zmq::socket_type::dealer), push(ctx, zmq::socket_type::push) {
+    ctl.set(zmq::sockopt::routing_id, id);
+    ctl.set(zmq::sockopt::linger, 0);
+    push.set(zmq::sockopt::linger, 0);
+    ctl.connect(cfg.bus.control_endpoint);
+    push.connect(cfg.bus.trajectory_endpoint);
+  }
+  void send(const Payload& p) { ctl.send(zmq::buffer(encode_message(id, p))); }
+  // Collects granted prompt ids until `n` arrived or `wait` passed.
+  std::vector<uint64_t> grants(size_t n, std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    std::vector<uint64_t> out;
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
+      zmq::pollitem_t it{static_cast<void*>(ctl), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&it, 1, std::chrono::milliseconds(50));
+      zmq::message_t m;
+      while (ctl.recv(m, zmq::recv_flags::dontwait)) {
+        auto r = decode_message(m.data(), m.size(), 1 << 20);
+        if (r.ok())
+          if (auto* g = r->get<WorkGrantMsg>()) out.insert(out.end(), g->prompt_ids.begin(), g->prompt_ids.end());
+      }
+    }
+    return out;
+  }
+  std::string id;
+  zmq::socket_t ctl, push;
+};
+
+TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
+  Config cfg = coordinator_config("grant");
+  Coordinator coord(cfg);
+  ASSERT_TRUE(coord.start().ok());
+  zmq::context_t ctx;
+  std::vector<uint64_t> first;
+  {
+    FakeActor a(ctx, cfg, "a");
+    RegisterMsg reg;
+    reg.actor_id = "a";
+    a.send(reg);
+    first = a.grants(2);
+    ASSERT_EQ(first.size(), 2u);
+    // No more than max_inflight_groups outstanding (checked well inside the
+    // 400 ms peer timeout, while "a" is still alive).
+    EXPECT_TRUE(a.grants(1, std::chrono::milliseconds(150)).empty());
+
+    // A group for a prompt it was never granted is rejected and counted.
+    TrajectoryGroup g;
+    g.actor_id = "a";
+    g.prompt_id = 999;
+    Trajectory t;
+    t.tokens = {1, 4, 20};
+    t.logprobs = {0, 0, -1};
+    t.policy_mask = {0, 0, 1};
+    t.turns = {TurnSpan{2, 3}};
+    t.boxes_shown = {std::nullopt};
+    t.images = {ImageRef{}};
+    g.trajectories = {t};
+    a.push.send(zmq::buffer(encode_message("a", g)));
+    // Garbage is rejected too, and the coordinator keeps serving.
+    a.push.send(zmq::str_buffer("garbage"));
+    for (int i = 0; i < 100 && coord.counters().rejected_messages < 2; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(coord.counters().rejected_messages, 2u);
+    EXPECT_TRUE(coord.take_groups(1, std::chrono::milliseconds(10)).empty());
+    // Actor "a" now falls silent (no heartbeats) and is declared lost.
+  }
+  for (int i = 0; i < 100 && coord.counters().actors_lost < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(coord.counters().actors_lost, 1u);
+  EXPECT_EQ(coord.counters().prompts_requeued, 2u);
+  EXPECT_TRUE(coord.alive_actors().empty());
+
+  // The next actor gets the lost actor's prompts first: none is skipped.
+  FakeActor b(ctx, cfg, "b");
+  RegisterMsg reg;
+  reg.actor_id = "b";
+  b.send(reg);
+  auto second = b.grants(2);
+  EXPECT_EQ(std::set<uint64_t>(second.begin(), second.end()),
+            std::set<uint64_t>(first.begin(), first.end()));
+  coord.stop();
+}
+
+}  // namespace
+}  // namespace gr1
