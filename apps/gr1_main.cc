@@ -6,6 +6,7 @@
 
 #include "actors/actor.h"
 #include "apps/bench.h"
+#include "learner/score_tool.h"
 #include "common/config.h"
 #include "learner/learner.h"
 #include "orchestration/launch.h"
@@ -60,7 +61,12 @@ int main(int argc, char** argv) {
   add_common(bench);
   bench->add_option("--iters", iters, "repetitions after one warm-up")->check(CLI::PositiveNumber);
 
+  std::string score_in;
+  auto* score = app.add_subcommand("score", "rewards of given turn texts (JSON lines), by the learner's code");
+  score->add_option("--in", score_in, "JSON-lines file, or - for stdin")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (score->parsed()) return gr1::run_score(score_in);
 
   gr1::Config cfg;
   if (!load(config_path, sets, run_dir, steps, &cfg)) return 2;

@@ -112,7 +112,10 @@ const FieldTable& fields() {
       GR1_FIELD(learner, clip_eps, double, "PPO ratio clip epsilon"),
       GR1_FIELD(learner, kl_clamp, double, "clamp of logp_ref - logp"),
       GR1_FIELD(learner, adv_eps, double, "advantage std epsilon"),
-      GR1_FIELD(learner, advantage, std::string, "advantage estimator: grpo"),
+      GR1_FIELD(learner, advantage, std::string, "advantage estimator: grpo | srpo"),
+      GR1_FIELD(learner, srpo_bins, int, "SRPO scale bins (log-spaced)"),
+      GR1_FIELD(learner, srpo_min_scale, double, "SRPO smallest scale anchor (fraction of image area)"),
+      GR1_FIELD(learner, srpo_lambda, double, "SRPO inter-bin weight"),
       GR1_FIELD(learner, max_staleness, int, "max versions a group may lag"),
       GR1_FIELD(learner, max_inflight_groups, int, "per-actor granted + unconsumed groups"),
       GR1_FIELD(learner, freeze_vision, bool, "freeze the vision encoder"),
@@ -243,8 +246,12 @@ Status validate_config(const Config& c) {
   if (!(l.clip_eps > 0 && l.clip_eps < 1)) return err("learner.clip_eps", "must be in (0, 1)");
   if (!(l.kl_clamp > 0)) return err("learner.kl_clamp", "must be > 0");
   if (!(l.adv_eps > 0)) return err("learner.adv_eps", "must be > 0");
-  if (l.advantage != "grpo")
-    return err("learner.advantage", "unknown estimator '" + l.advantage + "' (known: grpo)");
+  if (l.advantage != "grpo" && l.advantage != "srpo")
+    return err("learner.advantage", "unknown estimator '" + l.advantage + "' (known: grpo, srpo)");
+  if (l.srpo_bins < 1 || l.srpo_bins > 64) return err("learner.srpo_bins", "must be in [1, 64]");
+  if (!(l.srpo_min_scale > 0 && l.srpo_min_scale < 1))
+    return err("learner.srpo_min_scale", "must be in (0, 1)");
+  if (!(l.srpo_lambda >= 0)) return err("learner.srpo_lambda", "must be >= 0");
   if (l.max_staleness < 0) return err("learner.max_staleness", "must be >= 0");
   if (l.max_inflight_groups < 1) return err("learner.max_inflight_groups", "must be >= 1");
   if (l.threads < 1 || l.threads > 256) return err("learner.threads", "must be in [1, 256]");

@@ -70,7 +70,10 @@ struct LearnerOptions {
   double clip_eps = 0.2;         // PPO ratio clip
   double kl_clamp = 10.0;        // d = logp_ref - logp clamped to [-kl_clamp, kl_clamp]
   double adv_eps = 1e-4;         // std epsilon in the advantage
-  std::string advantage = "grpo";  // grpo (issue 3 adds srpo)
+  std::string advantage = "grpo";  // grpo | srpo (scale-relative, see learner/advantages.h)
+  int srpo_bins = 4;             // SRPO: scale bins, log-spaced edges between srpo_min_scale and 1
+  double srpo_min_scale = 1e-3;  // SRPO: lowest bin edge's anchor (fraction of the image area)
+  double srpo_lambda = 0.5;      // SRPO: weight of the inter-bin term
   int max_staleness = 4;         // groups older than this many versions are discarded (counted)
   int max_inflight_groups = 2;   // per actor: granted + sent but not consumed
   bool freeze_vision = false;    // freeze the vision encoder

@@ -6,6 +6,7 @@
 
 #include "common/crop.h"
 #include "common/image_tensor.h"
+#include "common/scoring.h"
 #include "common/tokenizer.h"
 #include "common/turns.h"
 #include "learner/advantages.h"
@@ -15,31 +16,21 @@ namespace gr1 {
 
 Result<std::vector<TrajectoryScore>> score_group(const TrajectoryGroup& g, const Sample& sample,
                                                  int shown_size) {
-  auto rule = accuracy_rule_for(sample.dataset);
-  if (!rule.ok()) return rule.status();
-  const float sx = static_cast<float>(sample.width) / shown_size;
-  const float sy = static_cast<float>(sample.height) / shown_size;
   std::vector<TrajectoryScore> out;
   out.reserve(g.trajectories.size());
   for (const auto& t : g.trajectories) {
-    std::optional<Box> last_orig;
-    if (auto b = last_box_shown(t)) {
-      Box o{b->x1 * sx, b->y1 * sy, b->x2 * sx, b->y2 * sy};
-      o.x1 = std::clamp(o.x1, 0.f, float(sample.width));
-      o.x2 = std::clamp(o.x2, 0.f, float(sample.width));
-      o.y1 = std::clamp(o.y1, 0.f, float(sample.height));
-      o.y2 = std::clamp(o.y2, 0.f, float(sample.height));
-      last_orig = o;
-    }
-    auto rb = score_trajectory(turn_texts(t), sample.solution, *rule, last_orig, sample.bboxs);
+    const auto last = last_box_shown(t);
+    auto rb = score_turns(turn_texts(t), last, sample.solution, sample.dataset, sample.bboxs,
+                          sample.width, sample.height, shown_size, shown_size);
+    if (!rb.ok()) return rb.status();
     TrajectoryScore s;
-    s.format = rb.format;
-    s.accuracy = rb.accuracy;
-    s.reward = rb.reward;
-    s.box_score = rb.box_score;
+    s.format = rb->format;
+    s.accuracy = rb->accuracy;
+    s.reward = rb->reward;
+    s.box_score = rb->box_score;
     s.policy_tokens = policy_token_count(t);
     s.turns = static_cast<int>(t.turns.size());
-    s.has_box = last_orig.has_value();
+    s.has_box = last.has_value();
     out.push_back(s);
   }
   return out;
@@ -166,9 +157,18 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     const auto& g = groups[gi];
     auto scores = score_group(g, samples[gi], cfg_.model.image_size);
     if (!scores.ok()) return scores.status();
-    std::vector<double> rewards;
-    for (const auto& s : *scores) {
+    std::vector<double> rewards, scales;
+    for (size_t ti = 0; ti < scores->size(); ++ti) {
+      const auto& s = (*scores)[ti];
       rewards.push_back(s.reward);
+      // SRPO scale: area of the last box (original pixels) over the image's.
+      double scale = 1.0;
+      if (auto b = last_box_shown(g.trajectories[ti])) {
+        const Box o = shown_to_original(*b, cfg_.model.image_size, cfg_.model.image_size,
+                                        samples[gi].width, samples[gi].height);
+        scale = std::max(1e-9, double(o.area()) / (double(samples[gi].width) * samples[gi].height));
+      }
+      scales.push_back(scale);
       st.reward_mean += s.reward;
       st.format_mean += s.format;
       st.accuracy_mean += s.accuracy;
@@ -177,8 +177,13 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
       with_box += s.has_box;
       if (s.box_score) box_sum += *s.box_score, ++box_n;
     }
-    for (double a : grpo_advantages(rewards, cfg_.learner.adv_eps))
-      advantages.push_back(static_cast<float>(a));
+    const auto adv = cfg_.learner.advantage == "srpo"
+                         ? srpo_advantages(rewards, scales,
+                                           srpo_log_edges(cfg_.learner.srpo_bins,
+                                                          cfg_.learner.srpo_min_scale),
+                                           cfg_.learner.srpo_lambda, cfg_.learner.adv_eps)
+                         : grpo_advantages(rewards, cfg_.learner.adv_eps);
+    for (double a : adv) advantages.push_back(static_cast<float>(a));
     for (const auto& t : g.trajectories) {
       trajs.push_back(&t);
       traj_samples.push_back(&samples[gi]);

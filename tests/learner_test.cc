@@ -30,6 +30,41 @@ TEST(AdvantagesTest, EqualRewardsGiveZeroAdvantage) {
   EXPECT_EQ(grpo_advantages({1.0}, 1e-4)[0], 0.0);
 }
 
+TEST(AdvantagesTest, SrpoMatchesHandComputedGroup) {
+  // Two bins split at 0.1: small {3, 1} (scales .01, .02), large {2, 0}.
+  // intra: +-1/sqrt(2) in each bin; bin means 2 and 1, group mean 1.5, std of
+  // bin means sqrt(0.5): inter = +1/sqrt(2) (small), -1/sqrt(2) (large).
+  // A = intra + 0.5 * inter.
+  const double h = 1.0 / std::sqrt(2.0);
+  auto a = srpo_advantages({3, 1, 2, 0}, {0.01, 0.02, 0.5, 1.0}, {0.1}, 0.5, 0.0);
+  ASSERT_EQ(a.size(), 4u);
+  EXPECT_NEAR(a[0], h + 0.5 * h, 1e-12);
+  EXPECT_NEAR(a[1], -h + 0.5 * h, 1e-12);
+  EXPECT_NEAR(a[2], h - 0.5 * h, 1e-12);
+  EXPECT_NEAR(a[3], -h - 0.5 * h, 1e-12);
+}
+
+TEST(AdvantagesTest, SrpoSingletonBinFallsBackToGroupStatistics) {
+  // Small bin holds one trajectory: its intra term uses the group's mean 1/3
+  // and unbiased std sqrt(1/3); lambda 0 leaves intra only.
+  auto a = srpo_advantages({1, 0, 0}, {0.01, 0.5, 0.6}, {0.1}, 0.0, 1e-4);
+  EXPECT_NEAR(a[0], (1.0 - 1.0 / 3) / (std::sqrt(1.0 / 3) + 1e-4), 1e-12);
+  EXPECT_NEAR(a[1], 0.0, 1e-12);
+  EXPECT_NEAR(a[2], 0.0, 1e-12);
+  // With a single occupied bin SRPO's inter term vanishes and intra is GRPO.
+  auto same = srpo_advantages({0, 1, 2, 3}, {1, 1, 1, 1}, {0.1}, 0.7, 1e-4);
+  auto grpo = grpo_advantages({0, 1, 2, 3}, 1e-4);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(same[i], grpo[i], 1e-12);
+}
+
+TEST(AdvantagesTest, SrpoLogEdgesAreLogSpaced) {
+  auto e = srpo_log_edges(4, 1e-3);
+  ASSERT_EQ(e.size(), 3u);
+  EXPECT_NEAR(e[0], std::pow(10.0, -2.25), 1e-12);
+  EXPECT_NEAR(e[1], std::pow(10.0, -1.5), 1e-12);
+  EXPECT_NEAR(e[2], std::pow(10.0, -0.75), 1e-12);
+}
+
 TEST(GrpoLossTest, OnPolicyLossIsMinusMeanAdvantageAndKlZero) {
   // Same logp for policy, old and reference: ratio 1, KL 0.
   auto logp = torch::tensor({{-1.0f, -2.0f, -3.0f}, {-0.5f, -0.5f, -0.5f}}).requires_grad_(true);
