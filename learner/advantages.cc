@@ -4,20 +4,6 @@
 
 namespace gr1 {
 
-std::vector<double> grpo_advantages(const std::vector<double>& r, double eps) {
-  const size_t n = r.size();
-  std::vector<double> a(n, 0.0);
-  if (n < 2) return a;
-  double mean = 0;
-  for (double x : r) mean += x;
-  mean /= static_cast<double>(n);
-  double var = 0;
-  for (double x : r) var += (x - mean) * (x - mean);
-  const double std = std::sqrt(var / static_cast<double>(n - 1));
-  for (size_t i = 0; i < n; ++i) a[i] = (r[i] - mean) / (std + eps);
-  return a;
-}
-
 namespace {
 double mean_of(const std::vector<double>& v) {
   double m = 0;
@@ -32,6 +18,14 @@ double unbiased_std(const std::vector<double>& v) {
   return std::sqrt(var / static_cast<double>(v.size() - 1));
 }
 }  // namespace
+
+std::vector<double> grpo_advantages(const std::vector<double>& r, double eps) {
+  std::vector<double> a(r.size(), 0.0);
+  if (r.size() < 2) return a;
+  const double mean = mean_of(r), std = unbiased_std(r);
+  for (size_t i = 0; i < r.size(); ++i) a[i] = (r[i] - mean) / (std + eps);
+  return a;
+}
 
 std::vector<double> srpo_log_edges(int bins, double min_scale) {
   std::vector<double> e;
@@ -59,10 +53,12 @@ std::vector<double> srpo_advantages(const std::vector<double>& r, const std::vec
   for (const auto& m : members)
     if (!m.empty()) bin_means.push_back(mean_of(m));
   const double sb = unbiased_std(bin_means);
+  std::vector<double> mean_b(nb), std_b(nb);
+  for (size_t b = 0; b < nb; ++b) mean_b[b] = mean_of(members[b]), std_b[b] = unbiased_std(members[b]);
   for (size_t i = 0; i < n; ++i) {
-    const auto& m = members[bin[i]];
-    const double mb = mean_of(m);
-    const double intra = m.size() >= 2 ? (r[i] - mb) / (unbiased_std(m) + eps) : (r[i] - mg) / (sg + eps);
+    const size_t b = bin[i];
+    const double mb = mean_b[b];
+    const double intra = members[b].size() >= 2 ? (r[i] - mb) / (std_b[b] + eps) : (r[i] - mg) / (sg + eps);
     const double inter = bin_means.size() >= 2 ? (mb - mg) / (sb + eps) : 0.0;
     a[i] = intra + lambda * inter;
   }

@@ -31,6 +31,10 @@ Result<std::vector<TrajectoryScore>> score_group(const TrajectoryGroup& g, const
     s.policy_tokens = policy_token_count(t);
     s.turns = static_cast<int>(t.turns.size());
     s.has_box = last.has_value();
+    if (last) {
+      const Box o = shown_to_original(*last, shown_size, shown_size, sample.width, sample.height);
+      s.scale = std::max(1e-9, double(o.area()) / (double(sample.width) * sample.height));
+    }
     out.push_back(s);
   }
   return out;
@@ -60,7 +64,8 @@ Trainer::Trainer(const Config& cfg)
                                "config's model section (actors build the config's)");
   }
   reference_ = Policy(cfg.model, Tokenizer().vocab_size());
-  copy_parameters(policy_, reference_);
+  if (Status s = copy_parameters(policy_, reference_); !s.ok())
+    throw std::runtime_error("reference policy: " + s.message());
   reference_->eval();
   for (auto& p : reference_->parameters()) p.set_requires_grad(false);
   for (auto& np : policy_->named_parameters()) {
@@ -153,22 +158,18 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
   double box_sum = 0;
   int box_n = 0, with_box = 0;
   for (const auto& g : groups) samples.push_back(task_.get(g.prompt_id));
+  const bool srpo = cfg_.learner.advantage == "srpo";
+  const std::vector<double> srpo_edges =
+      srpo ? srpo_log_edges(cfg_.learner.srpo_bins, cfg_.learner.srpo_min_scale)
+           : std::vector<double>();
   for (size_t gi = 0; gi < groups.size(); ++gi) {
     const auto& g = groups[gi];
     auto scores = score_group(g, samples[gi], cfg_.model.image_size);
     if (!scores.ok()) return scores.status();
     std::vector<double> rewards, scales;
-    for (size_t ti = 0; ti < scores->size(); ++ti) {
-      const auto& s = (*scores)[ti];
+    for (const auto& s : *scores) {
       rewards.push_back(s.reward);
-      // SRPO scale: area of the last box (original pixels) over the image's.
-      double scale = 1.0;
-      if (auto b = last_box_shown(g.trajectories[ti])) {
-        const Box o = shown_to_original(*b, cfg_.model.image_size, cfg_.model.image_size,
-                                        samples[gi].width, samples[gi].height);
-        scale = std::max(1e-9, double(o.area()) / (double(samples[gi].width) * samples[gi].height));
-      }
-      scales.push_back(scale);
+      scales.push_back(s.scale);
       st.reward_mean += s.reward;
       st.format_mean += s.format;
       st.accuracy_mean += s.accuracy;
@@ -177,11 +178,9 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
       with_box += s.has_box;
       if (s.box_score) box_sum += *s.box_score, ++box_n;
     }
-    const auto adv = cfg_.learner.advantage == "srpo"
-                         ? srpo_advantages(rewards, scales,
-                                           srpo_log_edges(cfg_.learner.srpo_bins,
-                                                          cfg_.learner.srpo_min_scale),
-                                           cfg_.learner.srpo_lambda, cfg_.learner.adv_eps)
+    const auto adv = srpo
+                         ? srpo_advantages(rewards, scales, srpo_edges, cfg_.learner.srpo_lambda,
+                                           cfg_.learner.adv_eps)
                          : grpo_advantages(rewards, cfg_.learner.adv_eps);
     for (double a : adv) advantages.push_back(static_cast<float>(a));
     for (const auto& t : g.trajectories) {
@@ -211,33 +210,23 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
   optimizer_->zero_grad();
   policy_->train();
   GrpoLossOptions lo{l.clip_eps, l.beta_kl, l.kl_clamp};
-  // Micro-batches of similar lengths waste less compute on padding.
+  // Micro-batches of similar lengths waste less compute on padding: walk the
+  // trajectories in length order.
   std::vector<int64_t> order(N);
   for (int64_t i = 0; i < N; ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
     return trajs[a]->tokens.size() < trajs[b]->tokens.size();
   });
-  {
-    std::vector<const Trajectory*> t2;
-    std::vector<const Sample*> s2;
-    std::vector<float> a2;
-    std::vector<bool> c2;
-    for (auto i : order) {
-      t2.push_back(trajs[i]);
-      s2.push_back(traj_samples[i]);
-      a2.push_back(advantages[i]);
-      c2.push_back(current[i]);
-    }
-    trajs.swap(t2);
-    traj_samples.swap(s2);
-    advantages.swap(a2);
-    current.swap(c2);
-  }
-  auto adv_all = torch::tensor(advantages, torch::kFloat32);
   for (int64_t s = 0; s < N; s += l.micro_batch) {
     const int64_t e = std::min<int64_t>(N, s + l.micro_batch);
-    std::vector<const Trajectory*> mt(trajs.begin() + s, trajs.begin() + e);
-    std::vector<const Sample*> ms(traj_samples.begin() + s, traj_samples.begin() + e);
+    std::vector<const Trajectory*> mt;
+    std::vector<const Sample*> ms;
+    std::vector<float> madv;
+    for (int64_t k = s; k < e; ++k) {
+      mt.push_back(trajs[order[k]]);
+      ms.push_back(traj_samples[order[k]]);
+      madv.push_back(advantages[order[k]]);
+    }
     auto b = make_batch(mt, ms);
     torch::Tensor ref;
     if (l.beta_kl > 0) {
@@ -246,7 +235,7 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     }
     auto lp = batch_logprobs(policy_, b);
     if (!ref.defined()) ref = lp.detach();  // beta_kl == 0: KL term is zero
-    auto loss = grpo_loss(lp, b.old_logp, ref, b.policy_mask, adv_all.slice(0, s, e), lo);
+    auto loss = grpo_loss(lp, b.old_logp, ref, b.policy_mask, torch::tensor(madv), lo);
     const double w = double(e - s) / double(N);
     (loss.loss * w).backward();
     st.loss += loss.loss.item<double>() * w;
@@ -258,9 +247,9 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     {
       torch::NoGradGuard ng;
       auto diff = ((lp - b.old_logp).abs() * b.policy_mask);
-      for (int64_t i = s; i < e; ++i)
-        if (current[i])
-          st.logp_mismatch_max = std::max(st.logp_mismatch_max, diff[i - s].max().item<double>());
+      for (int64_t k = s; k < e; ++k)
+        if (current[order[k]])
+          st.logp_mismatch_max = std::max(st.logp_mismatch_max, diff[k - s].max().item<double>());
     }
   }
   st.grad_norm = torch::nn::utils::clip_grad_norm_(trainable_, l.grad_clip);

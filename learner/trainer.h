@@ -24,6 +24,7 @@ struct TrajectoryScore {
   int policy_tokens = 0;
   int turns = 0;
   bool has_box = false;
+  double scale = 1.0;  // area of the last box (original pixels) / image area; 1 without a box (SRPO)
 };
 
 // Scores every trajectory of a group against its sample (the code `gr1 score`
