@@ -2,23 +2,27 @@
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
+#include <tuple>
 
 #include "common/crop.h"
 #include "common/image_tensor.h"
-#include "common/prompt.h"
 #include "common/tokenizer.h"
 #include "common/turns.h"
 
 namespace gr1 {
 namespace {
 
+// One row of the batched decode: one trajectory of one question.
 struct Row {
   Trajectory traj;
+  int question = 0;      // index into the batch's samples
   bool done = false;     // trajectory finished (answer turn, turn limit or length limit)
   bool in_turn = false;  // currently sampling an assistant turn
   int turn_len = 0;
 };
 
+// Right-pads chunks into [B, max len]; `valid` marks the real entries.
 torch::Tensor to_tensor(const std::vector<std::vector<int32_t>>& chunks, torch::Tensor* valid) {
   size_t n = 0;
   for (const auto& c : chunks) n = std::max(n, c.size());
@@ -35,10 +39,57 @@ torch::Tensor to_tensor(const std::vector<std::vector<int32_t>>& chunks, torch::
   return tokens;
 }
 
+// User turns are appended in column pieces of this many tokens (see
+// append_in_pieces).
+constexpr size_t kPrefillPiece = 64;
+
+// Appends one chunk per row (image rows of `emb` in DecodeSession's
+// row-major order) in column pieces of at most `piece` tokens. The result
+// equals one append up to float rounding, and the cache gets the same
+// columns. Why: a single append of a ~250-token user turn for B rows
+// materialises attention scores of [B, heads, 250, columns] at once; for
+// B = 32 those are ~100 MB per layer, fresh pages every time, and page
+// faults and cache misses then cost more than the arithmetic (measured:
+// batch 32 was slower per question than batch 1). Pieces keep it small.
+torch::Tensor append_in_pieces(DecodeSession& sess, const std::vector<std::vector<int32_t>>& chunks,
+                               const torch::Tensor& emb, size_t piece) {
+  const size_t B = chunks.size();
+  size_t n = 0;
+  std::vector<int64_t> next_image(B);  // index in `emb` of row b's next image row
+  int64_t images = 0;
+  for (size_t b = 0; b < B; ++b) {
+    n = std::max(n, chunks[b].size());
+    next_image[b] = images;
+    images += std::count(chunks[b].begin(), chunks[b].end(), Tokenizer::kImage);
+  }
+  torch::Tensor last = sess.last_logits();
+  for (size_t p0 = 0; p0 < n; p0 += piece) {
+    const size_t p1 = std::min(n, p0 + piece);
+    std::vector<std::vector<int32_t>> part(B);
+    std::vector<int64_t> rows;
+    for (size_t b = 0; b < B; ++b)
+      for (size_t j = p0; j < std::min(p1, chunks[b].size()); ++j) {
+        part[b].push_back(chunks[b][j]);
+        if (chunks[b][j] == Tokenizer::kImage) rows.push_back(next_image[b]++);
+      }
+    torch::Tensor valid;
+    auto tokens = to_tensor(part, &valid);
+    auto e = rows.empty() ? torch::Tensor() : emb.index_select(0, torch::tensor(rows, torch::kInt64));
+    last = sess.append(tokens, valid, e);
+  }
+  return last;
+}
+
+PromptMode mode_or_throw(const std::string& name) {
+  auto m = prompt_mode_from_name(name);
+  if (!m) throw std::invalid_argument("rollout.mode: unknown mode '" + name + "' (known: grounded, direct)");
+  return *m;
+}
+
 }  // namespace
 
 RolloutEngine::RolloutEngine(Policy policy, const ModelOptions& model, const RolloutOptions& rollout)
-    : policy_(std::move(policy)), model_(model), opt_(rollout) {}
+    : policy_(std::move(policy)), model_(model), opt_(rollout), mode_(mode_or_throw(rollout.mode)) {}
 
 TrajectoryGroup RolloutEngine::rollout(const Sample& sample, torch::Generator gen, bool greedy,
                                        RolloutStats* stats) {
@@ -48,30 +99,64 @@ TrajectoryGroup RolloutEngine::rollout(const Sample& sample, torch::Generator ge
 TrajectoryGroup RolloutEngine::rollout_tree(const Sample& sample, int g1, int g2,
                                             torch::Generator gen, bool greedy,
                                             RolloutStats* stats) {
+  return std::move(rollout_batch({sample}, g1, g2, gen, greedy, stats).front());
+}
+
+size_t RolloutEngine::first_prompt_tokens(const Sample& sample) const {
+  const int S = model_.image_size;
+  return first_user_turn(sample.problem, S, S, model_.image_tokens(), mode_).size();
+}
+
+std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Sample>& samples,
+                                                          int g1, int g2, torch::Generator gen,
+                                                          bool greedy, RolloutStats* stats) {
   torch::NoGradGuard no_grad;
+  if (g1 < 1 || g2 < 1)
+    throw std::invalid_argument("rollout: g1 and g2 must be >= 1, got " + std::to_string(g1) +
+                                " x " + std::to_string(g2));
   RolloutStats local;
   RolloutStats& st = stats ? *stats : local;
   const int S = model_.image_size;
   const int n_img = model_.image_tokens();
-  const int W = sample.image.cols, H = sample.image.rows;
+  const bool direct = mode_ == PromptMode::kDirect;
+  const int max_turns = direct ? 1 : opt_.max_turns;
+  const int64_t Q = static_cast<int64_t>(samples.size());
   SamplingOptions sampling{opt_.temperature, opt_.top_k, opt_.top_p};
+  if (Q == 0) return {};
 
-  // ---- prompt, once ----
-  const auto prompt = first_user_turn(sample.problem, S, S, n_img);
-  auto full_pixels = to_policy_tensor(sample.image, S).unsqueeze(0);
-  auto full_emb = policy_->encode_images(full_pixels);  // [1, n, d]
-  st.images_encoded += 1;
-  DecodeSession sess(policy_, 1);
-  torch::Tensor valid;
-  auto tok = to_tensor({prompt}, &valid);
-  auto last = sess.append(tok, valid, full_emb.reshape({n_img, -1}));
+  // ---- prompts, once per question ----
+  std::vector<std::vector<int32_t>> prompts(Q);
+  std::vector<torch::Tensor> full_pixels(Q);  // [3,S,S] per question
+  for (int64_t q = 0; q < Q; ++q) {
+    const Sample& s = samples[q];
+    if (s.image.empty())
+      throw std::invalid_argument("rollout: sample " + std::to_string(s.problem_id) +
+                                  " has no pixels (Sample::image is empty)");
+    prompts[q] = first_user_turn(s.problem, S, S, n_img, mode_);
+    if (static_cast<int>(prompts[q].size()) >= model_.max_seq_len)
+      throw std::invalid_argument("rollout: sample " + std::to_string(s.problem_id) + ": its prompt has " +
+                                  std::to_string(prompts[q].size()) + " tokens, model.max_seq_len is " +
+                                  std::to_string(model_.max_seq_len));
+    full_pixels[q] = to_policy_tensor(s.image, S);
+  }
+  // Every prompt holds exactly one image block, so the image rows in the
+  // row-major order DecodeSession expects are simply question after question.
+  auto full_emb = policy_->encode_images(torch::stack(full_pixels));  // [Q, n, d]
+  st.images_encoded += Q;
+  DecodeSession sess(policy_, Q);
+  auto last = append_in_pieces(sess, prompts, full_emb.reshape({Q * n_img, -1}), kPrefillPiece);
 
-  std::vector<Row> rows(1);
-  rows[0].traj.tokens = prompt;
-  rows[0].traj.logprobs.assign(prompt.size(), 0.f);
-  rows[0].traj.policy_mask.assign(prompt.size(), 0);
-  rows[0].traj.images.push_back(ImageRef{false, {}});
+  std::vector<Row> rows(Q);
+  for (int64_t q = 0; q < Q; ++q) {
+    Row& r = rows[q];
+    r.question = static_cast<int>(q);
+    r.traj.tokens = prompts[q];
+    r.traj.logprobs.assign(prompts[q].size(), 0.f);
+    r.traj.policy_mask.assign(prompts[q].size(), 0);
+    r.traj.images.push_back(ImageRef{false, {}});
+  }
 
+  // New row i = old row index[i], in the session and in `rows` alike.
   auto fork = [&](const std::vector<int64_t>& index) {
     std::vector<Row> next;
     next.reserve(index.size());
@@ -82,7 +167,8 @@ TrajectoryGroup RolloutEngine::rollout_tree(const Sample& sample, int g1, int g2
     last = last.index_select(0, idx);
   };
 
-  // Samples one assistant turn for every row with in_turn set.
+  // Samples one assistant turn for every row with in_turn set; the others
+  // get padding columns.
   auto sample_turn = [&]() {
     for (auto& r : rows) {
       if (!r.in_turn) continue;
@@ -122,10 +208,9 @@ TrajectoryGroup RolloutEngine::rollout_tree(const Sample& sample, int g1, int g2
   };
 
   // Reads the turn just sampled: answer (done) or box (next image).
-  auto close_turn = [&](Row& r, int turn_index, int max_turns) {
+  auto close_turn = [&](Row& r, int turn_index) {
     const std::string text = turn_text(r.traj.tokens, r.traj.turns.back());
-    auto box = extract_box(text);
-    r.traj.boxes_shown.push_back(box);
+    r.traj.boxes_shown.push_back(extract_box(text));
     if (is_answer_turn(text)) {
       r.done = true;
       r.traj.finished = true;
@@ -134,27 +219,37 @@ TrajectoryGroup RolloutEngine::rollout_tree(const Sample& sample, int g1, int g2
     }
   };
 
-  // ---- grounding phase: G1 roots ----
-  fork(std::vector<int64_t>(g1, 0));
+  // ---- grounding phase: G1 roots per question (direct: all G1 x G2) ----
+  const int roots = direct ? g1 * g2 : g1;
+  {
+    std::vector<int64_t> index;
+    for (int64_t q = 0; q < Q; ++q) index.insert(index.end(), roots, q);
+    fork(index);
+  }
   for (auto& r : rows) r.in_turn = true;
   sample_turn();
-  for (auto& r : rows) close_turn(r, 0, opt_.max_turns);
+  for (auto& r : rows) close_turn(r, 0);
 
   // ---- answering phase: G2 continuations per root ----
-  std::vector<int64_t> expand;
-  for (int i = 0; i < g1; ++i)
-    for (int j = 0; j < g2; ++j) expand.push_back(i);
-  fork(expand);
-  for (int i = 0; i < static_cast<int>(rows.size()); ++i) rows[i].traj.root = i / g2;
+  if (!direct) {
+    std::vector<int64_t> expand;
+    for (int64_t i = 0; i < static_cast<int64_t>(rows.size()); ++i) expand.insert(expand.end(), g2, i);
+    fork(expand);
+  }
+  // Rows are question-major: question q owns rows [q*G, (q+1)*G).
+  const int G = g1 * g2;
+  for (int i = 0; i < static_cast<int>(rows.size()); ++i) rows[i].traj.root = (i % G) / g2;
 
-  for (int turn = 1; turn < opt_.max_turns; ++turn) {
+  for (int turn = 1; turn < max_turns; ++turn) {
     std::vector<std::vector<int32_t>> chunks(rows.size());
-    std::vector<torch::Tensor> images;
-    std::map<std::tuple<float, float, float, float>, torch::Tensor> crop_cache;
+    std::vector<torch::Tensor> images;  // in row order: DecodeSession's row-major image order
+    // Continuations of one root ask for the same crop: cut and resize it once.
+    std::map<std::tuple<int, float, float, float, float>, torch::Tensor> crop_cache;
     bool any = false;
     for (size_t b = 0; b < rows.size(); ++b) {
       Row& r = rows[b];
       if (r.done) continue;
+      const Sample& sample = samples[r.question];
       const bool close = r.traj.tokens.back() != Tokenizer::kEnd;
       auto chunk = later_user_turn(sample.problem, S, S, n_img, close);
       if (static_cast<int>(r.traj.tokens.size() + chunk.size()) + opt_.max_new_tokens >
@@ -166,18 +261,20 @@ TrajectoryGroup RolloutEngine::rollout_tree(const Sample& sample, int g1, int g2
       // full image again when that turn had no usable box.
       ImageRef ref{false, {}};
       if (const auto& box = r.traj.boxes_shown.back(); box.has_value()) {
-        auto crop = shown_box_to_crop(*box, S, S, W, H, opt_.min_crop_px, opt_.max_aspect);
+        auto crop = shown_box_to_crop(*box, S, S, sample.image.cols, sample.image.rows,
+                                      opt_.min_crop_px, opt_.max_aspect);
         if (crop.ok()) ref = ImageRef{true, *crop};
       }
       torch::Tensor pix;
       if (ref.is_crop) {
-        auto key = std::make_tuple(ref.box_orig.x1, ref.box_orig.y1, ref.box_orig.x2, ref.box_orig.y2);
+        auto key = std::make_tuple(r.question, ref.box_orig.x1, ref.box_orig.y1, ref.box_orig.x2,
+                                   ref.box_orig.y2);
         auto it = crop_cache.find(key);
         if (it == crop_cache.end())
           it = crop_cache.emplace(key, image_block_tensor(sample.image, ref, S)).first;
         pix = it->second;
       } else {
-        pix = full_pixels[0];
+        pix = full_pixels[r.question];
       }
       images.push_back(pix);
       r.traj.images.push_back(ref);
@@ -193,19 +290,20 @@ TrajectoryGroup RolloutEngine::rollout_tree(const Sample& sample, int g1, int g2
     if (!any) break;
     auto emb = policy_->encode_images(torch::stack(images));  // [k, n, d]
     st.images_encoded += static_cast<int64_t>(images.size());
-    auto t = to_tensor(chunks, &valid);
-    last = sess.append(t, valid, emb.reshape({-1, emb.size(2)}));
+    last = append_in_pieces(sess, chunks, emb.reshape({-1, emb.size(2)}), kPrefillPiece);
     sample_turn();
     for (auto& r : rows)
-      if (r.in_turn == false && !r.done && r.traj.turns.size() == static_cast<size_t>(turn + 1))
-        close_turn(r, turn, opt_.max_turns);
+      if (!r.in_turn && !r.done && r.traj.turns.size() == static_cast<size_t>(turn + 1))
+        close_turn(r, turn);
   }
 
-  TrajectoryGroup g;
-  g.dataset = sample.dataset;
-  g.trajectories.reserve(rows.size());
-  for (auto& r : rows) g.trajectories.push_back(std::move(r.traj));
-  return g;
+  std::vector<TrajectoryGroup> groups(Q);
+  for (int64_t q = 0; q < Q; ++q) {
+    groups[q].dataset = samples[q].dataset;
+    groups[q].trajectories.reserve(G);
+  }
+  for (auto& r : rows) groups[r.question].trajectories.push_back(std::move(r.traj));
+  return groups;
 }
 
 }  // namespace gr1

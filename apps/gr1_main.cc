@@ -5,10 +5,15 @@
 #include <iostream>
 
 #include "actors/actor.h"
+#include "actors/eval.h"
+#include "common/dataset.h"
+#include "common/synth_data.h"
 #include "apps/bench.h"
 #include "learner/score_tool.h"
 #include "common/config.h"
+#include "common/threads.h"
 #include "learner/learner.h"
+#include "learner/pretrain.h"
 #include "orchestration/launch.h"
 
 namespace {
@@ -30,6 +35,7 @@ bool load(const std::string& path, std::vector<std::string> sets, const std::str
 }  // namespace
 
 int main(int argc, char** argv) {
+  gr1::keep_freed_memory();
   CLI::App app{"gr1: Ground-R1 actor/learner training system"};
   app.require_subcommand(1);
 
@@ -65,10 +71,86 @@ int main(int argc, char** argv) {
   auto* score = app.add_subcommand("score", "rewards of given turn texts (JSON lines), by the learner's code");
   score->add_option("--in", score_in, "JSON-lines file, or - for stdin")->required();
 
+  std::string pretrain_out;
+  auto* pretrain = app.add_subcommand("pretrain", "supervised base policy on generic skills (never the benchmark's questions)");
+  add_common(pretrain);
+  pretrain->add_option("--out", pretrain_out, "checkpoint to write (.safetensors); its report goes to OUT.report.json")->required();
+  pretrain->add_option("--steps", steps, "pretraining steps (overrides pretrain.steps)")->check(CLI::PositiveNumber);
+
+  gr1::EvalCli ev;
+  auto* eval = app.add_subcommand("eval", "greedy evaluation of a checkpoint on a dataset");
+  eval->add_option("--checkpoint", ev.checkpoint, "policy checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
+  eval->add_option("--data", ev.data, "dataset directory (with data.jsonl) or JSON-lines file")->required()->check(CLI::ExistingPath);
+  eval->add_option("--mode", ev.mode, "grounded (boxes and crops) or direct (one answer turn)")
+      ->check(CLI::IsMember({"grounded", "direct"}));
+  eval->add_option("--out", ev.out, "output JSON file")->required();
+  eval->add_option("--gallery", ev.gallery, "also draw the first items into this PNG");
+  eval->add_option("--config", ev.config, "config whose rollout section (max_turns, ...) applies")->check(CLI::ExistingFile);
+  eval->add_option("--set", ev.sets, "override a config key: section.key=value (repeatable)");
+  eval->add_option("--batch", ev.batch, "questions decoded together")->check(CLI::PositiveNumber);
+  eval->add_option("--limit", ev.limit, "evaluate only the first N questions (0 = all)")->check(CLI::NonNegativeNumber);
+  eval->add_option("--threads", ev.threads, "LibTorch threads")->check(CLI::PositiveNumber);
+
+  auto* data = app.add_subcommand("data", "benchmark data: write the synthetic benchmark, check a JSON-lines file");
+  data->require_subcommand(1);
+  std::string check_in;
+  std::vector<std::string> prefixes;
+  bool check_images = false;
+  auto* check = data->add_subcommand("check", "validate a reference-format JSON-lines file; prints a JSON report");
+  check->add_option("--in", check_in, "JSON-lines file")->required();
+  check->add_option("--image-prefix", prefixes, "rewrite an image path prefix: OLD=NEW (repeatable)");
+  check->add_flag("--check-images", check_images, "decode every image and compare its size with the record");
+
+  std::string synth_split = "train", synth_out, synth_config;
+  std::vector<std::string> synth_sets;
+  int64_t synth_n = 0;
+  auto* synth = data->add_subcommand("synth", "write N questions of a benchmark split as images + data.jsonl");
+  synth->add_option("--split", synth_split, "train or test")->check(CLI::IsMember({"train", "test"}));
+  synth->add_option("--n", synth_n, "number of questions")->required()->check(CLI::PositiveNumber);
+  synth->add_option("--out", synth_out, "output directory (data.jsonl, images/)")->required();
+  synth->add_option("--config", synth_config, "config whose task section describes the benchmark (default: built-in)")
+      ->check(CLI::ExistingFile);
+  synth->add_option("--set", synth_sets, "override a config key: task.key=value (repeatable)");
+
   CLI11_PARSE(app, argc, argv);
   if (score->parsed()) return gr1::run_score(score_in);
+  if (synth->parsed()) {
+    gr1::Config c;
+    if (!synth_config.empty()) {
+      auto cfg = gr1::load_config(synth_config, synth_sets);
+      if (!cfg.ok()) {
+        std::cerr << "gr1: config error: " << cfg.error() << "\n";
+        return 2;
+      }
+      c = *cfg;
+    } else {
+      for (const auto& a : synth_sets) {
+        if (gr1::Status s = gr1::apply_override(c, a); !s.ok()) {
+          std::cerr << "gr1: config error: " << s.message() << "\n";
+          return 2;
+        }
+      }
+      if (gr1::Status s = gr1::validate_config(c); !s.ok()) {
+        std::cerr << "gr1: config error: " << s.message() << "\n";
+        return 2;
+      }
+    }
+    if (gr1::Status s = gr1::write_synthetic_split(c.task, synth_split, synth_n, synth_out); !s.ok()) {
+      std::cerr << "gr1 data synth: " << s.message() << "\n";
+      return 2;
+    }
+    std::cout << "wrote " << synth_n << " " << synth_split << " questions to " << synth_out << "/data.jsonl\n";
+    return 0;
+  }
+  if (eval->parsed()) return gr1::run_eval(ev);
+  if (check->parsed()) return gr1::run_data_check(check_in, prefixes, check_images);
 
   gr1::Config cfg;
+  if (pretrain->parsed()) {
+    if (steps > 0) sets.push_back("pretrain.steps=" + std::to_string(steps));
+    if (!load(config_path, sets, run_dir, 0, &cfg)) return 2;
+    return gr1::run_pretrain(cfg, pretrain_out);
+  }
   if (!load(config_path, sets, run_dir, steps, &cfg)) return 2;
   if (learner->parsed()) return gr1::run_learner(cfg);
   if (bench->parsed()) return gr1::run_bench(cfg, iters);

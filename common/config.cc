@@ -72,14 +72,18 @@ const FieldTable& fields() {
       GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
       GR1_FIELD(model, rope_theta, double, "RoPE base"),
 
-      GR1_FIELD(task, dataset, std::string, "dataset name of generated records"),
+      GR1_FIELD(task, dataset, std::string, "dataset name prefix of generated records"),
+      GR1_FIELD(task, families, std::string, "question families: text,attribute,spatial,counting"),
+      GR1_FIELD(task, mc_fraction, double, "share of multiple-choice questions in [0, 1]"),
+      GR1_FIELD(task, split, std::string, "train | test"),
       GR1_FIELD(task, image_width, int, "original image width in pixels"),
       GR1_FIELD(task, image_height, int, "original image height in pixels"),
       GR1_FIELD(task, seed, uint64_t, "task seed"),
-      GR1_FIELD(task, min_glyph_px, int, "smallest glyph height in original pixels"),
-      GR1_FIELD(task, max_glyph_px, int, "largest glyph height in original pixels"),
+      GR1_FIELD(task, min_glyph_px, int, "smallest evidence detail in original pixels"),
+      GR1_FIELD(task, max_glyph_px, int, "largest evidence detail in original pixels"),
       GR1_FIELD(task, distractors, int, "distractor objects per scene"),
 
+      GR1_FIELD(rollout, mode, std::string, "grounded | direct (one answer turn, no crops)"),
       GR1_FIELD(rollout, g1, int, "grounding roots per question"),
       GR1_FIELD(rollout, g2, int, "continuations per root"),
       GR1_FIELD(rollout, max_turns, int, "assistant turns per trajectory"),
@@ -98,6 +102,19 @@ const FieldTable& fields() {
       GR1_FIELD(bus, send_timeout_ms, int, "timeout of every blocking send/recv"),
       GR1_FIELD(bus, max_message_bytes, int64_t, "largest accepted message"),
       GR1_FIELD(bus, bucket_bytes, int, "weight broadcast bucket size"),
+
+      GR1_FIELD(pretrain, steps, int, "supervised pretraining steps"),
+      GR1_FIELD(pretrain, batch, int, "sequences per pretraining step"),
+      GR1_FIELD(pretrain, lr, double, "pretraining learning rate"),
+      GR1_FIELD(pretrain, lr_final_frac, double, "final pretraining lr as a fraction of lr"),
+      GR1_FIELD(pretrain, warmup_steps, int, "linear warm-up steps"),
+      GR1_FIELD(pretrain, weight_decay, double, "pretraining AdamW weight decay"),
+      GR1_FIELD(pretrain, grad_clip, double, "pretraining max gradient norm"),
+      GR1_FIELD(pretrain, position_jitter, int, "random position offset 0..N per sequence"),
+      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct)"),
+      GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
+      GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
+      GR1_FIELD(pretrain, threads, int, "LibTorch threads"),
 
       GR1_FIELD(learner, steps, int, "optimizer steps"),
       GR1_FIELD(learner, groups_per_step, int, "question groups per step"),
@@ -201,6 +218,8 @@ Status validate_config(const Config& c) {
   if (Status s = SyntheticTask::validate(t); !s.ok()) return Status::Error("task: " + s.message());
 
   const auto& r = c.rollout;
+  if (r.mode != "grounded" && r.mode != "direct")
+    return err("rollout.mode", "unknown mode '" + r.mode + "' (known: grounded, direct)");
   if (r.g1 < 1) return err("rollout.g1", "must be >= 1");
   if (r.g2 < 1) return err("rollout.g2", "must be >= 1");
   if (r.g1 * r.g2 < 2) return err("rollout.g2", "a group needs at least 2 trajectories (g1*g2 >= 2)");
@@ -230,6 +249,20 @@ Status validate_config(const Config& c) {
   if (b.bucket_bytes < 4096) return err("bus.bucket_bytes", "must be >= 4096");
   if (b.bucket_bytes > b.max_message_bytes / 2)
     return err("bus.bucket_bytes", "must be <= bus.max_message_bytes / 2");
+
+  const auto& pt = c.pretrain;
+  if (pt.steps < 1) return err("pretrain.steps", "must be >= 1");
+  if (pt.batch < 1) return err("pretrain.batch", "must be >= 1");
+  if (!(pt.lr > 0) || !std::isfinite(pt.lr)) return err("pretrain.lr", "must be > 0");
+  if (!(pt.lr_final_frac >= 0 && pt.lr_final_frac <= 1))
+    return err("pretrain.lr_final_frac", "must be in [0, 1]");
+  if (pt.warmup_steps < 0) return err("pretrain.warmup_steps", "must be >= 0");
+  if (!(pt.weight_decay >= 0)) return err("pretrain.weight_decay", "must be >= 0");
+  if (!(pt.grad_clip > 0)) return err("pretrain.grad_clip", "must be > 0");
+  if (pt.position_jitter < 0) return err("pretrain.position_jitter", "must be >= 0");
+  if (pt.log_every < 1) return err("pretrain.log_every", "must be >= 1");
+  if (pt.report_items < 0) return err("pretrain.report_items", "must be >= 0");
+  if (pt.threads < 1) return err("pretrain.threads", "must be >= 1");
 
   const auto& l = c.learner;
   if (l.steps < 1) return err("learner.steps", "must be >= 1");

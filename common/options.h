@@ -22,18 +22,25 @@ struct ModelOptions {
 };
 
 // The synthetic grounded-reasoning task.
+// The synthetic benchmark (common/task.h): question families that mirror
+// VisCoT's categories, multiple-choice variants, evidence from tiny to large,
+// and fixed train/test splits.
 struct TaskOptions {
-  std::string dataset = "synth";  // dataset name written into records
+  std::string dataset = "synth";  // name prefix: records are "<dataset>_<family>[_mc]"
+  std::string families = "text,attribute,spatial,counting";  // comma-separated, drawn uniformly
+  double mc_fraction = 0.25;      // share of questions asked as multiple choice (A-D)
+  std::string split = "train";    // train | test: disjoint index streams of the same seed
   int image_width = 256;          // original image size in pixels
   int image_height = 256;
   uint64_t seed = 1234;           // base seed; sample i is a pure function of (seed, i)
-  int min_glyph_px = 14;          // height of the small detail (glyph) in original pixels
-  int max_glyph_px = 20;
+  int min_glyph_px = 14;          // evidence detail size (glyph height) in original pixels,
+  int max_glyph_px = 20;          //   drawn log-uniformly in [min, max]
   int distractors = 3;            // other objects in the scene
 };
 
 // Rollouts: the G1 x G2 tree and sampling.
 struct RolloutOptions {
+  std::string mode = "grounded";  // grounded (boxes and crops) | direct (one answer turn, no crops)
   int g1 = 2;                  // grounding roots per question
   int g2 = 4;                  // continuations per root
   int max_turns = 5;           // assistant turns per trajectory (at most max_turns-1 crops)
@@ -87,6 +94,25 @@ struct ActorOptions {
   int max_groups = 0;            // stop after this many groups (0 = until shutdown)
 };
 
+// `gr1 pretrain`: supervised training of the base policy on generic skills
+// (learner/pretrain.h). The benchmark's composed questions are never used.
+struct PretrainOptions {
+  int steps = 3000;               // optimizer steps
+  int batch = 16;                 // sequences per step
+  double lr = 1e-3;               // AdamW learning rate, linear warm-up then decay
+  double lr_final_frac = 0.1;     // final lr as a fraction of lr
+  int warmup_steps = 100;
+  double weight_decay = 0.01;
+  double grad_clip = 1.0;
+  int position_jitter = 10;       // random 0..N offset added to all positions of a sequence
+  // Skills and their weights: "name:weight,...". Known: locate, zoom_read,
+  // refine, answer, direct (see learner/pretrain.h).
+  std::string skills = "locate:3,zoom_read:4,refine:1.5,answer:1,direct:0.5";
+  int log_every = 50;             // steps between progress lines
+  int report_items = 200;         // held-out items per skill in the final report
+  int threads = 1;                // LibTorch intra-op threads
+};
+
 struct RunOptions {
   std::string run_dir = "runs/demo";  // metrics.jsonl, config.yaml, logs, checkpoints
   uint64_t seed = 1;                  // model init and sampling seed
@@ -101,6 +127,7 @@ struct Config {
   BusOptions bus;
   LearnerOptions learner;
   ActorOptions actor;
+  PretrainOptions pretrain;
 };
 
 }  // namespace gr1

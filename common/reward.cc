@@ -206,9 +206,19 @@ constexpr RuleEntry kRuleTable[] = {
     // Short open answers.
     {"vsr", AccuracyRule::kShortAnswer},
     {"cub", AccuracyRule::kShortAnswer},
-    // The synthetic task (common/task.h).
+    // The synthetic benchmark (common/task.h): "<prefix>_<family>[_mc]" with
+    // the default prefix "synth" (other prefixes are registered by
+    // SyntheticTask::create), plus the generic names.
     {"synth", AccuracyRule::kShortAnswer},
     {"synth_mc", AccuracyRule::kMultipleChoice},
+    {"synth_text", AccuracyRule::kShortAnswer},
+    {"synth_text_mc", AccuracyRule::kMultipleChoice},
+    {"synth_attribute", AccuracyRule::kShortAnswer},
+    {"synth_attribute_mc", AccuracyRule::kMultipleChoice},
+    {"synth_spatial", AccuracyRule::kShortAnswer},
+    {"synth_spatial_mc", AccuracyRule::kMultipleChoice},
+    {"synth_counting", AccuracyRule::kShortAnswer},
+    {"synth_counting_mc", AccuracyRule::kMultipleChoice},
 };
 
 std::optional<AccuracyRule> builtin_rule(std::string_view dataset) {
@@ -438,9 +448,9 @@ RewardBreakdown score_trajectory(const std::vector<std::string>& turn_texts,
   }
   out.reward = out.format + out.accuracy;
   if (last_box_orig && !evidence.empty()) {
-    double best = 0.0;
-    for (const Box& e : evidence) best = std::max(best, box_score(*last_box_orig, e));
-    out.box_score = best;
+    // The FIRST evidence box, as evaluation's box_score and the paper's
+    // "the dataset's evidence box": the same number everywhere it is shown.
+    out.box_score = box_score(*last_box_orig, evidence.front());
   }
   return out;
 }

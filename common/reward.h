@@ -134,8 +134,8 @@ struct RewardBreakdown {
 //   answer is extracted from the final turn's text even when that turn fails
 //   the answer format (as the reference: a regex search in the final
 //   completion); no <answer>...</answer> pair, or no turns, gives 0.
-// box_score = max over `evidence` of box_score(*last_box_orig, e) when both
-//   exist (several evidence boxes: the best-matching one), else nullopt.
+// box_score = box_score(*last_box_orig, evidence[0]) when both exist (the
+//   first evidence box, as `gr1 eval`), else nullopt.
 RewardBreakdown score_trajectory(const std::vector<std::string>& turn_texts,
                                  std::string_view solution, AccuracyRule rule,
                                  const std::optional<Box>& last_box_orig,

@@ -1,85 +1,107 @@
-// The synthetic grounded visual reasoning task, and the sample record shared
-// with the real VisCoT-format data (docs: ground-r1-algorithm.md, "Data
-// format of the reference").
+// The synthetic grounded visual reasoning benchmark, and the sample record
+// shared with the real VisCoT-format data (common/sample.h, common/record.h).
 //
 // A scene is a plain background with a few filled shapes (circle, square,
-// triangle) in distinct named colours. The target shape carries one small
-// character (A-Z without I/O, 2-9) of min_glyph_px..max_glyph_px ORIGINAL
-// pixels, unreadable once the whole image is shrunk to the policy's 64x64
-// view (4x down for 256x256) but readable in a crop of its region. Distractor
-// shapes usually carry other characters, so the policy must find the right
-// shape first. The evidence box (bboxs[0]) is the tight box of the target
-// character's pixels.
+// triangle) in distinct named colours; each shape may carry one small DETAIL
+// whose size (the evidence size) is drawn log-uniformly in
+// [min_glyph_px, max_glyph_px] original pixels: tiny details vanish when the
+// whole image is shrunk to the policy's view and reappear in a crop.
+// Question families mirror VisCoT's categories:
+//   text       "What character is on the red circle?"     detail: a glyph (A-Z, 2-9)
+//   attribute  "What colour is the small mark on ...?"    detail: a coloured badge
+//   spatial    "What character is on the shape just left of the red circle?"
+//              (the answer's shape is found through a relation to another)
+//   counting   "How many dots are on the blue square?"    detail: 1-5 dots
+// Each has a multiple-choice variant (options A-D, solution
+// "<answer>X</answer>"), asked for a `mc_fraction` share of questions. The
+// record's dataset is "<prefix>_<family>" or "<prefix>_<family>_mc", so the
+// accuracy rule (short answer / multiple choice) and the per-family
+// evaluation follow from the record alone. The evidence box (bboxs[0]) is the
+// tight box of the answer detail's pixels.
+//
+// Splits: `train` and `test` draw from disjoint index streams of the same
+// seed (sample i of the test split is not sample i of train), and scene()
+// serves generic-skill pretraining from streams of its own, so no benchmark
+// question is ever seen before evaluation.
 //
 // Sample i is a pure function of (TaskOptions, i): same bytes in every
 // process and on every machine with the same OpenCV (own splitmix64 PRNG and
 // integer draws, no std:: distributions, whose output is library-defined).
-// Thread-safe: get() is const and touches no shared state.
+// Thread-safe: get() and scene() are const and touch no shared state.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
 #include <opencv2/core.hpp>
 
 #include "common/options.h"
+#include "common/record.h"
 #include "common/reward.h"
 #include "common/status.h"
 #include "common/trajectory.h"
 
 namespace gr1 {
 
-// One question. Field names follow the reference JSON-lines schema.
-struct Sample {
-  uint64_t problem_id = 0;
-  std::string image_path;  // empty for synthetic samples (pixels are in `image`)
-  int width = 0;           // original image size in pixels
-  int height = 0;
-  std::vector<Box> bboxs;  // evidence boxes, ORIGINAL pixels (evaluation/logging only)
-  std::string dataset;     // selects the accuracy rule (accuracy_rule_for)
-  std::string problem;     // the question
-  std::string solution;    // short answer, or "<answer>X</answer>" for multiple choice
-  cv::Mat image;           // BGR uint8, width x height; empty when not loaded
+enum class Family { kText = 0, kAttribute = 1, kSpatial = 2, kCounting = 3 };
+std::string_view family_name(Family f);
+// "text,attribute" -> families; unknown or repeated names are errors naming them.
+Result<std::vector<Family>> parse_families(const std::string& list);
+
+enum class DetailKind { kNone, kGlyph, kBadge, kDots };
+
+// One drawn object, for curricula and tests (all boxes ORIGINAL pixels).
+struct SceneObject {
+  std::string colour;  // "red"
+  std::string shape;   // "circle" | "square" | "triangle"
+  Box box;             // the shape's bounding box
+  DetailKind detail = DetailKind::kNone;
+  std::string value;   // glyph character, badge colour name, or dot count ("3")
+  Box detail_box;      // tight box of the detail's pixels (empty when none)
+  std::string description() const { return colour + " " + shape; }
+};
+
+struct Scene {
+  cv::Mat image;  // BGR uint8
+  std::vector<SceneObject> objects;
 };
 
 class SyntheticTask {
  public:
-  // Checks ranges: image sides in [32, 4096]; 4 <= min_glyph_px <= max_glyph_px;
-  // 4 * max_glyph_px <= min(image sides) (the target shape must fit);
-  // distractors in [0, 7]; non-empty dataset. Errors name the field.
+  // Checks ranges: image sides in [32, 8192]; 4 <= min_glyph_px <=
+  // max_glyph_px; 4 * max_glyph_px <= min(image sides) (the target shape must
+  // fit); distractors in [0, 16]; families known and non-empty; mc_fraction
+  // in [0, 1]; split train|test; non-empty dataset. Errors name the field.
   static Status validate(const TaskOptions& opts);
 
-  // validate(), then resolves the question style from the dataset's accuracy
-  // rule: a multiple-choice name (e.g. "synth_mc") gives four options A-D and
-  // solution "<answer>X</answer>"; a short-answer name (e.g. "synth") gives
-  // the character itself as solution; an unknown name is registered as short
-  // answer (register_accuracy_rule); a name bound to another rule is an error.
+  // validate(), then registers the accuracy rule of every dataset name this
+  // task writes ("<prefix>_<family>" short answer, "..._mc" multiple
+  // choice); a name already bound to another rule is an error.
   static Result<SyntheticTask> create(const TaskOptions& opts);
 
   // Same as create(), for callers that already validated `opts`; throws
   // std::invalid_argument with create()'s message otherwise.
   explicit SyntheticTask(const TaskOptions& opts);
 
+  // Question `index` of the configured split.
   Sample get(uint64_t index) const;
+  // Question `index` of one family (multiple choice or not) in `split`: what
+  // get() returns when its draws pick that family / variant.
+  Sample get_family(uint64_t index, Family family, bool mc, const std::string& split) const;
+
+  // A question-free scene of `family`'s detail kind (spatial scenes carry
+  // glyphs on every object) from stream `stream` >= 1, disjoint from the
+  // train and test questions; for generic-skill pretraining.
+  Scene scene(uint64_t index, Family family, uint64_t stream) const;
 
   const TaskOptions& options() const { return opts_; }
-  AccuracyRule rule() const { return rule_; }
+  const std::vector<Family>& families() const { return families_; }
+  static std::string dataset_name(const std::string& prefix, Family family, bool mc);
 
  private:
-  SyntheticTask(const TaskOptions& opts, AccuracyRule rule) : opts_(opts), rule_(rule) {}
   TaskOptions opts_;
-  AccuracyRule rule_ = AccuracyRule::kShortAnswer;
+  std::vector<Family> families_;
 };
-
-// The reference JSON-lines record: image (image_path), width, height, bboxs
-// ([[x1,y1,x2,y2], ...], integral values written as integers), dataset,
-// problem, solution, problem_id. Pixels are not written.
-nlohmann::json to_record(const Sample& sample);
-
-// Reads one record of that schema (extra keys such as "split" are ignored;
-// "bboxs" may be absent). The image is not loaded. Errors name the key.
-Result<Sample> sample_from_record(const nlohmann::json& record);
 
 }  // namespace gr1

@@ -17,6 +17,7 @@
 #include "common/threads.h"
 #include "common/weights_torch.h"
 #include "learner/coordinator.h"
+#include "learner/run_pictures.h"
 #include "learner/trainer.h"
 
 namespace gr1 {
@@ -81,6 +82,7 @@ int run_learner(const Config& cfg) {
   std::deque<std::pair<std::chrono::steady_clock::time_point, CoordinatorCounters>> window;
   window.emplace_back(t_prev, counters_prev);
   int exit_code = 0;
+  std::vector<TrajectoryGroup> last_batch;  // drawn into gallery.png at the end
 
   for (int step = 1; step <= cfg.learner.steps && !g_stop.load(); ++step) {
     // ---- gather groups_per_step fresh groups ----
@@ -184,6 +186,9 @@ int run_learner(const Config& cfg) {
     std::cout << line << std::endl;
     t_prev = now;
     counters_prev = c;
+    // Pictures never stop training: failures are logged as warnings.
+    if (step % 10 == 0) write_run_curves(cfg.run.run_dir);
+    last_batch = std::move(batch);
   }
 
   coord.stop(g_stop.load() ? "learner interrupted" : "training finished");
@@ -192,6 +197,10 @@ int run_learner(const Config& cfg) {
     log_error("learner", "cannot save " + ckpt + ": " + s.message());
   else
     log_info("learner", "saved " + ckpt);
+  if (!last_batch.empty()) {  // at least one step was trained and logged
+    write_run_curves(cfg.run.run_dir);
+    write_run_gallery(cfg.run.run_dir, last_batch, trainer->task(), cfg.model.image_size);
+  }
   return exit_code;
 }
 

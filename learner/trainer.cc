@@ -217,8 +217,22 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
     return trajs[a]->tokens.size() < trajs[b]->tokens.size();
   });
-  for (int64_t s = 0; s < N; s += l.micro_batch) {
-    const int64_t e = std::min<int64_t>(N, s + l.micro_batch);
+  // At most micro_batch trajectories, and fewer when one attention score
+  // buffer (rows x heads x T x T floats) would pass 24 MiB: below glibc's
+  // largest mmap threshold (keep_freed_memory) freed buffers are reused
+  // instead of being mapped, faulted and zeroed on every layer.
+  const double heads = cfg_.model.n_heads;
+  auto chunk_end = [&](int64_t s) {
+    int64_t e = s + 1;
+    while (e < std::min<int64_t>(N, s + l.micro_batch)) {
+      const double t = static_cast<double>(trajs[order[e]]->tokens.size());
+      if (static_cast<double>(e + 1 - s) * heads * t * t * 4 > 24.0 * (1 << 20)) break;
+      ++e;
+    }
+    return e;
+  };
+  for (int64_t s = 0, e = 0; s < N; s = e) {
+    e = chunk_end(s);
     std::vector<const Trajectory*> mt;
     std::vector<const Sample*> ms;
     std::vector<float> madv;

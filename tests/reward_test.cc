@@ -355,13 +355,18 @@ TEST(ScoreTrajectory, NoTurnsScoreZero) {
   EXPECT_FALSE(r.box_score.has_value());  // no evidence box
 }
 
-TEST(ScoreTrajectory, BoxScoreUsesTheBestMatchingEvidenceBox) {
+TEST(ScoreTrajectory, BoxScoreUsesTheFirstEvidenceBox) {
   const Box last{0, 0, 2, 2};
+  // vs [1,1,3,3]: inter 1, union 7, enclosing [0,0,3,3] = 9:
+  //   GIoU = 1/7 - 2/9 = -5/63 -> (GIoU + 1) / 2 = 29/63.
+  // vs [0,0,4,4]: inter 4, union 16 = enclosing -> (1/4 + 1) / 2 = 5/8.
   auto r = score_trajectory({kAnswer}, "K", AccuracyRule::kShortAnswer, last,
                             {Box{1, 1, 3, 3}, Box{0, 0, 4, 4}});
   ASSERT_TRUE(r.box_score.has_value());
-  // vs [1,1,3,3]: 29/63; vs [0,0,4,4]: inter 4, union 16 = enclosing -> (1/4+1)/2 = 5/8.
-  EXPECT_NEAR(*r.box_score, 0.625, 1e-12);
+  EXPECT_NEAR(*r.box_score, 29.0 / 63.0, 1e-12);
+  auto s = score_trajectory({kAnswer}, "K", AccuracyRule::kShortAnswer, last,
+                            {Box{0, 0, 4, 4}, Box{1, 1, 3, 3}});
+  EXPECT_NEAR(*s.box_score, 0.625, 1e-12);
 }
 
 }  // namespace

@@ -1,0 +1,407 @@
+#include "actors/eval.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "actors/rollout.h"
+#include "common/config.h"
+#include "common/dataset.h"
+#include "common/pictures.h"
+#include "common/policy.h"
+#include "common/reward.h"
+#include "common/scoring.h"
+#include "common/task.h"
+#include "common/threads.h"
+#include "common/tokenizer.h"
+#include "common/turns.h"
+
+namespace gr1 {
+namespace {
+
+using nlohmann::json;
+
+json box_json(const Box& b) { return json::array({b.x1, b.y1, b.x2, b.y2}); }
+
+template <typename T>
+json opt_json(const std::optional<T>& v) {
+  return v ? json(*v) : json(nullptr);
+}
+
+// Mean of `sum` over `n`, null for an empty set.
+json mean_or_null(double sum, size_t n) { return n > 0 ? json(sum / double(n)) : json(nullptr); }
+
+// A format reward of 2 means every turn matched its pattern; 2*k/n is exact
+// in double for k == n, the tolerance only guards against future rescaling.
+bool format_perfect(double format) { return format >= 2.0 - 1e-9; }
+
+}  // namespace
+
+double box_iou(const Box& a, const Box& b) {
+  const double ix = std::max(0.f, std::min(a.x2, b.x2) - std::max(a.x1, b.x1));
+  const double iy = std::max(0.f, std::min(a.y2, b.y2) - std::max(a.y1, b.y1));
+  const double inter = ix * iy;
+  const double uni = double(a.area()) + double(b.area()) - inter;
+  return uni > 0 ? inter / uni : 0.0;
+}
+
+Result<EvalItem> make_eval_item(const Sample& sample, const Trajectory& t, int shown_size) {
+  EvalItem it;
+  it.problem_id = sample.problem_id;
+  it.dataset = sample.dataset;
+  it.turn_texts = turn_texts(t);
+  it.turns = static_cast<int>(t.turns.size());
+  it.finished = t.finished;
+  // The learner scores against the record's size (score_group); records
+  // built in memory may leave it 0, then the pixels tell.
+  const int W = sample.width > 0 ? sample.width : sample.image.cols;
+  const int H = sample.height > 0 ? sample.height : sample.image.rows;
+  if (!sample.bboxs.empty()) {
+    it.evidence = sample.bboxs.front();
+    if (W > 0 && H > 0) it.evidence_frac = double(it.evidence->area()) / (double(W) * H);
+  }
+  // The contract scores against the FIRST evidence box only (score_turns
+  // takes the best of those it is given).
+  std::vector<Box> evidence;
+  if (it.evidence) evidence.push_back(*it.evidence);
+  const std::optional<Box> last = last_box_shown(t);
+  auto rb = score_turns(it.turn_texts, last, sample.solution, sample.dataset, evidence, W, H,
+                        shown_size, shown_size);
+  if (!rb.ok()) return rb.status();
+  it.correct = rb->accuracy;
+  it.format = rb->format;
+  it.box_score = rb->box_score;
+  if (!it.turn_texts.empty()) it.answer = extract_answer(it.turn_texts.back()).value_or("");
+  for (const auto& b : t.boxes_shown)
+    if (b) it.boxes.push_back(shown_to_original(*b, shown_size, shown_size, W, H));
+  if (last && it.evidence && W > 0 && H > 0)
+    it.iou = box_iou(shown_to_original(*last, shown_size, shown_size, W, H), *it.evidence);
+  // images[k + 1] is the image shown after turn k (images[0]: the original).
+  it.crops.assign(t.turns.size(), std::nullopt);
+  for (size_t k = 0; k < t.turns.size() && k + 1 < t.images.size(); ++k)
+    if (t.images[k + 1].is_crop) it.crops[k] = t.images[k + 1].box_orig;
+  return it;
+}
+
+json item_json(const EvalItem& it) {
+  json boxes = json::array();
+  for (const auto& b : it.boxes) boxes.push_back(box_json(b));
+  return json{{"problem_id", it.problem_id},
+              {"dataset", it.dataset},
+              {"answer", it.answer},
+              {"correct", it.correct},
+              {"format", it.format},
+              {"boxes", boxes},
+              {"turns", it.turns},
+              {"turn_texts", it.turn_texts},
+              {"box_score", opt_json(it.box_score)},
+              {"iou", opt_json(it.iou)},
+              {"evidence", it.evidence ? box_json(*it.evidence) : json(nullptr)},
+              {"evidence_frac", it.evidence_frac},
+              {"finished", it.finished}};
+}
+
+json summarize_items(const std::vector<EvalItem>& items) {
+  const size_t n = items.size();
+  double acc = 0, turns = 0;
+  size_t perfect = 0, with_box = 0, with_ev = 0, given = 0, hit05 = 0;
+  double box_sum = 0, given_sum = 0;
+  for (const auto& it : items) {
+    acc += it.correct;
+    turns += it.turns;
+    perfect += format_perfect(it.format);
+    with_box += !it.boxes.empty();
+    if (!it.evidence) continue;
+    ++with_ev;
+    if (it.box_score) {  // a box and evidence: scored
+      box_sum += *it.box_score;
+      given_sum += *it.box_score;
+      ++given;
+    }  // evidence but no box: counts 0 in box_score, absent from box_score_given
+    hit05 += it.iou && *it.iou >= 0.5;
+  }
+  return json{{"n", n},
+              {"accuracy", mean_or_null(acc, n)},
+              {"format_rate", mean_or_null(double(perfect), n)},
+              {"mean_turns", mean_or_null(turns, n)},
+              {"box_score", mean_or_null(box_sum, with_ev)},
+              {"box_score_given", mean_or_null(given_sum, given)},
+              {"box_rate", mean_or_null(double(with_box), n)},
+              {"acc_at_05", mean_or_null(double(hit05), with_ev)}};
+}
+
+json summarize(const std::vector<EvalItem>& items) {
+  json s = summarize_items(items);
+
+  std::map<std::string, std::vector<EvalItem>> families;
+  for (const auto& it : items) families[it.dataset].push_back(it);
+  json per_family = json::object();
+  for (const auto& [name, part] : families) per_family[name] = summarize_items(part);
+  s["per_family"] = per_family;
+
+  std::vector<EvalItem> ev;
+  for (const auto& it : items)
+    if (it.evidence) ev.push_back(it);
+  std::stable_sort(ev.begin(), ev.end(), [](const EvalItem& a, const EvalItem& b) {
+    return a.evidence_frac < b.evidence_frac;
+  });
+  const size_t m = ev.size(), base = m / 3, rem = m % 3;
+  const char* names[3] = {"small", "medium", "large"};
+  json thirds = json::object();
+  size_t begin = 0;
+  for (size_t k = 0; k < 3; ++k) {
+    const size_t len = base + (k < rem ? 1 : 0);
+    std::vector<EvalItem> part(ev.begin() + begin, ev.begin() + begin + len);
+    json j = summarize_items(part);
+    j["frac_min"] = len > 0 ? json(part.front().evidence_frac) : json(nullptr);
+    j["frac_max"] = len > 0 ? json(part.back().evidence_frac) : json(nullptr);
+    thirds[names[k]] = j;
+    begin += len;
+  }
+  s["per_evidence_third"] = thirds;
+  return s;
+}
+
+Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
+                                       const std::vector<Sample>& samples,
+                                       const RolloutOptions& rollout, const EvalOptions& options) {
+  if (!prompt_mode_from_name(options.mode))
+    return Result<EvalResult>::Error("eval: unknown mode '" + options.mode + "' (known: grounded, direct)");
+  if (options.batch < 1)
+    return Result<EvalResult>::Error("eval: batch must be >= 1, got " + std::to_string(options.batch));
+  if (options.limit < 0)
+    return Result<EvalResult>::Error("eval: limit must be >= 0, got " + std::to_string(options.limit));
+  auto loaded = load_policy(checkpoint);
+  if (!loaded.ok()) return Result<EvalResult>::Error("checkpoint " + checkpoint + ": " + loaded.error());
+  if (loaded->vocab_size != Tokenizer().vocab_size())
+    return Result<EvalResult>::Error("checkpoint " + checkpoint + ": vocabulary size " +
+                                     std::to_string(loaded->vocab_size) + ", the tokenizer's is " +
+                                     std::to_string(Tokenizer().vocab_size()));
+  const ModelOptions model = loaded->options;
+  const int S = model.image_size;
+  Policy policy = loaded->policy;
+  policy->eval();
+  RolloutOptions ro = rollout;
+  ro.mode = options.mode;
+
+  EvalResult res;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  try {
+    RolloutEngine engine(policy, model, ro);
+    // Greedy decoding never draws from it; rollout_batch takes one anyway.
+    auto gen = torch::make_generator<torch::CPUGeneratorImpl>(0);
+    const size_t n = options.limit > 0 ? std::min(samples.size(), size_t(options.limit)) : samples.size();
+
+    std::vector<Sample> batch;
+    std::vector<int64_t> batch_index;
+    auto flush = [&]() -> Status {
+      if (batch.empty()) return Status::Ok();
+      auto groups = engine.rollout_batch(batch, 1, 1, gen, /*greedy=*/true, nullptr);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        auto item = make_eval_item(batch[i], groups[i].trajectories.front(), S);
+        if (!item.ok()) return item.status();  // checked before decoding; cannot happen
+        item->index = batch_index[i];
+        res.items.push_back(std::move(*item));
+      }
+      batch.clear();
+      batch_index.clear();
+      if (options.progress) {
+        const double s = elapsed();
+        std::fprintf(stderr, "gr1 eval: %zu/%zu questions, %.2f questions/s\n", res.items.size(), n,
+                     s > 0 ? res.items.size() / s : 0.0);
+      }
+      return Status::Ok();
+    };
+
+    for (size_t i = 0; i < n; ++i) {
+      const Sample& s = samples[i];
+      auto skip = [&](const std::string& why) {
+        res.skipped.push_back("problem_id " + std::to_string(s.problem_id) + " (dataset " + s.dataset +
+                              "): " + why);
+      };
+      // Checked up front so one bad record costs that record, not the run.
+      if (auto rule = accuracy_rule_for(s.dataset); !rule.ok()) {
+        skip(rule.error());
+        continue;
+      }
+      if (const size_t p = engine.first_prompt_tokens(s); p >= size_t(model.max_seq_len)) {
+        skip("prompt of " + std::to_string(p) + " tokens does not fit model.max_seq_len " +
+             std::to_string(model.max_seq_len));
+        continue;
+      }
+      Sample copy = s;  // shares the pixels (cv::Mat is reference-counted)
+      if (copy.image.empty()) {
+        auto img = load_sample_image(copy);
+        if (!img.ok()) {
+          skip(img.error());
+          continue;
+        }
+        copy.image = *img;
+      }
+      batch.push_back(std::move(copy));
+      batch_index.push_back(static_cast<int64_t>(i));
+      if (batch.size() >= size_t(options.batch))
+        if (Status st = flush(); !st.ok()) return st;
+    }
+    if (Status st = flush(); !st.ok()) return st;
+  } catch (const std::exception& e) {
+    // LibTorch errors stop here, named.
+    return Result<EvalResult>::Error("eval: " + std::string(e.what()));
+  }
+
+  const double seconds = elapsed();
+  res.summary = summarize(res.items);
+  res.summary["mode"] = options.mode;
+  res.summary["checkpoint"] = checkpoint;
+  res.summary["seconds"] = seconds;
+  res.summary["questions_per_s"] = seconds > 0 ? res.items.size() / seconds : 0.0;
+  return res;
+}
+
+namespace {
+
+std::string fmt(const json& v, const char* spec = "%.4f") {
+  if (!v.is_number()) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, spec, v.get<double>());
+  return buf;
+}
+
+// Lists at most `max_shown` entries of `what` on stderr, with the total.
+template <typename Seq, typename Fn>
+void report_list(const std::string& headline, const Seq& seq, Fn line, size_t max_shown = 5) {
+  std::cerr << "gr1 eval: " << headline << "\n";
+  size_t k = 0;
+  for (const auto& e : seq) {
+    if (k++ == max_shown) {
+      std::cerr << "  ... and " << (seq.size() - max_shown) << " more\n";
+      break;
+    }
+    std::cerr << "  " << line(e) << "\n";
+  }
+}
+
+}  // namespace
+
+int run_eval(const EvalCli& cli) {
+  configure_compute_threads(cli.threads);
+
+  Config cfg;
+  if (!cli.config.empty()) {
+    auto c = load_config(cli.config, cli.sets);
+    if (!c.ok()) {
+      std::cerr << "gr1 eval: --config " << cli.config << ": " << c.error() << "\n";
+      return 2;
+    }
+    cfg = *c;
+  } else if (!cli.sets.empty()) {
+    for (const auto& s : cli.sets)
+      if (Status st = apply_override(cfg, s); !st.ok()) {
+        std::cerr << "gr1 eval: --set " << s << ": " << st.message() << "\n";
+        return 2;
+      }
+    if (Status st = validate_config(cfg); !st.ok()) {
+      std::cerr << "gr1 eval: --set: " << st.message() << "\n";
+      return 2;
+    }
+  }
+  // Synthetic benchmark files name their datasets "<prefix>_<family>[_mc]";
+  // their accuracy rules exist once the task registers them. Real data does
+  // not need this, so a failure is only a warning.
+  if (auto task = SyntheticTask::create(cfg.task); !task.ok())
+    std::cerr << "gr1 eval: warning: synthetic dataset names not registered: " << task.error() << "\n";
+
+  std::filesystem::path data(cli.data);
+  std::error_code ec;
+  if (std::filesystem::is_directory(data, ec)) data /= "data.jsonl";
+  LoadOptions lo;
+  lo.keep_images = true;
+  auto report = load_jsonl_file(data.string(), lo);
+  if (!report.ok()) {
+    std::cerr << "gr1 eval: --data: " << report.error() << "\n";
+    return 2;
+  }
+  if (!report->errors.empty())
+    report_list(std::to_string(report->errors.size()) + " of " + std::to_string(report->lines) +
+                    " lines of " + data.string() + " are bad and skipped:",
+                report->errors,
+                [](const LineError& e) { return "line " + std::to_string(e.line) + ": " + e.error; });
+  if (report->samples.empty()) {
+    std::cerr << "gr1 eval: no valid sample in " << data.string() << "\n";
+    return 2;
+  }
+
+  EvalOptions eo;
+  eo.mode = cli.mode;
+  eo.batch = cli.batch;
+  eo.limit = cli.limit;
+  eo.progress = true;
+  auto res = evaluate_checkpoint(cli.checkpoint, report->samples, cfg.rollout, eo);
+  if (!res.ok()) {
+    std::cerr << "gr1 eval: " << res.error() << "\n";
+    return 2;
+  }
+  if (!res->skipped.empty())
+    report_list(std::to_string(res->skipped.size()) + " samples not evaluated:", res->skipped,
+                [](const std::string& s) { return s; });
+  if (res->items.empty()) {
+    std::cerr << "gr1 eval: no sample could be evaluated\n";
+    return 2;
+  }
+
+  json summary = res->summary;
+  summary["data"] = data.string();
+  summary["skipped"] = {{"bad_lines", report->errors.size()}, {"samples", res->skipped.size()}};
+  json items = json::array();
+  for (const auto& it : res->items) items.push_back(item_json(it));
+  {
+    std::ofstream f(cli.out);
+    f << json{{"items", items}, {"summary", summary}}.dump(1) << "\n";
+    if (!f.good()) {
+      std::cerr << "gr1 eval: --out " << cli.out << ": cannot write the file\n";
+      return 2;
+    }
+  }
+
+  if (!cli.gallery.empty()) {
+    std::vector<GalleryItem> gallery;
+    for (const auto& it : res->items) {
+      if (gallery.size() == 8) break;
+      const Sample& s = report->samples[it.index];
+      GalleryItem g;
+      g.image = s.image;
+      g.title = "#" + std::to_string(it.problem_id) + " " + it.dataset;
+      g.question = s.problem;
+      g.turns = it.turn_texts;
+      g.boxes_orig = it.crops;
+      g.evidence = s.bboxs;
+      g.answer = it.answer;
+      g.truth = solution_truth(s.solution);
+      g.accuracy = it.correct;
+      gallery.push_back(std::move(g));
+    }
+    if (Status st = write_gallery_png(gallery, cli.gallery); !st.ok()) {
+      std::cerr << "gr1 eval: --gallery " << cli.gallery << ": " << st.message() << "\n";
+      return 2;
+    }
+  }
+
+  std::cout << "eval (" << cli.mode << "): n=" << summary["n"].get<size_t>()
+            << " accuracy=" << fmt(summary["accuracy"]) << " format_rate=" << fmt(summary["format_rate"])
+            << " mean_turns=" << fmt(summary["mean_turns"], "%.2f")
+            << " box_score=" << fmt(summary["box_score"]) << " acc_at_05=" << fmt(summary["acc_at_05"])
+            << " questions_per_s=" << fmt(summary["questions_per_s"], "%.2f") << "\n";
+  return 0;
+}
+
+}  // namespace gr1

@@ -1,0 +1,69 @@
+// `gr1 pretrain`: supervised training of a base policy on GENERIC skills, so
+// that RL starts from a policy that can ground at all (issue 4: grounding
+// then emerges and improves under the answer reward alone).
+//
+//   held-out scene streams (SyntheticTask::scene, never a benchmark question)
+//   -> skill examples: prompt + teacher turns, in exactly the token layout of
+//      rollouts (common/prompt.h), crops cut by the rollout's own crop code
+//   -> cross-entropy on the teacher turns' tokens only -> AdamW
+//   -> checkpoint + held-out report (locate box score, zoom-read accuracy,
+//      share of sampled first turns on benchmark questions that choose a box)
+//
+// Skills (pretrain.skills, "name:weight,..."):
+//   locate     "Where is the red circle?" -> <box> of the whole shape
+//   zoom_read  "Zoom in on the red circle and tell the character on it."
+//              -> <box> of the shape -> crop -> <answer>
+//   refine     the same question after a GIVEN first turn that boxed another
+//              shape (context, not trained) -> <box> of the right shape ->
+//              crop -> <answer>: recovering from a wrong crop
+//   answer     the same question about a detail large enough to read in the
+//              full view -> <answer> at once (grounding is a choice)
+//   direct     the direct-mode prompt (rollout.mode: direct) -> <answer>
+// Supervised boxes are whole-shape boxes, never a detail's (evidence) box,
+// and the wording differs from every benchmark template: nothing the
+// benchmark asks, nor its evidence boxes, is ever supervised.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "common/options.h"
+#include "common/sample.h"
+#include "common/status.h"
+#include "common/trajectory.h"
+
+namespace gr1 {
+
+// "locate:3,zoom_read:4" -> {name: weight}; unknown names, repeated names,
+// negative weights or an all-zero mix are errors naming pretrain.skills.
+Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec);
+
+// One supervised example: the exact token sequence (policy_mask = 1 on the
+// teacher tokens that are trained), its image blocks, and the sample whose
+// image those blocks refer to.
+struct PretrainExample {
+  std::string skill;
+  Trajectory traj;  // logprobs all 0
+  Sample sample;    // image + question; bboxs = {target shape box}
+  std::string answer;  // the taught answer ("" for locate)
+};
+
+// Example `index` of `skill` from scene stream `stream` (1: training,
+// 2: held-out report). Deterministic.
+Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::string& skill,
+                                              uint64_t index, uint64_t stream);
+
+// Trains cfg.pretrain.steps steps from cfg.run.seed's initialisation (or
+// cfg.learner.init_checkpoint when set), writes `out` (safetensors) and
+// `out`.report.json, prints progress and the report. Returns the exit code.
+int run_pretrain(const Config& cfg, const std::string& out);
+
+// The held-out report of a policy checkpoint (also `gr1 pretrain` 's last
+// step): {"locate_box_score", "zoom_read_accuracy", "refine_accuracy",
+// "box_choice_rate", "items"}.
+Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint);
+
+}  // namespace gr1

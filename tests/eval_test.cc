@@ -1,0 +1,471 @@
+// `gr1 eval`: summaries on hand-built items, items from hand-built
+// trajectories, and end-to-end runs of small policies on a dataset on disk.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include "actors/eval.h"
+#include "common/config.h"
+#include "common/dataset.h"
+#include "common/policy.h"
+#include "common/record.h"
+#include "common/reward.h"
+#include "common/task.h"
+#include "common/tokenizer.h"
+#include "common/turns.h"
+#include "tests/scripted_policy.h"
+
+namespace gr1 {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// ---- summaries ----------------------------------------------------------------
+
+EvalItem item(const std::string& dataset, double correct, double format, int turns,
+              std::optional<double> evidence_frac, std::optional<double> box_score,
+              std::optional<double> iou, int boxes) {
+  EvalItem it;
+  it.dataset = dataset;
+  it.correct = correct;
+  it.format = format;
+  it.turns = turns;
+  if (evidence_frac) {
+    it.evidence = Box{0, 0, 1, 1};
+    it.evidence_frac = *evidence_frac;
+  }
+  it.box_score = box_score;
+  it.iou = iou;
+  it.boxes.assign(boxes, Box{0, 0, 1, 1});
+  return it;
+}
+
+// A: evidence and a good box; B: evidence, no box; C: a box, no evidence;
+// D: evidence and a poor box (two boxes written).
+std::vector<EvalItem> four_items() {
+  return {item("x", 1.0, 2.0, 2, 0.10, 0.8, 0.6, 1),
+          item("x", 0.0, 1.0, 1, 0.30, std::nullopt, std::nullopt, 0),
+          item("y", 0.5, 2.0, 3, std::nullopt, std::nullopt, std::nullopt, 1),
+          item("y", 0.6, 2.0, 1, 0.05, 0.4, 0.3, 2)};
+}
+
+TEST(EvalSummaryTest, SummarizeItemsMatchesHandComputedValues) {
+  json s = summarize_items(four_items());
+  EXPECT_EQ(s["n"], 4);
+  EXPECT_NEAR(s["accuracy"].get<double>(), (1.0 + 0.0 + 0.5 + 0.6) / 4, 1e-12);
+  EXPECT_NEAR(s["format_rate"].get<double>(), 3.0 / 4, 1e-12);  // A, C, D have format 2
+  EXPECT_NEAR(s["mean_turns"].get<double>(), 7.0 / 4, 1e-12);
+  // Over A, B, D (evidence); B's missing box counts 0; C has no evidence.
+  EXPECT_NEAR(s["box_score"].get<double>(), (0.8 + 0.0 + 0.4) / 3, 1e-12);
+  EXPECT_NEAR(s["box_score_given"].get<double>(), (0.8 + 0.4) / 2, 1e-12);  // B excluded
+  EXPECT_NEAR(s["box_rate"].get<double>(), 3.0 / 4, 1e-12);  // A, C, D wrote boxes
+  EXPECT_NEAR(s["acc_at_05"].get<double>(), 1.0 / 3, 1e-12);  // A (0.6) of A, B, D
+}
+
+TEST(EvalSummaryTest, EmptyAndEvidenceFreeSetsGiveNulls) {
+  json e = summarize_items({});
+  EXPECT_EQ(e["n"], 0);
+  for (const char* k : {"accuracy", "format_rate", "mean_turns", "box_score", "box_score_given",
+                        "box_rate", "acc_at_05"})
+    EXPECT_TRUE(e[k].is_null()) << k;
+  json c = summarize_items({four_items()[2]});  // a box but no evidence
+  EXPECT_NEAR(c["accuracy"].get<double>(), 0.5, 1e-12);
+  EXPECT_TRUE(c["box_score"].is_null());
+  EXPECT_TRUE(c["acc_at_05"].is_null());
+  EXPECT_NEAR(c["box_rate"].get<double>(), 1.0, 1e-12);
+}
+
+TEST(EvalSummaryTest, PerFamilyAndEvidenceThirds) {
+  json s = summarize(four_items());
+  EXPECT_NEAR(s["accuracy"].get<double>(), 0.525, 1e-12);
+  ASSERT_EQ(s["per_family"].size(), 2u);
+  const json& x = s["per_family"]["x"];
+  EXPECT_EQ(x["n"], 2);
+  EXPECT_NEAR(x["accuracy"].get<double>(), 0.5, 1e-12);
+  EXPECT_NEAR(x["box_score"].get<double>(), 0.4, 1e-12);  // (0.8 + 0) / 2
+  EXPECT_NEAR(x["box_score_given"].get<double>(), 0.8, 1e-12);
+  EXPECT_NEAR(x["acc_at_05"].get<double>(), 0.5, 1e-12);
+  const json& y = s["per_family"]["y"];
+  EXPECT_NEAR(y["accuracy"].get<double>(), 0.55, 1e-12);
+  EXPECT_NEAR(y["box_score"].get<double>(), 0.4, 1e-12);  // D only: C has no evidence
+  EXPECT_NEAR(y["acc_at_05"].get<double>(), 0.0, 1e-12);
+  // Evidence items sorted by fraction: D (0.05), A (0.10), B (0.30).
+  const json& t = s["per_evidence_third"];
+  EXPECT_EQ(t["small"]["n"], 1);
+  EXPECT_NEAR(t["small"]["frac_min"].get<double>(), 0.05, 1e-12);
+  EXPECT_NEAR(t["small"]["box_score"].get<double>(), 0.4, 1e-12);
+  EXPECT_NEAR(t["medium"]["frac_max"].get<double>(), 0.10, 1e-12);
+  EXPECT_NEAR(t["medium"]["acc_at_05"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(t["large"]["box_score"].get<double>(), 0.0, 1e-12);
+  EXPECT_TRUE(t["large"]["box_score_given"].is_null());
+}
+
+TEST(EvalSummaryTest, ThirdsGiveTheRemainderToTheFirstParts) {
+  std::vector<EvalItem> items;
+  for (double f : {0.5, 0.1, 0.4, 0.2, 0.3})
+    items.push_back(item("x", f, 2.0, 1, f, std::nullopt, std::nullopt, 0));
+  items.push_back(item("x", 1.0, 2.0, 1, std::nullopt, std::nullopt, std::nullopt, 0));
+  const json t = summarize(items)["per_evidence_third"];
+  // Five evidence items -> 2, 2, 1; the evidence-free item is in none.
+  EXPECT_EQ(t["small"]["n"], 2);
+  EXPECT_EQ(t["medium"]["n"], 2);
+  EXPECT_EQ(t["large"]["n"], 1);
+  EXPECT_NEAR(t["small"]["frac_min"].get<double>(), 0.1, 1e-12);
+  EXPECT_NEAR(t["small"]["frac_max"].get<double>(), 0.2, 1e-12);
+  EXPECT_NEAR(t["medium"]["accuracy"].get<double>(), 0.35, 1e-12);  // items 0.3, 0.4
+  EXPECT_NEAR(t["large"]["frac_min"].get<double>(), 0.5, 1e-12);
+
+  // One evidence item -> 1, 0, 0: empty parts have n 0 and null fractions.
+  const json one = summarize({items[0]})["per_evidence_third"];
+  EXPECT_EQ(one["small"]["n"], 1);
+  EXPECT_EQ(one["large"]["n"], 0);
+  EXPECT_TRUE(one["large"]["frac_min"].is_null());
+  EXPECT_TRUE(one["large"]["accuracy"].is_null());
+}
+
+// ---- items from trajectories -----------------------------------------------------
+
+// A trajectory whose assistant turns are `turns` (no prompt or image tokens:
+// make_eval_item reads turn spans, boxes_shown and images only).
+Trajectory trajectory_of(const std::vector<std::string>& turns) {
+  Trajectory t;
+  Tokenizer tok;
+  t.tokens.push_back(Tokenizer::kBos);
+  for (const auto& text : turns) {
+    const auto ids = tok.encode(text);
+    t.turns.push_back(TurnSpan{int32_t(t.tokens.size()), int32_t(t.tokens.size() + ids.size())});
+    t.tokens.insert(t.tokens.end(), ids.begin(), ids.end());
+    t.boxes_shown.push_back(extract_box(text));
+  }
+  t.policy_mask.assign(t.tokens.size(), 1);
+  t.logprobs.assign(t.tokens.size(), 0.f);
+  return t;
+}
+
+TEST(EvalItemTest, MapsEveryBoxToOriginalPixelsAndScoresTheLastAgainstTheFirstEvidence) {
+  Sample s;
+  s.problem_id = 42;
+  s.width = 200;
+  s.height = 100;
+  s.dataset = "vsr";  // short answer
+  s.solution = "left";
+  s.bboxs = {Box{100, 50, 150, 100}, Box{0, 0, 10, 10}};
+  // Shown frame 50 x 50: x * 4, y * 2.
+  Trajectory t = trajectory_of({"<think>x</think><box>[25,25,50,50]</box>",
+                                "<think>y</think><box>[0,0,2.5,5]</box>",
+                                "<think>z</think><answer> left </answer>"});
+  t.images = {ImageRef{false, {}}, ImageRef{true, Box{100, 50, 200, 100}}, ImageRef{true, Box{0, 0, 28, 28}}};
+  t.finished = true;
+  auto it = make_eval_item(s, t, 50);
+  ASSERT_TRUE(it.ok()) << it.error();
+  EXPECT_EQ(it->problem_id, 42u);
+  EXPECT_EQ(it->answer, "left");
+  EXPECT_DOUBLE_EQ(it->correct, 1.0);
+  EXPECT_DOUBLE_EQ(it->format, 2.0);
+  EXPECT_EQ(it->turns, 3);
+  EXPECT_TRUE(it->finished);
+  ASSERT_EQ(it->boxes.size(), 2u);
+  EXPECT_EQ(it->boxes[0], (Box{100, 50, 200, 100}));
+  EXPECT_EQ(it->boxes[1], (Box{0, 0, 10, 10}));
+  // The last box equals the SECOND evidence box, but the score is against the
+  // first: GIoU = 0 - (15000 - 2600) / 15000 (enclosing [0,0,150,100], union
+  // 100 + 2500), so (GIoU + 1) / 2 = 2600 / 30000.
+  ASSERT_TRUE(it->box_score.has_value());
+  EXPECT_NEAR(*it->box_score, 2600.0 / 30000.0, 1e-6);
+  ASSERT_TRUE(it->iou.has_value());
+  EXPECT_DOUBLE_EQ(*it->iou, 0.0);
+  ASSERT_TRUE(it->evidence.has_value());
+  EXPECT_EQ(*it->evidence, (Box{100, 50, 150, 100}));
+  EXPECT_NEAR(it->evidence_frac, 2500.0 / 20000.0, 1e-12);
+  // Crops: after turn 0 and turn 1; none after the final turn.
+  ASSERT_EQ(it->crops.size(), 3u);
+  EXPECT_EQ(it->crops[0], (std::optional<Box>(Box{100, 50, 200, 100})));
+  EXPECT_EQ(it->crops[1], (std::optional<Box>(Box{0, 0, 28, 28})));
+  EXPECT_FALSE(it->crops[2].has_value());
+
+  json j = item_json(*it);
+  EXPECT_EQ(j["boxes"], json::parse("[[100,50,200,100],[0,0,10,10]]"));
+  EXPECT_EQ(j["correct"], 1.0);
+  EXPECT_EQ(j["turns"], 3);
+  EXPECT_EQ(j["problem_id"], 42);
+}
+
+TEST(EvalItemTest, NoBoxNoAnswerAndAnUnknownDataset) {
+  Sample s;
+  s.width = s.height = 64;
+  s.dataset = "vsr";
+  s.solution = "yes";
+  s.bboxs = {Box{0, 0, 8, 8}};
+  Trajectory t = trajectory_of({"<think>hm</think>yes"});
+  t.images = {ImageRef{false, {}}};
+  auto it = make_eval_item(s, t, 32);
+  ASSERT_TRUE(it.ok());
+  EXPECT_EQ(it->answer, "");  // no <answer> pair
+  EXPECT_DOUBLE_EQ(it->correct, 0.0);
+  EXPECT_DOUBLE_EQ(it->format, 0.0);
+  EXPECT_TRUE(it->boxes.empty());
+  EXPECT_FALSE(it->box_score.has_value());
+  EXPECT_TRUE(item_json(*it)["box_score"].is_null());
+  EXPECT_TRUE(it->evidence.has_value());  // so it counts 0 in box_score
+
+  s.dataset = "no_such_dataset";
+  auto bad = make_eval_item(s, t, 32);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("no_such_dataset"), std::string::npos) << bad.error();
+}
+
+TEST(EvalItemTest, BoxIou) {
+  EXPECT_DOUBLE_EQ(box_iou(Box{0, 0, 10, 10}, Box{5, 0, 15, 10}), 50.0 / 150.0);
+  EXPECT_DOUBLE_EQ(box_iou(Box{0, 0, 10, 10}, Box{20, 20, 30, 30}), 0.0);
+  EXPECT_DOUBLE_EQ(box_iou(Box{0, 0, 0, 0}, Box{0, 0, 0, 0}), 0.0);
+}
+
+// ---- end to end -----------------------------------------------------------------
+
+Config eval_config() {
+  auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
+  EXPECT_TRUE(c.ok()) << c.error();
+  Config cfg = *c;
+  cfg.model.max_seq_len = 1024;  // two user turns of the grounded prompt
+  cfg.rollout.max_new_tokens = 24;
+  cfg.rollout.max_turns = 3;
+  return cfg;
+}
+
+// A dataset directory: data.jsonl with relative image paths, PNGs beside it.
+struct DiskData {
+  fs::path dir;
+  std::vector<Sample> samples;  // as written (with pixels)
+  ~DiskData() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+std::unique_ptr<DiskData> write_dataset(const Config& cfg, int n, const std::string& name,
+                                        bool add_bad_line) {
+  auto task = SyntheticTask::create(cfg.task);  // registers synth_<family>[_mc]
+  EXPECT_TRUE(task.ok()) << task.error();
+  auto d = std::make_unique<DiskData>();
+  d->dir = fs::temp_directory_path() / ("gr1_eval_test_" + name + "_" + std::to_string(::getpid()));
+  fs::create_directories(d->dir);
+  std::ofstream f(d->dir / "data.jsonl");
+  for (int i = 0; i < n; ++i) {
+    Sample s = task->get(i);
+    s.image_path = "img_" + std::to_string(i) + ".png";
+    EXPECT_TRUE(cv::imwrite((d->dir / s.image_path).string(), s.image));
+    if (i == 1) {
+      // A short-answer record whose truth is the scripted answer: one item
+      // scores 1 whatever the drawn question was.
+      s.dataset = SyntheticTask::dataset_name(cfg.task.dataset, Family::kText, false);
+      s.solution = "A";
+    }
+    f << to_record(s).dump() << "\n";
+    if (add_bad_line && i == 0) f << "{\"image\": \"img_0.png\", truncated\n";
+    d->samples.push_back(s);
+  }
+  return d;
+}
+
+// A checkpoint in the temporary directory, removed with the object.
+struct TempCheckpoint {
+  std::string path;
+  TempCheckpoint(const Policy& p, const ModelOptions& m, const std::string& name)
+      : path((fs::temp_directory_path() /
+              ("gr1_eval_test_" + name + "_" + std::to_string(::getpid()) + ".safetensors"))
+                 .string()) {
+    Status s = save_policy(path, p, m);
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  ~TempCheckpoint() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+
+double expected_accuracy(const Sample& s, const std::string& answer) {
+  auto rule = accuracy_rule_for(s.dataset);
+  EXPECT_TRUE(rule.ok()) << rule.error();
+  return accuracy_reward(*rule, answer, s.solution);
+}
+
+TEST(EvalEndToEndTest, ScriptedPolicyItemsCarryItsBoxesAnswersAndRewards) {
+  Config cfg = eval_config();
+  auto data = write_dataset(cfg, 4, "scripted", /*add_bad_line=*/true);
+  // Fitted on the questions it is evaluated on, so the script is replayed
+  // exactly (a tiny policy does not reliably carry it to unseen questions).
+  Policy policy = testing::fit_scripted_policy(cfg.model, cfg.rollout, data->samples);
+  const TempCheckpoint tmp(policy, cfg.model, "scripted");
+  const std::string& ckpt = tmp.path;
+
+  LoadOptions lo;
+  lo.keep_images = true;
+  auto report = load_jsonl_file((data->dir / "data.jsonl").string(), lo);
+  ASSERT_TRUE(report.ok()) << report.error();
+  ASSERT_EQ(report->samples.size(), 4u);
+  EXPECT_EQ(report->errors.size(), 1u);
+
+  EvalOptions eo;
+  eo.batch = 3;  // a full batch and a remainder of one
+  auto res = evaluate_checkpoint(ckpt, report->samples, cfg.rollout, eo);
+  ASSERT_TRUE(res.ok()) << res.error();
+  ASSERT_EQ(res->items.size(), 4u);
+  EXPECT_TRUE(res->skipped.empty());
+  double acc = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    SCOPED_TRACE("item " + std::to_string(i));
+    const EvalItem& it = res->items[i];
+    const Sample& s = report->samples[i];
+    EXPECT_EQ(it.index, int64_t(i));
+    EXPECT_EQ(it.problem_id, s.problem_id);
+    EXPECT_EQ(it.dataset, s.dataset);
+    ASSERT_EQ(it.turn_texts,
+              (std::vector<std::string>{testing::kScriptBoxTurn, testing::kScriptAnswerTurn}));
+    EXPECT_EQ(it.turns, 2);
+    EXPECT_EQ(it.answer, "A");
+    EXPECT_DOUBLE_EQ(it.correct, expected_accuracy(s, "A"));
+    EXPECT_DOUBLE_EQ(it.format, 2.0);
+    // [0,0,16,16] of the 32x32 frame is the top-left quarter of 128x128.
+    ASSERT_EQ(it.boxes.size(), 1u);
+    EXPECT_EQ(it.boxes[0], (Box{0, 0, 64, 64}));
+    EXPECT_EQ(it.crops[0], (std::optional<Box>(Box{0, 0, 64, 64})));
+    ASSERT_FALSE(s.bboxs.empty());
+    ASSERT_TRUE(it.box_score.has_value());
+    EXPECT_NEAR(*it.box_score, box_score(Box{0, 0, 64, 64}, s.bboxs[0]), 1e-9);
+    acc += it.correct;
+  }
+  EXPECT_DOUBLE_EQ(res->items[1].correct, 1.0);  // the record whose truth is "A"
+  const json& sum = res->summary;
+  EXPECT_EQ(sum["n"], 4);
+  EXPECT_NEAR(sum["accuracy"].get<double>(), acc / 4, 1e-12);
+  EXPECT_NEAR(sum["format_rate"].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(sum["mean_turns"].get<double>(), 2.0, 1e-12);
+  EXPECT_NEAR(sum["box_rate"].get<double>(), 1.0, 1e-12);
+  EXPECT_EQ(sum["mode"], "grounded");
+  EXPECT_TRUE(sum["questions_per_s"].get<double>() > 0);
+
+  // Direct mode: one turn from the whole image. The policy still writes its
+  // box turn, so there is a box but no crop, no answer and format 0.
+  eo.mode = "direct";
+  auto direct = evaluate_checkpoint(ckpt, report->samples, cfg.rollout, eo);
+  ASSERT_TRUE(direct.ok()) << direct.error();
+  ASSERT_EQ(direct->items.size(), 4u);
+  for (const auto& it : direct->items) {
+    EXPECT_EQ(it.turn_texts, std::vector<std::string>{testing::kScriptBoxTurn});
+    EXPECT_EQ(it.answer, "");
+    EXPECT_DOUBLE_EQ(it.correct, 0.0);
+    EXPECT_DOUBLE_EQ(it.format, 0.0);
+    EXPECT_EQ(it.boxes.size(), 1u);
+    ASSERT_EQ(it.crops.size(), 1u);
+    EXPECT_FALSE(it.crops[0].has_value());
+  }
+  EXPECT_EQ(direct->summary["mode"], "direct");
+  EXPECT_NEAR(direct->summary["mean_turns"].get<double>(), 1.0, 1e-12);
+
+  // The CLI entry point on the directory: JSON file, summary extras, gallery.
+  EvalCli cli;
+  cli.checkpoint = ckpt;
+  cli.data = data->dir.string();
+  cli.out = (data->dir / "eval.json").string();
+  cli.gallery = (data->dir / "gallery.png").string();
+  cli.batch = 2;
+  ASSERT_EQ(run_eval(cli), 0);
+  std::ifstream in(cli.out);
+  json out = json::parse(in);
+  ASSERT_EQ(out["items"].size(), 4u);
+  for (size_t i = 0; i < 4; ++i) {
+    const json& j = out["items"][i];
+    EXPECT_EQ(j["problem_id"], res->items[i].problem_id);
+    EXPECT_EQ(j["answer"], "A");
+    EXPECT_EQ(j["correct"].get<double>(), res->items[i].correct);
+    EXPECT_EQ(j["boxes"], json::parse("[[0,0,64,64]]"));
+    EXPECT_EQ(j["turns"], 2);
+  }
+  const json& s = out["summary"];
+  EXPECT_NEAR(s["accuracy"].get<double>(), acc / 4, 1e-12);
+  EXPECT_EQ(s["skipped"]["bad_lines"], 1);
+  EXPECT_EQ(s["data"], (data->dir / "data.jsonl").string());
+  EXPECT_EQ(s["checkpoint"], ckpt);
+  for (const char* k : {"format_rate", "mean_turns", "box_score", "acc_at_05", "per_family",
+                        "per_evidence_third", "seconds", "questions_per_s"})
+    EXPECT_TRUE(s.contains(k)) << k;
+  EXPECT_FALSE(cv::imread(cli.gallery).empty());
+}
+
+TEST(EvalEndToEndTest, RandomPolicyItemsAreConsistentWithTheirTurns) {
+  Config cfg = eval_config();
+  cfg.rollout.max_new_tokens = 16;
+  auto data = write_dataset(cfg, 5, "random", false);
+  torch::manual_seed(17);
+  Policy policy(cfg.model, Tokenizer().vocab_size());
+  const TempCheckpoint tmp(policy, cfg.model, "random");
+  const std::string& ckpt = tmp.path;
+  EvalOptions eo;
+  eo.batch = 2;
+  eo.limit = 4;
+  auto res = evaluate_checkpoint(ckpt, data->samples, cfg.rollout, eo);
+  ASSERT_TRUE(res.ok()) << res.error();
+  ASSERT_EQ(res->items.size(), 4u);  // limit
+  for (size_t i = 0; i < 4; ++i) {
+    const EvalItem& it = res->items[i];
+    const Sample& s = data->samples[i];
+    ASSERT_EQ(it.turn_texts.size(), size_t(it.turns));
+    ASSERT_GE(it.turns, 1);
+    ASSERT_LE(it.turns, cfg.rollout.max_turns);
+    const auto a = extract_answer(it.turn_texts.back());
+    EXPECT_EQ(it.answer, a.value_or(""));
+    EXPECT_DOUBLE_EQ(it.correct, a ? expected_accuracy(s, *a) : 0.0);
+    EXPECT_DOUBLE_EQ(it.format, format_reward(it.turn_texts));
+    size_t with_box = 0;
+    for (const auto& t : it.turn_texts) with_box += extract_box(t).has_value();
+    EXPECT_EQ(it.boxes.size(), with_box);
+  }
+}
+
+TEST(EvalEndToEndTest, BadInputsExitWithTwo) {
+  Config cfg = eval_config();
+  auto data = write_dataset(cfg, 1, "bad", false);
+  torch::manual_seed(1);
+  Policy policy(cfg.model, Tokenizer().vocab_size());
+  const TempCheckpoint tmp(policy, cfg.model, "bad");
+  const std::string& ckpt = tmp.path;
+  EvalCli cli;
+  cli.checkpoint = ckpt;
+  cli.out = (data->dir / "out.json").string();
+
+  // Only bad lines: nothing to evaluate.
+  const fs::path only_bad = data->dir / "bad.jsonl";
+  std::ofstream(only_bad) << "not json\n{\"image\": 3}\n";
+  cli.data = only_bad.string();
+  EXPECT_EQ(run_eval(cli), 2);
+
+  // A file that is not a checkpoint.
+  cli.data = data->dir.string();
+  cli.checkpoint = only_bad.string();
+  EXPECT_EQ(run_eval(cli), 2);
+  EXPECT_FALSE(fs::exists(cli.out));
+
+  // An unknown dataset name is skipped and named, not a crash.
+  Sample odd = data->samples[0];
+  odd.dataset = "no_such_dataset";
+  EvalOptions eo;
+  auto res = evaluate_checkpoint(ckpt, {odd, data->samples[0]}, cfg.rollout, eo);
+  ASSERT_TRUE(res.ok()) << res.error();
+  EXPECT_EQ(res->items.size(), 1u);
+  ASSERT_EQ(res->skipped.size(), 1u);
+  EXPECT_NE(res->skipped[0].find("no_such_dataset"), std::string::npos);
+  EXPECT_EQ(res->items[0].index, 1);
+
+  eo.mode = "zoom";
+  EXPECT_FALSE(evaluate_checkpoint(ckpt, data->samples, cfg.rollout, eo).ok());
+}
+
+}  // namespace
+}  // namespace gr1

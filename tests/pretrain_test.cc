@@ -1,0 +1,196 @@
+// Base-policy pretraining (learner/pretrain.h): the skill mix, the exact
+// layout of supervised examples, and that training lowers the loss and
+// writes a loadable checkpoint with its held-out report.
+#include "learner/pretrain.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "common/config.h"
+#include "common/crop.h"
+#include "common/policy.h"
+#include "common/prompt.h"
+#include "common/reward.h"
+#include "common/scoring.h"
+#include "common/task.h"
+#include "common/tokenizer.h"
+#include "common/turns.h"
+
+namespace gr1 {
+namespace {
+
+Config tests_config() {
+  auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
+  EXPECT_TRUE(c.ok()) << c.error();
+  return *c;
+}
+
+// The tokens of `t` where policy_mask is `m`, decoded.
+std::string masked_text(const Trajectory& t, uint8_t m) {
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < t.tokens.size(); ++i)
+    if (t.policy_mask[i] == m) ids.push_back(t.tokens[i]);
+  return Tokenizer().decode(ids);
+}
+
+TEST(Pretrain, SkillMixParsesWeightsAndNamesErrors) {
+  auto m = parse_skill_mix("locate:3, zoom_read:0.5,refine");
+  ASSERT_TRUE(m.ok()) << m.error();
+  EXPECT_DOUBLE_EQ(m->at("locate"), 3.0);
+  EXPECT_DOUBLE_EQ(m->at("zoom_read"), 0.5);
+  EXPECT_DOUBLE_EQ(m->at("refine"), 1.0);  // no weight: 1
+  EXPECT_EQ(m->size(), 3u);
+  for (const char* bad : {"locate:3,read:1", "locate:x", "locate:-1", "locate:0", "locate,locate",
+                          "locate:1.5abc"}) {
+    auto r = parse_skill_mix(bad);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().find("pretrain.skills"), std::string::npos) << r.error();
+  }
+  EXPECT_NE(parse_skill_mix("locate:1,read:1").error().find("\"read\""), std::string::npos);
+}
+
+TEST(Pretrain, LocateTeachesTheWholeShapeBoxInTheShownFrame) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto ex = make_pretrain_example(cfg, "locate", i, 1);
+    ASSERT_TRUE(ex.ok()) << ex.error();
+    const Trajectory& t = ex->traj;
+    ASSERT_EQ(t.tokens.size(), t.policy_mask.size());
+    ASSERT_EQ(t.tokens.size(), t.logprobs.size());
+    // Prompt = the rollout's first user turn, untrained.
+    const auto prompt =
+        first_user_turn(ex->sample.problem, S, S, cfg.model.image_tokens(), PromptMode::kGrounded);
+    ASSERT_GT(t.tokens.size(), prompt.size());
+    EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), t.tokens.begin()));
+    for (size_t j = 0; j < prompt.size(); ++j) ASSERT_EQ(t.policy_mask[j], 0);
+    // One trained turn: a well-formed grounding turn whose box, mapped back
+    // to original pixels, covers the named shape and is not much larger.
+    ASSERT_EQ(t.turns.size(), 1u);
+    const std::string turn = turn_text(t.tokens, t.turns[0]);
+    EXPECT_EQ(masked_text(t, 1), turn);
+    const GroundingTurn g = parse_grounding_turn(turn);
+    ASSERT_TRUE(g.ok) << turn;
+    const Box b = shown_to_original(g.box, S, S, ex->sample.width, ex->sample.height);
+    const Box& shape = ex->sample.bboxs[0];
+    EXPECT_LE(b.x1, shape.x1);
+    EXPECT_LE(b.y1, shape.y1);
+    EXPECT_GE(b.x2, shape.x2);
+    EXPECT_GE(b.y2, shape.y2);
+    EXPECT_GT(box_score(b, shape), 0.8) << turn;
+    ASSERT_EQ(t.images.size(), 1u);
+    EXPECT_FALSE(t.images[0].is_crop);
+  }
+}
+
+TEST(Pretrain, ZoomReadAndRefineCropWhatTheyBoxAndAnswerTheDetail) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto z = make_pretrain_example(cfg, "zoom_read", i, 1);
+    ASSERT_TRUE(z.ok()) << z.error();
+    const Trajectory& t = z->traj;
+    ASSERT_EQ(t.turns.size(), 2u);
+    ASSERT_EQ(t.images.size(), 2u);
+    ASSERT_TRUE(t.images[1].is_crop);
+    // The crop is the one the rollout cuts for the first turn's box.
+    auto crop = shown_box_to_crop(*t.boxes_shown[0], S, S, z->sample.width, z->sample.height,
+                                  cfg.rollout.min_crop_px, cfg.rollout.max_aspect);
+    ASSERT_TRUE(crop.ok());
+    EXPECT_EQ(t.images[1].box_orig, *crop);
+    const AnswerTurn a = parse_answer_turn(turn_text(t.tokens, t.turns[1]));
+    ASSERT_TRUE(a.ok);
+    EXPECT_EQ(a.answer, z->answer);
+    EXPECT_EQ(z->sample.solution, z->answer);
+    EXPECT_FALSE(z->answer.empty());
+    EXPECT_DOUBLE_EQ(format_reward(turn_texts(t)), 2.0);
+    EXPECT_TRUE(t.finished);
+
+    auto r = make_pretrain_example(cfg, "refine", i, 1);
+    ASSERT_TRUE(r.ok()) << r.error();
+    const Trajectory& u = r->traj;
+    ASSERT_EQ(u.turns.size(), 3u);
+    ASSERT_EQ(u.images.size(), 3u);
+    // The first (wrong) turn is context: none of its tokens is trained.
+    for (int32_t j = u.turns[0].begin; j < u.turns[0].end; ++j) ASSERT_EQ(u.policy_mask[j], 0);
+    for (int k : {1, 2})
+      for (int32_t j = u.turns[k].begin; j < u.turns[k].end; ++j) ASSERT_EQ(u.policy_mask[j], 1);
+    EXPECT_FALSE(u.boxes_shown[0] == u.boxes_shown[1]);
+  }
+}
+
+TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  for (const char* skill : {"answer", "direct"}) {
+    for (uint64_t i = 0; i < 10; ++i) {
+      auto ex = make_pretrain_example(cfg, skill, i, 1);
+      ASSERT_TRUE(ex.ok()) << ex.error();
+      ASSERT_EQ(ex->traj.turns.size(), 1u) << skill;
+      ASSERT_TRUE(parse_answer_turn(turn_text(ex->traj.tokens, ex->traj.turns[0])).ok);
+      const auto prompt = first_user_turn(
+          ex->sample.problem, S, S, cfg.model.image_tokens(),
+          std::string(skill) == "direct" ? PromptMode::kDirect : PromptMode::kGrounded);
+      EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), ex->traj.tokens.begin())) << skill;
+    }
+  }
+}
+
+TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
+  const Config cfg = tests_config();
+  // The opening words of every benchmark template (common/task.cc).
+  const char* benchmark[] = {"What character is on", "Which letter or digit", "Read the character",
+                             "What colour is the small", "Which colour does",
+                             "How many dots are on", "Count the dots", "What character is on the shape"};
+  for (const char* skill : {"locate", "zoom_read", "refine", "answer", "direct"}) {
+    for (uint64_t i = 0; i < 30; ++i) {
+      auto ex = make_pretrain_example(cfg, skill, i, 1);
+      ASSERT_TRUE(ex.ok()) << ex.error();
+      for (const char* b : benchmark)
+        EXPECT_EQ(ex->sample.problem.find(b), std::string::npos) << ex->sample.problem;
+      auto held = make_pretrain_example(cfg, skill, i, 2);
+      ASSERT_TRUE(held.ok());
+      EXPECT_GT(cv::norm(ex->sample.image, held->sample.image, cv::NORM_INF), 0.0) << skill << " " << i;
+    }
+  }
+  EXPECT_FALSE(make_pretrain_example(cfg, "read", 0, 1).ok());
+}
+
+TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 40;
+  cfg.pretrain.log_every = 10;
+  cfg.pretrain.report_items = 4;
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_test";
+  std::filesystem::remove_all(dir);
+  const std::string out = (dir / "sub" / "base.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  auto loaded = load_policy(out);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_EQ(loaded->options.d_model, cfg.model.d_model);
+
+  std::ifstream in(out + ".report.json");
+  ASSERT_TRUE(in.good());
+  const auto rep = nlohmann::json::parse(in);
+  ASSERT_EQ(rep["log"].size(), 4u);
+  const double first = rep["log"][0]["loss"], last = rep["log"][3]["loss"];
+  EXPECT_LT(last, 0.85 * first) << rep["log"].dump();
+  for (const char* k : {"locate_box_score", "zoom_read_accuracy", "box_choice_rate"}) {
+    ASSERT_TRUE(rep.contains(k)) << k;
+    EXPECT_GE(rep[k].get<double>(), 0.0);
+    EXPECT_LE(rep[k].get<double>(), 1.0);
+  }
+  EXPECT_EQ(rep["steps"], 40);
+
+  // A bad skill mix is a clear error, before any training.
+  cfg.pretrain.skills = "locate:1,read:1";
+  EXPECT_EQ(run_pretrain(cfg, out), 2);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace gr1
