@@ -173,13 +173,17 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
                                        const std::vector<Sample>& samples,
                                        const RolloutOptions& rollout, const EvalOptions& options) {
   if (!prompt_mode_from_name(options.mode))
-    return Result<EvalResult>::Error("eval: unknown mode '" + options.mode + "' (known: grounded, direct)");
+    return Result<EvalResult>::Error("eval: unknown mode '" + options.mode +
+                                     "' (known: grounded, direct)");
   if (options.batch < 1)
-    return Result<EvalResult>::Error("eval: batch must be >= 1, got " + std::to_string(options.batch));
+    return Result<EvalResult>::Error("eval: batch must be >= 1, got " +
+                                     std::to_string(options.batch));
   if (options.limit < 0)
-    return Result<EvalResult>::Error("eval: limit must be >= 0, got " + std::to_string(options.limit));
+    return Result<EvalResult>::Error("eval: limit must be >= 0, got " +
+                                     std::to_string(options.limit));
   auto loaded = load_policy(checkpoint);
-  if (!loaded.ok()) return Result<EvalResult>::Error("checkpoint " + checkpoint + ": " + loaded.error());
+  if (!loaded.ok())
+    return Result<EvalResult>::Error("checkpoint " + checkpoint + ": " + loaded.error());
   if (loaded->vocab_size != Tokenizer().vocab_size())
     return Result<EvalResult>::Error("checkpoint " + checkpoint + ": vocabulary size " +
                                      std::to_string(loaded->vocab_size) + ", the tokenizer's is " +
@@ -200,7 +204,8 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
     RolloutEngine engine(policy, model, ro);
     // Greedy decoding never draws from it; rollout_batch takes one anyway.
     auto gen = torch::make_generator<torch::CPUGeneratorImpl>(0);
-    const size_t n = options.limit > 0 ? std::min(samples.size(), size_t(options.limit)) : samples.size();
+    const size_t n =
+        options.limit > 0 ? std::min(samples.size(), size_t(options.limit)) : samples.size();
 
     std::vector<Sample> batch;
     std::vector<int64_t> batch_index;
@@ -226,8 +231,8 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
     for (size_t i = 0; i < n; ++i) {
       const Sample& s = samples[i];
       auto skip = [&](const std::string& why) {
-        res.skipped.push_back("problem_id " + std::to_string(s.problem_id) + " (dataset " + s.dataset +
-                              "): " + why);
+        res.skipped.push_back("problem_id " + std::to_string(s.problem_id) + " (dataset " +
+                              s.dataset + "): " + why);
       };
       // Checked up front so one bad record costs that record, not the run.
       if (auto rule = accuracy_rule_for(s.dataset); !rule.ok()) {
@@ -319,7 +324,8 @@ int run_eval(const EvalCli& cli) {
   // their accuracy rules exist once the task registers them. Real data does
   // not need this, so a failure is only a warning.
   if (auto task = SyntheticTask::create(cfg.task); !task.ok())
-    std::cerr << "gr1 eval: warning: synthetic dataset names not registered: " << task.error() << "\n";
+    std::cerr << "gr1 eval: warning: synthetic dataset names not registered: " << task.error()
+              << "\n";
 
   std::filesystem::path data(cli.data);
   std::error_code ec;
@@ -334,8 +340,9 @@ int run_eval(const EvalCli& cli) {
   if (!report->errors.empty())
     report_list(std::to_string(report->errors.size()) + " of " + std::to_string(report->lines) +
                     " lines of " + data.string() + " are bad and skipped:",
-                report->errors,
-                [](const LineError& e) { return "line " + std::to_string(e.line) + ": " + e.error; });
+                report->errors, [](const LineError& e) {
+                  return "line " + std::to_string(e.line) + ": " + e.error;
+                });
   if (report->samples.empty()) {
     std::cerr << "gr1 eval: no valid sample in " << data.string() << "\n";
     return 2;
@@ -397,9 +404,11 @@ int run_eval(const EvalCli& cli) {
   }
 
   std::cout << "eval (" << cli.mode << "): n=" << summary["n"].get<size_t>()
-            << " accuracy=" << fmt(summary["accuracy"]) << " format_rate=" << fmt(summary["format_rate"])
+            << " accuracy=" << fmt(summary["accuracy"])
+            << " format_rate=" << fmt(summary["format_rate"])
             << " mean_turns=" << fmt(summary["mean_turns"], "%.2f")
-            << " box_score=" << fmt(summary["box_score"]) << " acc_at_05=" << fmt(summary["acc_at_05"])
+            << " box_score=" << fmt(summary["box_score"])
+            << " acc_at_05=" << fmt(summary["acc_at_05"])
             << " questions_per_s=" << fmt(summary["questions_per_s"], "%.2f") << "\n";
   return 0;
 }

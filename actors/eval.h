@@ -10,11 +10,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>  // EvalResult holds a json by value
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>  // EvalResult holds a json by value
 
 #include "common/options.h"
 #include "common/sample.h"
@@ -25,23 +24,23 @@ namespace gr1 {
 
 struct EvalItem {
   uint64_t problem_id = 0;
-  std::string dataset;                 // the family in summaries
-  std::string answer;                  // extracted from the final turn ("" when none)
-  double correct = 0;                  // the accuracy reward in [0, 1]
-  double format = 0;                   // the format reward in [0, 2]
-  std::vector<Box> boxes;              // every box, ORIGINAL pixels, turn order
-  int turns = 0;                       // assistant turns
-  std::vector<std::string> turn_texts; // each assistant turn's text
-  std::optional<Box> evidence;         // the first evidence box, if any
-  double evidence_frac = 0;            // evidence area / image area (0 without evidence)
-  std::optional<double> box_score;     // (GIoU+1)/2 of the last box vs evidence; nullopt: no box
-  std::optional<double> iou;           // IoU of the last box vs evidence; nullopt: no box
+  std::string dataset;                  // the family in summaries
+  std::string answer;                   // extracted from the final turn ("" when none)
+  double correct = 0;                   // the accuracy reward in [0, 1]
+  double format = 0;                    // the format reward in [0, 2]
+  std::vector<Box> boxes;               // every box, ORIGINAL pixels, turn order
+  int turns = 0;                        // assistant turns
+  std::vector<std::string> turn_texts;  // each assistant turn's text
+  std::optional<Box> evidence;          // the first evidence box, if any
+  double evidence_frac = 0;             // evidence area / image area (0 without evidence)
+  std::optional<double> box_score;      // (GIoU+1)/2 of the last box vs evidence; nullopt: no box
+  std::optional<double> iou;            // IoU of the last box vs evidence; nullopt: no box
   // Per assistant turn: the crop region cut from the original after that turn
   // (ORIGINAL pixels, after clamping and widening), nullopt when the next
   // image was the full image or there was no next turn (gallery drawing).
   std::vector<std::optional<Box>> crops;
-  bool finished = false;               // ended with an answer turn
-  int64_t index = -1;                  // position in the evaluated sample list
+  bool finished = false;  // ended with an answer turn
+  int64_t index = -1;     // position in the evaluated sample list
 };
 
 // One greedy trajectory of `sample` (shown frame: shown_size square) as an
@@ -88,7 +87,8 @@ struct EvalOptions {
 // (greedy; temperature only scales the reported log-probs).
 struct EvalResult {
   std::vector<EvalItem> items;
-  nlohmann::json summary;  // summarize(items) plus "mode", "checkpoint", "seconds", "questions_per_s"
+  nlohmann::json
+      summary;  // summarize(items) plus "mode", "checkpoint", "seconds", "questions_per_s"
   // Samples not evaluated, each "problem_id N (dataset D): reason" (unknown
   // dataset name, prompt longer than the model's max_seq_len, unreadable
   // image). They are not in `items` and not in the summary's counts.
@@ -121,8 +121,8 @@ struct EvalCli {
   std::string data;
   std::string mode = "grounded";
   std::string out;
-  std::string gallery;      // optional PNG
-  std::string config;       // optional: rollout options (max_turns, ...) from this config
+  std::string gallery;  // optional PNG
+  std::string config;   // optional: rollout options (max_turns, ...) from this config
   std::vector<std::string> sets;
   // Questions decoded together. 8 measured best on a 2-core CPU for both the
   // tests-size and demo-size models (32 was 10-20% slower: its KV caches

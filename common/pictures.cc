@@ -7,9 +7,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
-
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
@@ -93,7 +92,8 @@ double nice_step(double range, int target) {
 
 // Tick label with as many decimals as the tick step needs.
 std::string tick_label(double v, double step) {
-  const int decimals = step >= 1 ? 0 : std::min(6, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
+  const int decimals =
+      step >= 1 ? 0 : std::min(6, static_cast<int>(std::ceil(-std::log10(step) - 1e-9)));
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, std::abs(v) < step * 1e-6 ? 0.0 : v);
   return buf;
@@ -229,8 +229,11 @@ void draw_panel(cv::Mat& img, int panel, const PanelSpec& p, const std::vector<d
   std::optional<double> last;
   for (auto it = raw.rbegin(); it != raw.rend() && !last; ++it) last = *it;
   const double mag = last ? std::abs(*last) : 0;
-  std::string info =
-      last ? "last " + fmt(mag >= 100 ? "%.0f" : mag >= 10 ? "%.1f" : "%.3f", *last) : "no data";
+  std::string info = last ? "last " + fmt(mag >= 100  ? "%.0f"
+                                          : mag >= 10 ? "%.1f"
+                                                      : "%.3f",
+                                          *last)
+                          : "no data";
   info += "   avg " + std::to_string(window);
   put_text(img, info, {r.x + r.width - text_width(info, 0.42, 1), corner.y + 26}, 0.42, kMuted);
 
@@ -262,12 +265,12 @@ struct TextLine {
   double scale = 0.48;
   int thickness = 1;
   int indent = 0;
-  int height = 19;       // advance to the next line
-  int badge = -1;        // turn index: draw a numbered square in its colour
+  int height = 19;  // advance to the next line
+  int badge = -1;   // turn index: draw a numbered square in its colour
 };
 
 constexpr double kBody = 0.48;
-constexpr int kBadge = 17;   // badge side; turn text is indented past it
+constexpr int kBadge = 17;  // badge side; turn text is indented past it
 constexpr int kTurnIndent = kBadge + 8;
 constexpr int kCropCellW = kGalleryCropSide + 12;
 constexpr int kCropLabelH = 20;
@@ -281,7 +284,7 @@ constexpr int kGalleryWidth = kTextX + kGalleryTextWidth + kGalleryPad;
 cv::Scalar accuracy_colour(double acc) {
   if (acc >= 1.0 - 1e-9) return cv::Scalar(40, 150, 30);  // green
   if (acc <= 1e-9) return cv::Scalar(40, 40, 210);        // red
-  return cv::Scalar(0, 150, 235);                          // amber
+  return cv::Scalar(0, 150, 235);                         // amber
 }
 
 std::string box_str(const Box& b) {
@@ -333,7 +336,9 @@ std::vector<TextLine> layout_text(const GalleryItem& it) {
   if (it.turns.empty()) add_wrapped(out, "(no turns)", kMuted, 0, 1);
   out.back().height += 3;
   const cv::Scalar c = accuracy_colour(it.accuracy);
-  const char* verdict = it.accuracy >= 1.0 - 1e-9 ? "right" : it.accuracy <= 1e-9 ? "wrong" : "partly right";
+  const char* verdict = it.accuracy >= 1.0 - 1e-9 ? "right"
+                        : it.accuracy <= 1e-9     ? "wrong"
+                                                  : "partly right";
   const std::string answer = it.answer.empty() ? "(none)" : it.answer;
   add_wrapped(out, "answer: " + answer, c, 0, 2);
   out.back().thickness = 2;
@@ -391,9 +396,15 @@ Result<cv::Mat> to_bgr(const cv::Mat& img, size_t index) {
                                   std::to_string(img.depth()) + ")");
   cv::Mat bgr;
   switch (img.channels()) {
-    case 1: cv::cvtColor(img, bgr, cv::COLOR_GRAY2BGR); break;
-    case 3: bgr = img; break;
-    case 4: cv::cvtColor(img, bgr, cv::COLOR_BGRA2BGR); break;
+    case 1:
+      cv::cvtColor(img, bgr, cv::COLOR_GRAY2BGR);
+      break;
+    case 3:
+      bgr = img;
+      break;
+    case 4:
+      cv::cvtColor(img, bgr, cv::COLOR_BGRA2BGR);
+      break;
     default:
       return Result<cv::Mat>::Error(who + ": the image has " + std::to_string(img.channels()) +
                                     " channels (1, 3 or 4 expected)");
@@ -443,10 +454,10 @@ void draw_item(cv::Mat& canvas, const GalleryItem& it, const cv::Mat& bgr, int y
     badges.push_back(r);
     draw_badge(view, r.tl(), static_cast<int>(k));
   }
-  put_text(canvas,
-           std::to_string(bgr.cols) + " x " + std::to_string(bgr.rows) + " px, shown x" +
-               fmt("%.3g", s),
-           {kGalleryPad, y0 + kGalleryPad + sh + 16}, 0.42, kMuted);
+  put_text(
+      canvas,
+      std::to_string(bgr.cols) + " x " + std::to_string(bgr.rows) + " px, shown x" + fmt("%.3g", s),
+      {kGalleryPad, y0 + kGalleryPad + sh + 16}, 0.42, kMuted);
 
   // ---- crops ----
   int n = 0;
@@ -502,8 +513,10 @@ void draw_gallery_legend(cv::Mat& canvas) {
   x += 10;
   draw_dashed_rect(canvas, {x, y - 13}, {x + 30, y + 2});
   x += 38;
-  put_text(canvas, "evidence.  Crops are cut from the original.  Answer: green right, amber partly, red wrong.",
-           {x, y}, 0.48, kInk);
+  put_text(
+      canvas,
+      "evidence.  Crops are cut from the original.  Answer: green right, amber partly, red wrong.",
+      {x, y}, 0.48, kInk);
 }
 
 }  // namespace
@@ -540,10 +553,10 @@ cv::Rect curves_plot_rect(int panel) {
 
 cv::Scalar curves_colour(int panel) {
   static const cv::Scalar kColours[4] = {
-      cv::Scalar(180, 100, 20),   // blue: format
-      cv::Scalar(40, 150, 30),    // green: accuracy
-      cv::Scalar(20, 120, 230),   // orange: tokens
-      cv::Scalar(150, 40, 140),   // purple: box score
+      cv::Scalar(180, 100, 20),  // blue: format
+      cv::Scalar(40, 150, 30),   // green: accuracy
+      cv::Scalar(20, 120, 230),  // orange: tokens
+      cv::Scalar(150, 40, 140),  // purple: box score
   };
   return kColours[((panel % 4) + 4) % 4];
 }
@@ -568,12 +581,11 @@ Status write_curves_png(const std::vector<nlohmann::json>& rows, const std::stri
 
   cv::Mat img(kCurvesHeight, kCurvesWidth, CV_8UC3, kWhite);
   try {
-    const std::string head = "Ground-R1 training: " + std::to_string(n) + " steps (" +
-                             tick_label(steps.front(), 1) + " to " + tick_label(steps.back(), 1) +
-                             ").  Thin: each step.  " +
-                             (window == 1 ? std::string("Thick: each step (too few steps to smooth).")
-                                          : "Thick: mean of the last " + std::to_string(window) +
-                                                " steps.");
+    const std::string head =
+        "Ground-R1 training: " + std::to_string(n) + " steps (" + tick_label(steps.front(), 1) +
+        " to " + tick_label(steps.back(), 1) + ").  Thin: each step.  " +
+        (window == 1 ? std::string("Thick: each step (too few steps to smooth).")
+                     : "Thick: mean of the last " + std::to_string(window) + " steps.");
     put_text(img, head, {20, 21}, 0.5, kInk);
     for (int p = 0; p < 4; ++p) {
       std::vector<std::optional<double>> v;

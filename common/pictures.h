@@ -10,13 +10,12 @@
 // thread-safe.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+#include <opencv2/core.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
-#include <opencv2/core.hpp>
 
 #include "common/status.h"
 #include "common/trajectory.h"
@@ -71,8 +70,8 @@ int curves_smoothing(int n);
 
 // One trajectory to draw.
 struct GalleryItem {
-  cv::Mat image;                               // the ORIGINAL image, BGR uint8
-  std::string title;                           // e.g. "#17 synth_text"
+  cv::Mat image;      // the ORIGINAL image, BGR uint8
+  std::string title;  // e.g. "#17 synth_text"
   std::string question;
   std::vector<std::string> turns;              // each assistant turn's text
   std::vector<std::optional<Box>> boxes_orig;  // per turn: crop region in ORIGINAL pixels, if any

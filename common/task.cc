@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <opencv2/imgproc.hpp>
 #include <stdexcept>
 #include <string_view>
-
-#include <opencv2/imgproc.hpp>
 
 namespace gr1 {
 namespace {
@@ -150,12 +149,12 @@ struct Object {
   int bound = 0;  // radius of a circle holding the whole shape
   DetailKind detail = DetailKind::kNone;
   char glyph = 0;
-  GlyphMetrics metrics;     // kGlyph
-  int badge_colour = 0;     // kBadge: index into badge_palette()
-  int badge_px = 0;         // kBadge: side
-  int dot_radius = 0;       // kDots
+  GlyphMetrics metrics;         // kGlyph
+  int badge_colour = 0;         // kBadge: index into badge_palette()
+  int badge_px = 0;             // kBadge: side
+  int dot_radius = 0;           // kDots
   std::vector<cv::Point> dots;  // kDots: offsets from the centre
-  cv::Size detail_size;     // the detail's extent (for the shape size)
+  cv::Size detail_size;         // the detail's extent (for the shape size)
 };
 
 // Badge colours: the shape palette plus black and white, by name.
@@ -219,8 +218,10 @@ int log_uniform(Rng& rng, int lo, int hi) {
 int shape_size(Shape s, int w, int h, int extra) {
   const double half_diag = 0.5 * std::sqrt(static_cast<double>(w) * w + static_cast<double>(h) * h);
   switch (s) {
-    case Shape::kCircle: return static_cast<int>(std::ceil(half_diag)) + kMargin + extra;
-    case Shape::kSquare: return (std::max(w, h) + 1) / 2 + kMargin + extra;
+    case Shape::kCircle:
+      return static_cast<int>(std::ceil(half_diag)) + kMargin + extra;
+    case Shape::kSquare:
+      return (std::max(w, h) + 1) / 2 + kMargin + extra;
     case Shape::kTriangle:  // inscribed radius = circumradius / 2
       return 2 * (static_cast<int>(std::ceil(half_diag)) + kMargin) + extra;
   }
@@ -258,7 +259,8 @@ Box shape_box(const Object& o, int W, int H) {
   const int half = o.shape == Shape::kSquare ? o.size : o.size;
   const int top = o.centre.y - o.size;
   const int bottom = o.shape == Shape::kTriangle ? o.centre.y + o.size / 2 : o.centre.y + half;
-  const int dx = o.shape == Shape::kTriangle ? static_cast<int>(std::lround(o.size * 0.8660254)) : half;
+  const int dx =
+      o.shape == Shape::kTriangle ? static_cast<int>(std::lround(o.size * 0.8660254)) : half;
   auto cl = [](int v, int hi) { return static_cast<float>(std::clamp(v, 0, hi)); };
   return Box{cl(o.centre.x - dx, W), cl(top, H), cl(o.centre.x + dx + 1, W), cl(bottom + 1, H)};
 }
@@ -277,7 +279,8 @@ void draw_detail(cv::Mat& img, cv::Mat* mask, const Object& o) {
     if (mask) fn(*mask, true);
   };
   switch (o.detail) {
-    case DetailKind::kNone: break;
+    case DetailKind::kNone:
+      break;
     case DetailKind::kGlyph:
       both([&](cv::Mat& m, bool is_mask) {
         cv::putText(m, std::string(1, o.glyph), glyph_origin(o), kFont, o.metrics.scale,
@@ -306,16 +309,21 @@ void draw_detail(cv::Mat& img, cv::Mat* mask, const Object& o) {
 
 std::string detail_value(const Object& o) {
   switch (o.detail) {
-    case DetailKind::kGlyph: return std::string(1, o.glyph);
-    case DetailKind::kBadge: return std::string(badge_palette()[o.badge_colour].name);
-    case DetailKind::kDots: return std::to_string(o.dots.size());
-    case DetailKind::kNone: break;
+    case DetailKind::kGlyph:
+      return std::string(1, o.glyph);
+    case DetailKind::kBadge:
+      return std::string(badge_palette()[o.badge_colour].name);
+    case DetailKind::kDots:
+      return std::to_string(o.dots.size());
+    case DetailKind::kNone:
+      break;
   }
   return "";
 }
 
 template <size_t N>
-std::string fill(Rng& rng, const std::array<std::string_view, N>& templates, const std::string& what) {
+std::string fill(Rng& rng, const std::array<std::string_view, N>& templates,
+                 const std::string& what) {
   std::string s(templates[rng.below(static_cast<int>(N))]);
   const size_t p = s.find("{}");
   return s.replace(p, 2, what);
@@ -379,7 +387,8 @@ BuiltScene build_scene(Rng& rng, const TaskOptions& opts, DetailKind kind, bool 
       std::vector<Shape> left;
       for (int s = 0; s < 3; ++s) {
         bool used = false;
-        for (const auto& k : kinds) used |= (k.first == colour && k.second == static_cast<Shape>(s));
+        for (const auto& k : kinds)
+          used |= (k.first == colour && k.second == static_cast<Shape>(s));
         if (!used) left.push_back(static_cast<Shape>(s));
       }
       if (left.empty()) break;
@@ -433,7 +442,7 @@ BuiltScene build_scene(Rng& rng, const TaskOptions& opts, DetailKind kind, bool 
       continue;  // the subject fell back to a circle: keep its description unique
     }
     if (!place(rng, o, out.objects, W, H)) {
-      if (!subject) continue;  // a crowded scene simply has fewer distractors
+      if (!subject) continue;              // a crowded scene simply has fewer distractors
       o.centre = cv::Point(W / 2, H / 2);  // first object on an empty canvas
     }
     out.objects.push_back(o);
@@ -453,7 +462,8 @@ BuiltScene build_scene(Rng& rng, const TaskOptions& opts, DetailKind kind, bool 
 }
 
 std::string describe(const Object& o) {
-  return std::string(kPalette[o.colour].name) + " " + std::string(kShapeNames[static_cast<int>(o.shape)]);
+  return std::string(kPalette[o.colour].name) + " " +
+         std::string(kShapeNames[static_cast<int>(o.shape)]);
 }
 
 // Spatial relation: among objects whose centre lies in the 90-degree cone
@@ -468,10 +478,18 @@ int related_object(const std::vector<Object>& objs, int anchor, int dir) {
     const double dy = objs[i].centre.y - objs[anchor].centre.y;
     bool in = false;
     switch (dir) {
-      case 0: in = -dx > std::abs(dy); break;  // left of
-      case 1: in = dx > std::abs(dy); break;   // right of
-      case 2: in = -dy > std::abs(dx); break;  // above
-      case 3: in = dy > std::abs(dx); break;   // below
+      case 0:
+        in = -dx > std::abs(dy);
+        break;  // left of
+      case 1:
+        in = dx > std::abs(dy);
+        break;  // right of
+      case 2:
+        in = -dy > std::abs(dx);
+        break;  // above
+      case 3:
+        in = dy > std::abs(dx);
+        break;  // below
     }
     if (!in) continue;
     const double d = std::sqrt(dx * dx + dy * dy);
@@ -488,7 +506,8 @@ int related_object(const std::vector<Object>& objs, int anchor, int dir) {
 
 // Four options: the truth first, then `confusions`, then `pool`; shuffled.
 // Returns the problem suffix and sets *letter.
-std::string mc_options(Rng& rng, const std::string& truth, const std::vector<std::string>& confusions,
+std::string mc_options(Rng& rng, const std::string& truth,
+                       const std::vector<std::string>& confusions,
                        const std::vector<std::string>& pool, char* letter) {
   std::vector<std::string> opts = {truth};
   auto add = [&](const std::string& v) {
@@ -511,9 +530,12 @@ std::string mc_options(Rng& rng, const std::string& truth, const std::vector<std
 DetailKind detail_of(Family f) {
   switch (f) {
     case Family::kText:
-    case Family::kSpatial: return DetailKind::kGlyph;
-    case Family::kAttribute: return DetailKind::kBadge;
-    case Family::kCounting: return DetailKind::kDots;
+    case Family::kSpatial:
+      return DetailKind::kGlyph;
+    case Family::kAttribute:
+      return DetailKind::kBadge;
+    case Family::kCounting:
+      return DetailKind::kDots;
   }
   return DetailKind::kGlyph;
 }
@@ -526,8 +548,8 @@ Status resolve_rules(const TaskOptions& opts, const std::vector<Family>& familie
       auto known = accuracy_rule_for(name);
       if (known.ok() && *known != want) {
         return Status::Error("task.dataset: \"" + name + "\" uses accuracy rule " +
-                             std::string(accuracy_rule_name(*known)) + ", the synthetic task needs " +
-                             std::string(accuracy_rule_name(want)));
+                             std::string(accuracy_rule_name(*known)) +
+                             ", the synthetic task needs " + std::string(accuracy_rule_name(want)));
       }
       if (!known.ok()) {
         if (Status s = register_accuracy_rule(name, want); !s.ok()) return s;
@@ -541,10 +563,14 @@ Status resolve_rules(const TaskOptions& opts, const std::vector<Family>& familie
 
 std::string_view family_name(Family f) {
   switch (f) {
-    case Family::kText: return "text";
-    case Family::kAttribute: return "attribute";
-    case Family::kSpatial: return "spatial";
-    case Family::kCounting: return "counting";
+    case Family::kText:
+      return "text";
+    case Family::kAttribute:
+      return "attribute";
+    case Family::kSpatial:
+      return "spatial";
+    case Family::kCounting:
+      return "counting";
   }
   return "?";
 }
@@ -586,7 +612,8 @@ Status SyntheticTask::validate(const TaskOptions& o) {
     return Status::Error(std::string("task.") + key + ": " + what);
   };
   if (o.dataset.empty()) return err("dataset", "must not be empty");
-  if (o.image_width < 32 || o.image_width > 8192) return err("image_width", "must be in [32, 8192]");
+  if (o.image_width < 32 || o.image_width > 8192)
+    return err("image_width", "must be in [32, 8192]");
   if (o.image_height < 32 || o.image_height > 8192)
     return err("image_height", "must be in [32, 8192]");
   if (o.min_glyph_px < 4) return err("min_glyph_px", "must be >= 4");

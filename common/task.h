@@ -31,10 +31,9 @@
 #pragma once
 
 #include <cstdint>
+#include <opencv2/core.hpp>
 #include <string>
 #include <vector>
-
-#include <opencv2/core.hpp>
 
 #include "common/options.h"
 #include "common/record.h"
@@ -57,8 +56,8 @@ struct SceneObject {
   std::string shape;   // "circle" | "square" | "triangle"
   Box box;             // the shape's bounding box
   DetailKind detail = DetailKind::kNone;
-  std::string value;   // glyph character, badge colour name, or dot count ("3")
-  Box detail_box;      // tight box of the detail's pixels (empty when none)
+  std::string value;  // glyph character, badge colour name, or dot count ("3")
+  Box detail_box;     // tight box of the detail's pixels (empty when none)
   std::string description() const { return colour + " " + shape; }
 };
 

@@ -9,9 +9,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "actors/rollout.h"
 #include "common/crop.h"
@@ -49,9 +48,12 @@ uint64_t mix64(uint64_t z) {
 // templates (common/task.cc) is used.
 std::string detail_phrase(DetailKind k) {
   switch (k) {
-    case DetailKind::kBadge: return "the colour of its mark";
-    case DetailKind::kDots: return "how many dots it has";
-    default: return "the character on it";
+    case DetailKind::kBadge:
+      return "the colour of its mark";
+    case DetailKind::kDots:
+      return "how many dots it has";
+    default:
+      return "the character on it";
   }
 }
 
@@ -96,7 +98,8 @@ void append_turn(Trajectory& t, const std::string& text, bool train) {
 // cut for `shown` (or the full image when the crop is rejected).
 void append_crop_turn(Trajectory& t, const Config& cfg, const Sample& s, const Box& shown) {
   const int S = cfg.model.image_size;
-  append(t, later_user_turn(s.problem, S, S, cfg.model.image_tokens(), /*close_assistant=*/true), 0);
+  append(t, later_user_turn(s.problem, S, S, cfg.model.image_tokens(), /*close_assistant=*/true),
+         0);
   ImageRef ref{false, {}};
   auto crop = shown_box_to_crop(shown, S, S, s.width, s.height, cfg.rollout.min_crop_px,
                                 cfg.rollout.max_aspect);
@@ -168,9 +171,9 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   const Family family = kFamilies[r % 3];
   r = mix64(r);
   // Separate sub-streams per skill so skills do not share scenes.
-  const uint64_t sub = stream * 8 + static_cast<uint64_t>(
-                                        std::find(std::begin(kSkills), std::end(kSkills), skill) -
-                                        std::begin(kSkills));
+  const uint64_t sub =
+      stream * 8 + static_cast<uint64_t>(std::find(std::begin(kSkills), std::end(kSkills), skill) -
+                                         std::begin(kSkills));
   Scene sc = task->scene(index, family, sub);
 
   // The target: a shape with a detail, drawn at random.
@@ -232,7 +235,8 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
       wrong = to_shown(sc.objects[oi].box, S, s.width, s.height);
       wrong_desc = sc.objects[oi].description();
     }
-    append_turn(t, "<think>the " + wrong_desc + "</think><box>" + box_text(wrong) + "</box>", false);
+    append_turn(t, "<think>the " + wrong_desc + "</think><box>" + box_text(wrong) + "</box>",
+                false);
     append_crop_turn(t, cfg, s, wrong);
     append_turn(t, "<think>not the " + desc + "</think><box>" + box_text(shown) + "</box>", true);
     append_crop_turn(t, cfg, s, shown);
@@ -278,7 +282,8 @@ SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelO
     // longer than any seen in pretraining (RL prompts differ in length).
     const int64_t room = std::max<int64_t>(0, m.max_seq_len - n);
     const int64_t off =
-        jitter > 0 ? static_cast<int64_t>(mix64(seed + i) % (std::min<int64_t>(jitter, room) + 1)) : 0;
+        jitter > 0 ? static_cast<int64_t>(mix64(seed + i) % (std::min<int64_t>(jitter, room) + 1))
+                   : 0;
     for (int64_t j = 0; j < n; ++j) {
       ta[i][j] = t.tokens[j];
       pa[i][j] = off + j;
@@ -454,16 +459,18 @@ int run_pretrain(const Config& cfg, const std::string& out) {
     if (step <= po.warmup_steps) {
       lr = po.lr * step / std::max(1, po.warmup_steps);
     } else {
-      const double f = static_cast<double>(step - po.warmup_steps) /
-                       std::max(1, po.steps - po.warmup_steps);
+      const double f =
+          static_cast<double>(step - po.warmup_steps) / std::max(1, po.steps - po.warmup_steps);
       lr = po.lr * (1.0 - f * (1.0 - po.lr_final_frac));
     }
     for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 
     std::vector<PretrainExample> batch;
     for (int i = 0; i < po.batch; ++i, ++next_index) {
-      const double u = (mix64(cfg.run.seed * 0x100000001B3ULL + next_index) >> 11) * 0x1.0p-53 * total;
-      const size_t k = std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
+      const double u =
+          (mix64(cfg.run.seed * 0x100000001B3ULL + next_index) >> 11) * 0x1.0p-53 * total;
+      const size_t k =
+          std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
       auto ex = make_pretrain_example(cfg, names[std::min(k, names.size() - 1)], next_index, 1);
       if (!ex.ok()) {
         std::cerr << "gr1 pretrain: " << ex.error() << "\n";
@@ -479,7 +486,8 @@ int run_pretrain(const Config& cfg, const std::string& out) {
     });
     double total_tokens = 0;
     for (const auto& ex : batch)
-      for (size_t j = 1; j < ex.traj.policy_mask.size(); ++j) total_tokens += ex.traj.policy_mask[j];
+      for (size_t j = 1; j < ex.traj.policy_mask.size(); ++j)
+        total_tokens += ex.traj.policy_mask[j];
     opt.zero_grad();
     for (size_t s0 = 0, s1 = 0; s0 < batch.size(); s0 = s1) {
       s1 = micro_batch_end(batch, s0, cfg.model.n_heads);
@@ -498,7 +506,8 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       loss.backward();
       torch::NoGradGuard ng;
       loss_acc += loss.item<double>();
-      correct_acc += ((lg.argmax(-1) == b.targets).to(torch::kFloat32) * b.mask).sum().item<double>();
+      correct_acc +=
+          ((lg.argmax(-1) == b.targets).to(torch::kFloat32) * b.mask).sum().item<double>();
       seq_tokens += b.key_mask.sum().item<int64_t>();
     }
     tokens_acc += total_tokens;
@@ -515,8 +524,8 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                             {"wall_s", secs},
                             {"tokens_per_s", seq_tokens / std::max(1e-9, secs)}};
       log.push_back(row);
-      std::printf("pretrain step %5d  loss %.4f  token acc %.3f  lr %.2e  %.0f tok/s  %.0f s\n", step,
-                  loss_acc / k, correct_acc / std::max(1.0, tokens_acc), lr,
+      std::printf("pretrain step %5d  loss %.4f  token acc %.3f  lr %.2e  %.0f tok/s  %.0f s\n",
+                  step, loss_acc / k, correct_acc / std::max(1.0, tokens_acc), lr,
                   seq_tokens / std::max(1e-9, secs), secs);
       std::fflush(stdout);
       loss_acc = correct_acc = tokens_acc = 0;
@@ -545,10 +554,11 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   report["log"] = log;
   const std::string rpath = out + ".report.json";
   std::ofstream(rpath) << report.dump(2) << "\n";
-  std::printf("pretrain done in %.0f s: locate box score %.3f, zoom-read accuracy %.3f, "
-              "box choice %.3f (held-out, %d items each) -> %s, %s\n",
-              train_s, report.value("locate_box_score", 0.0), report.value("zoom_read_accuracy", 0.0),
-              report.value("box_choice_rate", 0.0), po.report_items, out.c_str(), rpath.c_str());
+  std::printf(
+      "pretrain done in %.0f s: locate box score %.3f, zoom-read accuracy %.3f, "
+      "box choice %.3f (held-out, %d items each) -> %s, %s\n",
+      train_s, report.value("locate_box_score", 0.0), report.value("zoom_read_accuracy", 0.0),
+      report.value("box_choice_rate", 0.0), po.report_items, out.c_str(), rpath.c_str());
   return 0;
 }
 

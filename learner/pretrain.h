@@ -25,10 +25,9 @@
 #pragma once
 
 #include <map>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json_fwd.hpp>
 
 #include "common/options.h"
 #include "common/sample.h"
@@ -46,8 +45,8 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec);
 // image those blocks refer to.
 struct PretrainExample {
   std::string skill;
-  Trajectory traj;  // logprobs all 0
-  Sample sample;    // image + question; bboxs = {target shape box}
+  Trajectory traj;     // logprobs all 0
+  Sample sample;       // image + question; bboxs = {target shape box}
   std::string answer;  // the taught answer ("" for locate)
 };
 

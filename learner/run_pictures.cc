@@ -3,10 +3,9 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
-
-#include <nlohmann/json.hpp>
 
 #include "common/log.h"
 #include "common/reward.h"
@@ -37,8 +36,8 @@ Result<GalleryItem> gallery_item(const Trajectory& t, const Sample& sample, int 
   it.evidence = sample.bboxs;
   if (!it.turns.empty()) it.answer = extract_answer(it.turns.back()).value_or("");
   it.truth = solution_truth(sample.solution);
-  auto rb = score_turns(it.turns, last_box_shown(t), sample.solution, sample.dataset,
-                        sample.bboxs, sample.width, sample.height, shown_size, shown_size);
+  auto rb = score_turns(it.turns, last_box_shown(t), sample.solution, sample.dataset, sample.bboxs,
+                        sample.width, sample.height, shown_size, shown_size);
   if (!rb.ok()) return rb.status();
   it.accuracy = rb->accuracy;
   return it;
@@ -80,7 +79,8 @@ bool write_run_curves(const std::string& run_dir) {
       return false;
     }
     if (skipped > 0)
-      log_warn("pictures", metrics + ": skipped " + std::to_string(skipped) + " unreadable line(s)");
+      log_warn("pictures",
+               metrics + ": skipped " + std::to_string(skipped) + " unreadable line(s)");
     if (Status s = write_curves_png(*rows, png); !s.ok()) {
       log_warn("pictures", s.message());
       return false;
@@ -104,12 +104,11 @@ bool write_run_gallery(const std::string& run_dir, const std::vector<TrajectoryG
       const auto& trajs = groups[g].trajectories;
       for (size_t j = 0; j < trajs.size(); ++j) {
         char title[256];
-        std::snprintf(title, sizeof title,
-                      "question %llu (%s): trajectory %zu of %zu, weights v%llu%s",
-                      static_cast<unsigned long long>(groups[g].prompt_id),
-                      sample.dataset.c_str(), j + 1, trajs.size(),
-                      static_cast<unsigned long long>(groups[g].weights_version),
-                      trajs[j].finished ? "" : ", unfinished");
+        std::snprintf(
+            title, sizeof title, "question %llu (%s): trajectory %zu of %zu, weights v%llu%s",
+            static_cast<unsigned long long>(groups[g].prompt_id), sample.dataset.c_str(), j + 1,
+            trajs.size(), static_cast<unsigned long long>(groups[g].weights_version),
+            trajs[j].finished ? "" : ", unfinished");
         auto it = gallery_item(trajs[j], sample, shown_size, title);
         if (!it.ok()) {
           log_warn("pictures", "no " + png + ": " + it.error());

@@ -1,7 +1,8 @@
 // `gr1 eval`: summaries on hand-built items, items from hand-built
 // trajectories, and end-to-end runs of small policies on a dataset on disk.
-#include <gtest/gtest.h>
+#include "actors/eval.h"
 
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,7 +11,6 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
-#include "actors/eval.h"
 #include "common/config.h"
 #include "common/dataset.h"
 #include "common/policy.h"
@@ -65,8 +65,8 @@ TEST(EvalSummaryTest, SummarizeItemsMatchesHandComputedValues) {
   // Over A, B, D (evidence); B's missing box counts 0; C has no evidence.
   EXPECT_NEAR(s["box_score"].get<double>(), (0.8 + 0.0 + 0.4) / 3, 1e-12);
   EXPECT_NEAR(s["box_score_given"].get<double>(), (0.8 + 0.4) / 2, 1e-12);  // B excluded
-  EXPECT_NEAR(s["box_rate"].get<double>(), 3.0 / 4, 1e-12);  // A, C, D wrote boxes
-  EXPECT_NEAR(s["acc_at_05"].get<double>(), 1.0 / 3, 1e-12);  // A (0.6) of A, B, D
+  EXPECT_NEAR(s["box_rate"].get<double>(), 3.0 / 4, 1e-12);                 // A, C, D wrote boxes
+  EXPECT_NEAR(s["acc_at_05"].get<double>(), 1.0 / 3, 1e-12);                // A (0.6) of A, B, D
 }
 
 TEST(EvalSummaryTest, EmptyAndEvidenceFreeSetsGiveNulls) {
@@ -161,7 +161,8 @@ TEST(EvalItemTest, MapsEveryBoxToOriginalPixelsAndScoresTheLastAgainstTheFirstEv
   Trajectory t = trajectory_of({"<think>x</think><box>[25,25,50,50]</box>",
                                 "<think>y</think><box>[0,0,2.5,5]</box>",
                                 "<think>z</think><answer> left </answer>"});
-  t.images = {ImageRef{false, {}}, ImageRef{true, Box{100, 50, 200, 100}}, ImageRef{true, Box{0, 0, 28, 28}}};
+  t.images = {ImageRef{false, {}}, ImageRef{true, Box{100, 50, 200, 100}},
+              ImageRef{true, Box{0, 0, 28, 28}}};
   t.finished = true;
   auto it = make_eval_item(s, t, 50);
   ASSERT_TRUE(it.ok()) << it.error();

@@ -3,13 +3,13 @@
 #include "common/pictures.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include "common/task.h"
 #include "common/tokenizer.h"
@@ -59,8 +59,7 @@ int count_in(const cv::Mat& img, const cv::Rect& r, const cv::Scalar& c, int tol
   return n;
 }
 
-nlohmann::json row(int step, double format, double acc, nlohmann::json tokens,
-                   nlohmann::json box) {
+nlohmann::json row(int step, double format, double acc, nlohmann::json tokens, nlohmann::json box) {
   nlohmann::json m;
   m["step"] = step;
   m["format_reward_mean"] = format;
@@ -75,11 +74,13 @@ nlohmann::json row(int step, double format, double acc, nlohmann::json tokens,
 TEST_F(PicturesTest, ReadMetricsSkipsAndCountsBadLines) {
   {
     std::ofstream out(path("metrics.jsonl"));
-    out << R"({"step": 1, "accuracy_reward_mean": 0.5})" << "\n"
-        << "{not json\n"                   // bad
-        << "\n"                            // blank: ignored, not counted
-        << "[1, 2, 3]\n"                   // valid JSON, not an object: bad
-        << R"({"step": 2})" << "\n"
+    out << R"({"step": 1, "accuracy_reward_mean": 0.5})"
+        << "\n"
+        << "{not json\n"  // bad
+        << "\n"           // blank: ignored, not counted
+        << "[1, 2, 3]\n"  // valid JSON, not an object: bad
+        << R"({"step": 2})"
+        << "\n"
         << R"({"step": 3, "accuracy_re)";  // half-written last line: bad
   }
   int skipped = -1;
@@ -155,14 +156,14 @@ TEST_F(PicturesTest, NullValuesLeaveAGap) {
   // step s -> column 680 + round((s - 1) / 9 * 489).
   std::vector<nlohmann::json> rows;
   for (int s = 1; s <= 10; ++s)
-    rows.push_back(row(s, 1.0, 0.5, 40.0, (s >= 4 && s <= 7) ? nlohmann::json(nullptr)
-                                                                 : nlohmann::json(0.75)));
+    rows.push_back(row(s, 1.0, 0.5, 40.0,
+                       (s >= 4 && s <= 7) ? nlohmann::json(nullptr) : nlohmann::json(0.75)));
   ASSERT_TRUE(write_curves_png(rows, path("c.png")).ok());
   const cv::Mat img = cv::imread(path("c.png"));
   ASSERT_FALSE(img.empty());
   const cv::Scalar purple = curves_colour(3);
-  EXPECT_TRUE(same_colour(img.at<cv::Vec3b>(547, 734), purple));  // step 2: 680 + 54
-  EXPECT_TRUE(same_colour(img.at<cv::Vec3b>(547, 1113), purple)); // step 9: 680 + 433
+  EXPECT_TRUE(same_colour(img.at<cv::Vec3b>(547, 734), purple));   // step 2: 680 + 54
+  EXPECT_TRUE(same_colour(img.at<cv::Vec3b>(547, 1113), purple));  // step 9: 680 + 433
   // Steps 4 (843), 5.5 (925) and 7 (1005): inside the gap, nothing drawn.
   for (int x : {843, 925, 1005}) EXPECT_TRUE(rows_with(img, x, 470, 780, purple).empty()) << x;
 }
@@ -272,9 +273,9 @@ TEST_F(PicturesTest, GalleryDrawsTheImageAndBoxesAtTheScaledPositions) {
   EXPECT_EQ(count_in(img, cv::Rect(78, 116, 60, 1), cv::Scalar(255, 0, 0), 0), 60);
   // Turn 1's crop is its blue 50x30 region enlarged x3 to 150 x 90; nothing
   // else right of the image column is pure blue.
-  EXPECT_EQ(count_in(img, cv::Rect(340, 40, img.cols - 340, img.rows - 40),
-                     cv::Scalar(255, 0, 0), 0),
-            150 * 90);
+  EXPECT_EQ(
+      count_in(img, cv::Rect(340, 40, img.cols - 340, img.rows - 40), cv::Scalar(255, 0, 0), 0),
+      150 * 90);
 }
 
 TEST_F(PicturesTest, GalleryGrowsByOneRowPerItem) {
@@ -335,10 +336,11 @@ TEST_F(PicturesTest, GalleryErrorsNameTheProblem) {
 TEST_F(PicturesTest, NonAsciiAndGreyImagesAreDrawn) {
   GalleryItem it = test_item();
   cv::cvtColor(it.image, it.image, cv::COLOR_BGR2GRAY);
-  it.title = "Gr\xC3\xB6\xC3\x9F" "e \xF0\x9F\x98\x80";
+  it.title =
+      "Gr\xC3\xB6\xC3\x9F"
+      "e \xF0\x9F\x98\x80";
   it.question = "\xE2\x80\x9Cquoted\xE2\x80\x9D?\r\n\x01";
-  it.turns = {"<think>caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87</think>\n\n<box>[1,2,3,4]</box>",
-              [] {
+  it.turns = {"<think>caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87</think>\n\n<box>[1,2,3,4]</box>", [] {
                 static const char kRaw[] = "<answer>\x00\xFF</answer>";
                 return std::string(kRaw, sizeof kRaw - 1);
               }()};
@@ -390,8 +392,8 @@ Sample sample_256() {
 }
 
 TEST(GalleryItemFromTrajectory, TakesCropBoxesFromImageBlocksAndReadsTheAnswer) {
-  Trajectory t = trajectory_of({"<think>look</think><box>[8,8,16,16]</box>",
-                                "<think>it is K</think><answer>K</answer>"});
+  Trajectory t = trajectory_of(
+      {"<think>look</think><box>[8,8,16,16]</box>", "<think>it is K</think><answer>K</answer>"});
   // The rollout widened turn 1's box [32,32,64,64] to this crop.
   t.images.push_back(ImageRef{true, Box{28, 28, 68, 68}});
   auto it = gallery_item(t, sample_256(), 64, "title");
@@ -413,8 +415,8 @@ TEST(GalleryItemFromTrajectory, TakesCropBoxesFromImageBlocksAndReadsTheAnswer) 
 TEST(GalleryItemFromTrajectory, FinalTurnBoxIsMappedAndAnUnusableBoxIsNone) {
   // Turn 1's box was unusable (the full image was shown again); turn 2, the
   // last, wrote [16,16,32,32] in the 64x64 frame: x4 -> [64,64,128,128].
-  Trajectory t = trajectory_of({"<think>a</think><box>[5,5,5,5]</box>",
-                                "<think>b</think><box>[16,16,32,32]</box>"});
+  Trajectory t = trajectory_of(
+      {"<think>a</think><box>[5,5,5,5]</box>", "<think>b</think><box>[16,16,32,32]</box>"});
   t.images.push_back(ImageRef{false, {}});
   auto it = gallery_item(t, sample_256(), 64, "t");
   ASSERT_TRUE(it.ok()) << it.error();
@@ -484,8 +486,8 @@ TEST_F(PicturesTest, LearnerHooksWriteThePngsAndReportFailures) {
   for (uint64_t q : {3u, 4u}) {
     TrajectoryGroup g;
     g.prompt_id = q;
-    g.trajectories.push_back(trajectory_of({"<think>x</think><box>[4,4,20,20]</box>",
-                                            "<think>y</think><answer>Z</answer>"}));
+    g.trajectories.push_back(trajectory_of(
+        {"<think>x</think><box>[4,4,20,20]</box>", "<think>y</think><answer>Z</answer>"}));
     g.trajectories.back().images.push_back(ImageRef{true, Box{16, 16, 80, 80}});
     groups.push_back(g);
   }

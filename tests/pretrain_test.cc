@@ -3,12 +3,12 @@
 // writes a loadable checkpoint with its held-out report.
 #include "learner/pretrain.h"
 
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
-#include <string>
-
-#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "common/config.h"
 #include "common/crop.h"
@@ -44,8 +44,8 @@ TEST(Pretrain, SkillMixParsesWeightsAndNamesErrors) {
   EXPECT_DOUBLE_EQ(m->at("zoom_read"), 0.5);
   EXPECT_DOUBLE_EQ(m->at("refine"), 1.0);  // no weight: 1
   EXPECT_EQ(m->size(), 3u);
-  for (const char* bad : {"locate:3,read:1", "locate:x", "locate:-1", "locate:0", "locate,locate",
-                          "locate:1.5abc"}) {
+  for (const char* bad :
+       {"locate:3,read:1", "locate:x", "locate:-1", "locate:0", "locate,locate", "locate:1.5abc"}) {
     auto r = parse_skill_mix(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.error().find("pretrain.skills"), std::string::npos) << r.error();
@@ -143,9 +143,10 @@ TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
 TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
   const Config cfg = tests_config();
   // The opening words of every benchmark template (common/task.cc).
-  const char* benchmark[] = {"What character is on", "Which letter or digit", "Read the character",
-                             "What colour is the small", "Which colour does",
-                             "How many dots are on", "Count the dots", "What character is on the shape"};
+  const char* benchmark[] = {"What character is on", "Which letter or digit",
+                             "Read the character",   "What colour is the small",
+                             "Which colour does",    "How many dots are on",
+                             "Count the dots",       "What character is on the shape"};
   for (const char* skill : {"locate", "zoom_read", "refine", "answer", "direct"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       auto ex = make_pretrain_example(cfg, skill, i, 1);
@@ -154,7 +155,8 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
         EXPECT_EQ(ex->sample.problem.find(b), std::string::npos) << ex->sample.problem;
       auto held = make_pretrain_example(cfg, skill, i, 2);
       ASSERT_TRUE(held.ok());
-      EXPECT_GT(cv::norm(ex->sample.image, held->sample.image, cv::NORM_INF), 0.0) << skill << " " << i;
+      EXPECT_GT(cv::norm(ex->sample.image, held->sample.image, cv::NORM_INF), 0.0)
+          << skill << " " << i;
     }
   }
   EXPECT_FALSE(make_pretrain_example(cfg, "read", 0, 1).ok());
