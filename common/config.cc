@@ -82,6 +82,7 @@ const FieldTable& fields() {
       GR1_FIELD(task, min_glyph_px, int, "smallest evidence detail in original pixels"),
       GR1_FIELD(task, max_glyph_px, int, "largest evidence detail in original pixels"),
       GR1_FIELD(task, distractors, int, "distractor objects per scene"),
+      GR1_FIELD(task, near_distractors, double, "share of distractors placed touching the subject"),
 
       GR1_FIELD(rollout, mode, std::string, "grounded | direct (one answer turn, no crops)"),
       GR1_FIELD(rollout, g1, int, "grounding roots per question"),

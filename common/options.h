@@ -36,6 +36,7 @@ struct TaskOptions {
   int min_glyph_px = 14;          // evidence detail size (glyph height) in original pixels,
   int max_glyph_px = 20;          //   drawn log-uniformly in [min, max]
   int distractors = 3;            // other objects in the scene
+  double near_distractors = 0.0;  // share of distractors placed touching the subject
 };
 
 // Rollouts: the G1 x G2 tree and sampling.

@@ -352,6 +352,33 @@ bool place(Rng& rng, Object& o, const std::vector<Object>& placed, int W, int H)
   return false;
 }
 
+// Places `o` touching distance from placed[0] (the subject): its bounding
+// circle within [kSpacing, kSpacing + 6] pixels of the subject's, free of
+// every other object. Integer draws only (deterministic everywhere).
+bool place_near(Rng& rng, Object& o, const std::vector<Object>& placed, int W, int H) {
+  const Object& s = placed[0];
+  const int lo = s.bound + o.bound + kSpacing, hi = lo + 6;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const cv::Point c(s.centre.x + rng.range(-hi, hi), s.centre.y + rng.range(-hi, hi));
+    const double dx0 = c.x - s.centre.x, dy0 = c.y - s.centre.y;
+    const double d0 = std::sqrt(dx0 * dx0 + dy0 * dy0);
+    if (d0 < lo || d0 > hi) continue;
+    if (c.x - o.bound - kSpacing < 0 || c.y - o.bound - kSpacing < 0 ||
+        c.x + o.bound + kSpacing > W - 1 || c.y + o.bound + kSpacing > H - 1)
+      continue;
+    bool free = true;
+    for (size_t i = 1; i < placed.size() && free; ++i) {
+      const double dx = c.x - placed[i].centre.x, dy = c.y - placed[i].centre.y;
+      free = std::sqrt(dx * dx + dy * dy) >= o.bound + placed[i].bound + kSpacing;
+    }
+    if (free) {
+      o.centre = c;
+      return true;
+    }
+  }
+  return false;
+}
+
 // Index streams: train 0, test 1, pretraining scenes 2 + stream.
 uint64_t stream_seed(uint64_t seed, uint64_t stream) {
   return stream == 0 ? seed : mix64(seed ^ mix64(0xD1B54A32D192ED03ULL * stream));
@@ -440,6 +467,16 @@ BuiltScene build_scene(Rng& rng, const TaskOptions& opts, DetailKind kind, bool 
     }
     if (!subject && o.colour == out.objects[0].colour && o.shape == out.objects[0].shape) {
       continue;  // the subject fell back to a circle: keep its description unique
+    }
+    // A share of distractors sits right next to the subject (issue 4: a loose
+    // box then takes in their details too, so box precision costs or earns
+    // accuracy). No draw at all when the option is 0, so default scenes are
+    // unchanged by it.
+    const bool near = !subject && opts.near_distractors > 0 &&
+                      rng.below(1 << 20) < static_cast<int>(opts.near_distractors * (1 << 20));
+    if (near && place_near(rng, o, out.objects, W, H)) {
+      out.objects.push_back(o);
+      continue;
     }
     if (!place(rng, o, out.objects, W, H)) {
       if (!subject) continue;              // a crowded scene simply has fewer distractors
@@ -624,6 +661,8 @@ Status SyntheticTask::validate(const TaskOptions& o) {
   }
   if (o.distractors < 0 || o.distractors > 16) return err("distractors", "must be in [0, 16]");
   if (!(o.mc_fraction >= 0 && o.mc_fraction <= 1)) return err("mc_fraction", "must be in [0, 1]");
+  if (!(o.near_distractors >= 0 && o.near_distractors <= 1))
+    return err("near_distractors", "must be in [0, 1]");
   if (o.split != "train" && o.split != "test")
     return err("split", "unknown split \"" + o.split + "\" (known: train, test)");
   if (auto f = parse_families(o.families); !f.ok()) return f.status();
