@@ -56,7 +56,7 @@ Result<EvalItem> make_eval_item(const Sample& sample, const Trajectory& t, int s
   EvalItem it;
   it.problem_id = sample.problem_id;
   it.dataset = sample.dataset;
-  it.turn_texts = turn_texts(t);
+  it.turn_texts = turn_texts(t, shown_size);
   it.turns = static_cast<int>(t.turns.size());
   it.finished = t.finished;
   // The learner scores against the record's size (score_group); records
@@ -184,10 +184,8 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
   auto loaded = load_policy(checkpoint);
   if (!loaded.ok())
     return Result<EvalResult>::Error("checkpoint " + checkpoint + ": " + loaded.error());
-  if (loaded->vocab_size != Tokenizer().vocab_size())
-    return Result<EvalResult>::Error("checkpoint " + checkpoint + ": vocabulary size " +
-                                     std::to_string(loaded->vocab_size) + ", the tokenizer's is " +
-                                     std::to_string(Tokenizer().vocab_size()));
+  if (Status v = check_vocab_size(loaded->vocab_size); !v.ok())
+    return Result<EvalResult>::Error("checkpoint " + checkpoint + ": " + v.message());
   const ModelOptions model = loaded->options;
   const int S = model.image_size;
   Policy policy = loaded->policy;

@@ -209,7 +209,7 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
 
   // Reads the turn just sampled: answer (done) or box (next image).
   auto close_turn = [&](Row& r, int turn_index) {
-    const std::string text = turn_text(r.traj.tokens, r.traj.turns.back());
+    const std::string text = turn_text(r.traj.tokens, r.traj.turns.back(), S);
     r.traj.boxes_shown.push_back(extract_box(text));
     if (is_answer_turn(text)) {
       r.done = true;

@@ -7,18 +7,18 @@
 
 namespace gr1 {
 
-std::string turn_text(const std::vector<int32_t>& tokens, const TurnSpan& span) {
+std::string turn_text(const std::vector<int32_t>& tokens, const TurnSpan& span, int image_size) {
   int32_t end = span.end;
   while (end > span.begin && (tokens[end - 1] == Tokenizer::kEnd || tokens[end - 1] == Tokenizer::kEos))
     --end;
   std::vector<int32_t> ids(tokens.begin() + span.begin, tokens.begin() + end);
-  return Tokenizer().decode(ids);
+  return Tokenizer(image_size).decode(ids);
 }
 
-std::vector<std::string> turn_texts(const Trajectory& t) {
+std::vector<std::string> turn_texts(const Trajectory& t, int image_size) {
   std::vector<std::string> out;
   out.reserve(t.turns.size());
-  for (const auto& s : t.turns) out.push_back(turn_text(t.tokens, s));
+  for (const auto& s : t.turns) out.push_back(turn_text(t.tokens, s, image_size));
   return out;
 }
 

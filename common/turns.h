@@ -12,10 +12,13 @@ namespace gr1 {
 
 // Text of one assistant turn: its policy tokens decoded, without a trailing
 // <|end|> / <eos> stop token (those close the turn; they are not turn text).
-std::string turn_text(const std::vector<int32_t>& tokens, const TurnSpan& span);
+// `image_size` is the side of the square shown frame (model.image_size): it
+// gives location tokens their pixel values (Tokenizer), so a box written as
+// <loc_k> tokens reads as "[x1,y1,x2,y2]" in shown-frame pixels.
+std::string turn_text(const std::vector<int32_t>& tokens, const TurnSpan& span, int image_size);
 
-// All turn texts of a trajectory, in order.
-std::vector<std::string> turn_texts(const Trajectory& t);
+// All turn texts of a trajectory, in order (see turn_text).
+std::vector<std::string> turn_texts(const Trajectory& t, int image_size);
 
 // The box a turn requests, read leniently for cropping: the first
 // "<box>[a,b,c,d]</box>" in the turn with four non-negative numbers, even if

@@ -69,11 +69,20 @@ Box to_shown(const Box& b, int S, int W, int H) {
   return o;
 }
 
-std::string box_text(const Box& b) {
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "[%d,%d,%d,%d]", static_cast<int>(b.x1), static_cast<int>(b.y1),
-                static_cast<int>(b.x2), static_cast<int>(b.y2));
-  return buf;
+// The teacher's box: `b` (shown frame) snapped outward to the location grid
+// and written with the grid values' canonical texts, which
+// encode(.., kLocationTokens) turns into exactly four <loc_k> tokens.
+struct TeacherBox {
+  Box box;           // snapped, shown frame
+  std::string text;  // "[x1,y1,x2,y2]"
+};
+TeacherBox teacher_box(const Box& b, int S) {
+  const Tokenizer tok(S);
+  TeacherBox t{snap_box_to_location_grid(b, S), "["};
+  const float c[4] = {t.box.x1, t.box.y1, t.box.x2, t.box.y2};
+  for (int i = 0; i < 4; ++i) t.text += (i ? "," : "") + tok.location_text(*tok.location_index(c[i]));
+  t.text += "]";
+  return t;
 }
 
 // Appends tokens with one mask value.
@@ -83,9 +92,11 @@ void append(Trajectory& t, const std::vector<int32_t>& tokens, uint8_t mask) {
   t.policy_mask.insert(t.policy_mask.end(), tokens.size(), mask);
 }
 
-// Appends one assistant turn's text (trained when `train`).
-void append_turn(Trajectory& t, const std::string& text, bool train) {
-  const auto ids = Tokenizer().encode(text);
+// Appends one assistant turn's text (trained when `train`), its box
+// coordinates as location tokens where they are grid values: the base learns
+// to write boxes the way RL will sample them.
+void append_turn(Trajectory& t, const std::string& text, bool train, int S) {
+  const auto ids = Tokenizer(S).encode(text, BoxCoordinates::kLocationTokens);
   TurnSpan span;
   span.begin = static_cast<int32_t>(t.tokens.size());
   append(t, ids, train ? 1 : 0);
@@ -212,38 +223,40 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   const PromptMode mode = skill == "direct" ? PromptMode::kDirect : PromptMode::kGrounded;
   append(t, first_user_turn(s.problem, S, S, cfg.model.image_tokens(), mode), 0);
   t.images.push_back(ImageRef{false, {}});
-  const Box shown = to_shown(target.box, S, s.width, s.height);
-  const std::string ground = "<think>the " + desc + "</think><box>" + box_text(shown) + "</box>";
+  const TeacherBox teach = teacher_box(to_shown(target.box, S, s.width, s.height), S);
+  const Box& shown = teach.box;
+  const std::string ground = "<think>the " + desc + "</think><box>" + teach.text + "</box>";
   const std::string answer =
       "<think>it shows " + target.value + "</think><answer>" + target.value + "</answer>";
 
   if (skill == "locate") {
-    append_turn(t, ground, true);
+    append_turn(t, ground, true, S);
   } else if (skill == "zoom_read") {
-    append_turn(t, ground, true);
+    append_turn(t, ground, true, S);
     append_crop_turn(t, cfg, s, shown);
-    append_turn(t, answer, true);
+    append_turn(t, answer, true, S);
     t.finished = true;
   } else if (skill == "refine") {
     // A given first turn that boxed another shape (or, in a one-shape scene,
-    // an empty corner): context only, never trained.
-    Box wrong{0, 0, static_cast<float>(S / 4), static_cast<float>(S / 4)};
+    // an empty corner): context only, never trained, and written with
+    // location tokens like the turn the policy would have sampled.
+    Box other{0, 0, S / 4.f, S / 4.f};
     std::string wrong_desc = "corner";
     if (sc.objects.size() > 1) {
       const int oi = (ti + 1 + static_cast<int>(r % (sc.objects.size() - 1))) %
                      static_cast<int>(sc.objects.size());
-      wrong = to_shown(sc.objects[oi].box, S, s.width, s.height);
+      other = to_shown(sc.objects[oi].box, S, s.width, s.height);
       wrong_desc = sc.objects[oi].description();
     }
-    append_turn(t, "<think>the " + wrong_desc + "</think><box>" + box_text(wrong) + "</box>",
-                false);
-    append_crop_turn(t, cfg, s, wrong);
-    append_turn(t, "<think>not the " + desc + "</think><box>" + box_text(shown) + "</box>", true);
+    const TeacherBox wrong = teacher_box(other, S);
+    append_turn(t, "<think>the " + wrong_desc + "</think><box>" + wrong.text + "</box>", false, S);
+    append_crop_turn(t, cfg, s, wrong.box);
+    append_turn(t, "<think>not the " + desc + "</think><box>" + teach.text + "</box>", true, S);
     append_crop_turn(t, cfg, s, shown);
-    append_turn(t, answer, true);
+    append_turn(t, answer, true, S);
     t.finished = true;
   } else {  // answer, direct: from the full view
-    append_turn(t, answer, true);
+    append_turn(t, answer, true, S);
     t.finished = true;
   }
   if (static_cast<int>(t.tokens.size()) > cfg.model.max_seq_len) {
@@ -333,6 +346,8 @@ std::vector<TrajectoryGroup> rollouts(RolloutEngine& engine, const std::vector<S
 Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint) {
   auto loaded = load_policy(checkpoint);
   if (!loaded.ok()) return Status::Error("checkpoint: " + loaded.error());
+  if (Status v = check_vocab_size(loaded->vocab_size); !v.ok())
+    return Status::Error("checkpoint " + checkpoint + ": " + v.message());
   Policy policy = loaded->policy;
   policy->eval();
   torch::NoGradGuard ng;
@@ -380,7 +395,7 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     auto groups = rollouts(engine, samples, true, gen);
     int right = 0;
     for (size_t i = 0; i < groups.size(); ++i) {
-      const auto texts = turn_texts(groups[i].trajectories[0]);
+      const auto texts = turn_texts(groups[i].trajectories[0], S);
       auto a = texts.empty() ? std::nullopt : extract_answer(texts.back());
       right += a && accuracy_reward(AccuracyRule::kShortAnswer, *a, samples[i].solution) == 1.0;
     }
@@ -418,11 +433,16 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   configure_compute_threads(cfg.pretrain.threads);
   const PretrainOptions& po = cfg.pretrain;
   torch::manual_seed(cfg.run.seed);
-  Policy policy(cfg.model, Tokenizer().vocab_size());
+  Policy policy(cfg.model, Tokenizer::kVocabSize);
   if (!cfg.learner.init_checkpoint.empty()) {
     auto loaded = load_policy(cfg.learner.init_checkpoint);
     if (!loaded.ok()) {
       std::cerr << "gr1 pretrain: learner.init_checkpoint: " << loaded.error() << "\n";
+      return 2;
+    }
+    if (Status v = check_vocab_size(loaded->vocab_size); !v.ok()) {
+      std::cerr << "gr1 pretrain: learner.init_checkpoint " << cfg.learner.init_checkpoint << ": "
+                << v.message() << "\n";
       return 2;
     }
     if (Status s = copy_parameters(loaded->policy, policy); !s.ok()) {

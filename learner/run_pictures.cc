@@ -21,7 +21,7 @@ Result<GalleryItem> gallery_item(const Trajectory& t, const Sample& sample, int 
   it.image = sample.image;
   it.title = title;
   it.question = sample.problem;
-  it.turns = turn_texts(t);
+  it.turns = turn_texts(t, shown_size);
   it.boxes_orig.resize(it.turns.size());
   for (size_t k = 0; k < it.turns.size(); ++k) {
     if (k + 1 < t.images.size()) {

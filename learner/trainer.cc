@@ -20,7 +20,7 @@ Result<std::vector<TrajectoryScore>> score_group(const TrajectoryGroup& g, const
   out.reserve(g.trajectories.size());
   for (const auto& t : g.trajectories) {
     const auto last = last_box_shown(t);
-    auto rb = score_turns(turn_texts(t), last, sample.solution, sample.dataset, sample.bboxs,
+    auto rb = score_turns(turn_texts(t, shown_size), last, sample.solution, sample.dataset, sample.bboxs,
                           sample.width, sample.height, shown_size, shown_size);
     if (!rb.ok()) return rb.status();
     TrajectoryScore s;
@@ -52,8 +52,9 @@ Trainer::Trainer(const Config& cfg)
   if (!cfg.learner.init_checkpoint.empty()) {
     auto loaded = load_policy(cfg.learner.init_checkpoint);
     if (!loaded.ok()) throw std::runtime_error("learner.init_checkpoint: " + loaded.error());
-    if (loaded->vocab_size != Tokenizer().vocab_size())
-      throw std::runtime_error("learner.init_checkpoint: vocabulary size differs from the tokenizer's");
+    if (Status v = check_vocab_size(loaded->vocab_size); !v.ok())
+      throw std::runtime_error("learner.init_checkpoint " + cfg.learner.init_checkpoint + ": " +
+                               v.message());
     policy_ = loaded->policy;
     const ModelOptions& a = loaded->options;
     const ModelOptions& m = cfg.model;

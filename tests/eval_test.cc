@@ -198,6 +198,40 @@ TEST(EvalItemTest, MapsEveryBoxToOriginalPixelsAndScoresTheLastAgainstTheFirstEv
   EXPECT_EQ(j["problem_id"], 42);
 }
 
+TEST(EvalItemTest, LocationTokenBoxesAreReadInTheItemsShownFrame) {
+  Sample s;
+  s.width = 96;
+  s.height = 48;
+  s.dataset = "vsr";
+  s.solution = "left";
+  s.bboxs = {Box{48, 0, 96, 24}};
+  // Shown frame 48 x 48 (3-pixel cells): [24,0,48,24] is <loc_8> <loc_0>
+  // <loc_16> <loc_8>; original pixels are x * 2, y * 1.
+  const std::string box_turn = "<think>x</think><box>[24,0,48,24]</box>";
+  Trajectory t;
+  t.tokens = Tokenizer(48).encode(box_turn, BoxCoordinates::kLocationTokens);
+  int locations = 0;
+  for (auto id : t.tokens) locations += Tokenizer::is_location(id);
+  ASSERT_EQ(locations, 4);
+  t.turns.push_back(TurnSpan{0, int32_t(t.tokens.size())});
+  t.boxes_shown.push_back(Box{24, 0, 48, 24});  // as the rollout parsed it
+  t.policy_mask.assign(t.tokens.size(), 1);
+  t.logprobs.assign(t.tokens.size(), 0.f);
+  t.images = {ImageRef{false, {}}};
+  auto it = make_eval_item(s, t, 48);
+  ASSERT_TRUE(it.ok()) << it.error();
+  EXPECT_EQ(it->turn_texts, std::vector<std::string>{box_turn});
+  ASSERT_EQ(it->boxes.size(), 1u);
+  EXPECT_EQ(it->boxes[0], (Box{48, 0, 96, 24}));
+  ASSERT_TRUE(it->box_score.has_value());
+  EXPECT_DOUBLE_EQ(*it->box_score, 1.0);
+  // The tokens decode with the frame the item is made for.
+  auto in32 = make_eval_item(s, t, 32);
+  ASSERT_TRUE(in32.ok()) << in32.error();
+  EXPECT_EQ(in32->turn_texts,
+            std::vector<std::string>{"<think>x</think><box>[16,0,32,16]</box>"});
+}
+
 TEST(EvalItemTest, NoBoxNoAnswerAndAnUnknownDataset) {
   Sample s;
   s.width = s.height = 64;
@@ -466,6 +500,15 @@ TEST(EvalEndToEndTest, BadInputsExitWithTwo) {
 
   eo.mode = "zoom";
   EXPECT_FALSE(evaluate_checkpoint(ckpt, data->samples, cfg.rollout, eo).ok());
+
+  // A checkpoint from before location tokens (vocabulary 109) is refused
+  // with both sizes and what to do.
+  Policy old(cfg.model, Tokenizer::kVocabSizeWithoutLocations);
+  const TempCheckpoint old_ckpt(old, cfg.model, "old_vocab");
+  auto refused = evaluate_checkpoint(old_ckpt.path, data->samples, cfg.rollout, EvalOptions{});
+  ASSERT_FALSE(refused.ok());
+  for (const char* part : {"vocabulary size 109", "126", "gr1 pretrain"})
+    EXPECT_NE(refused.error().find(part), std::string::npos) << refused.error();
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -29,12 +30,20 @@ Config tests_config() {
   return *c;
 }
 
-// The tokens of `t` where policy_mask is `m`, decoded.
-std::string masked_text(const Trajectory& t, uint8_t m) {
+// The tokens of `t` where policy_mask is `m`.
+std::vector<int32_t> masked_ids(const Trajectory& t, uint8_t m) {
   std::vector<int32_t> ids;
   for (size_t i = 0; i < t.tokens.size(); ++i)
     if (t.policy_mask[i] == m) ids.push_back(t.tokens[i]);
-  return Tokenizer().decode(ids);
+  return ids;
+}
+
+// Location tokens of `ids`, as grid indices k, in order.
+std::vector<int> location_indices(const std::vector<int32_t>& ids) {
+  std::vector<int> out;
+  for (int32_t id : ids)
+    if (Tokenizer::is_location(id)) out.push_back(id - Tokenizer::kFirstLocation);
+  return out;
 }
 
 TEST(Pretrain, SkillMixParsesWeightsAndNamesErrors) {
@@ -71,17 +80,46 @@ TEST(Pretrain, LocateTeachesTheWholeShapeBoxInTheShownFrame) {
     // One trained turn: a well-formed grounding turn whose box, mapped back
     // to original pixels, covers the named shape and is not much larger.
     ASSERT_EQ(t.turns.size(), 1u);
-    const std::string turn = turn_text(t.tokens, t.turns[0]);
-    EXPECT_EQ(masked_text(t, 1), turn);
+    const std::string turn = turn_text(t.tokens, t.turns[0], S);
+    EXPECT_EQ(Tokenizer(S).decode(masked_ids(t, 1)), turn);
     const GroundingTurn g = parse_grounding_turn(turn);
     ASSERT_TRUE(g.ok) << turn;
+    // The box is trained as exactly four location tokens, x1 y1 x2 y2, and
+    // the decoded text parses to the grid box they denote (k * S / 16).
+    const auto ks = location_indices(masked_ids(t, 1));
+    ASSERT_EQ(ks.size(), 4u) << turn;
+    const float cell = S / 16.f;
+    EXPECT_EQ(g.box, (Box{ks[0] * cell, ks[1] * cell, ks[2] * cell, ks[3] * cell})) << turn;
+    EXPECT_LT(ks[0], ks[2]);
+    EXPECT_LT(ks[1], ks[3]);
+    ASSERT_TRUE(t.boxes_shown[0].has_value());
+    EXPECT_EQ(*t.boxes_shown[0], g.box);
+    // No digit is trained inside the box: the bracket is "[", L, ",", L, ",", L, ",", L, "]".
+    const auto box_at = std::find(t.tokens.begin() + t.turns[0].begin, t.tokens.end(),
+                                  Tokenizer::kBox);
+    ASSERT_LE(box_at + 11, t.tokens.end());
+    EXPECT_EQ(std::vector<int32_t>(box_at, box_at + 11),
+              (std::vector<int32_t>{Tokenizer::kBox, Tokenizer::char_id('['),
+                                    Tokenizer::location_id(ks[0]), Tokenizer::char_id(','),
+                                    Tokenizer::location_id(ks[1]), Tokenizer::char_id(','),
+                                    Tokenizer::location_id(ks[2]), Tokenizer::char_id(','),
+                                    Tokenizer::location_id(ks[3]), Tokenizer::char_id(']'),
+                                    Tokenizer::kBoxEnd}));
     const Box b = shown_to_original(g.box, S, S, ex->sample.width, ex->sample.height);
     const Box& shape = ex->sample.bboxs[0];
     EXPECT_LE(b.x1, shape.x1);
     EXPECT_LE(b.y1, shape.y1);
     EXPECT_GE(b.x2, shape.x2);
     EXPECT_GE(b.y2, shape.y2);
-    EXPECT_GT(box_score(b, shape), 0.8) << turn;
+    // ... and it is the tightest grid box around the whole-pixel cover of
+    // the shape: each side at most one pixel (to whole pixels) plus one cell
+    // (to the grid) outside the shape's shown-frame extent.
+    const float sx = float(S) / ex->sample.width, sy = float(S) / ex->sample.height;
+    EXPECT_GT(g.box.x1, shape.x1 * sx - 1 - cell) << turn;
+    EXPECT_GT(g.box.y1, shape.y1 * sy - 1 - cell) << turn;
+    EXPECT_LT(g.box.x2, shape.x2 * sx + 1 + cell) << turn;
+    EXPECT_LT(g.box.y2, shape.y2 * sy + 1 + cell) << turn;
+    EXPECT_GT(box_score(b, shape), 0.6) << turn;
     ASSERT_EQ(t.images.size(), 1u);
     EXPECT_FALSE(t.images[0].is_crop);
   }
@@ -102,12 +140,12 @@ TEST(Pretrain, ZoomReadAndRefineCropWhatTheyBoxAndAnswerTheDetail) {
                                   cfg.rollout.min_crop_px, cfg.rollout.max_aspect);
     ASSERT_TRUE(crop.ok());
     EXPECT_EQ(t.images[1].box_orig, *crop);
-    const AnswerTurn a = parse_answer_turn(turn_text(t.tokens, t.turns[1]));
+    const AnswerTurn a = parse_answer_turn(turn_text(t.tokens, t.turns[1], S));
     ASSERT_TRUE(a.ok);
     EXPECT_EQ(a.answer, z->answer);
     EXPECT_EQ(z->sample.solution, z->answer);
     EXPECT_FALSE(z->answer.empty());
-    EXPECT_DOUBLE_EQ(format_reward(turn_texts(t)), 2.0);
+    EXPECT_DOUBLE_EQ(format_reward(turn_texts(t, S)), 2.0);
     EXPECT_TRUE(t.finished);
 
     auto r = make_pretrain_example(cfg, "refine", i, 1);
@@ -120,6 +158,12 @@ TEST(Pretrain, ZoomReadAndRefineCropWhatTheyBoxAndAnswerTheDetail) {
     for (int k : {1, 2})
       for (int32_t j = u.turns[k].begin; j < u.turns[k].end; ++j) ASSERT_EQ(u.policy_mask[j], 1);
     EXPECT_FALSE(u.boxes_shown[0] == u.boxes_shown[1]);
+    // Both boxes, the given one included, are written as location tokens.
+    for (int k : {0, 1}) {
+      const std::vector<int32_t> turn(u.tokens.begin() + u.turns[k].begin,
+                                      u.tokens.begin() + u.turns[k].end);
+      EXPECT_EQ(location_indices(turn).size(), 4u) << k;
+    }
   }
 }
 
@@ -131,7 +175,7 @@ TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
       auto ex = make_pretrain_example(cfg, skill, i, 1);
       ASSERT_TRUE(ex.ok()) << ex.error();
       ASSERT_EQ(ex->traj.turns.size(), 1u) << skill;
-      ASSERT_TRUE(parse_answer_turn(turn_text(ex->traj.tokens, ex->traj.turns[0])).ok);
+      ASSERT_TRUE(parse_answer_turn(turn_text(ex->traj.tokens, ex->traj.turns[0], S)).ok);
       const auto prompt = first_user_turn(
           ex->sample.problem, S, S, cfg.model.image_tokens(),
           std::string(skill) == "direct" ? PromptMode::kDirect : PromptMode::kGrounded);

@@ -99,12 +99,30 @@ TEST(RolloutTest, ActorLogprobsMatchLearnerRecomputation) {
 TEST(RolloutTest, ForcedBoxTurnProducesACropOfTheMappedRegion) {
   // A box written in the shown frame maps to original pixels for the crop.
   Trajectory t;
-  Tokenizer tok;
+  Tokenizer tok(32);
   t.tokens = tok.encode("<think>look</think><box>[8,8,16,16]</box>");
   t.turns.push_back(TurnSpan{0, static_cast<int32_t>(t.tokens.size())});
-  auto box = extract_box(turn_text(t.tokens, t.turns[0]));
+  auto box = extract_box(turn_text(t.tokens, t.turns[0], 32));
   ASSERT_TRUE(box.has_value());
   EXPECT_EQ(*box, (Box{8, 8, 16, 16}));
+}
+
+TEST(RolloutTest, LocationTokenBoxesReadAsShownFramePixels) {
+  // <loc_k> is k * S / 16 shown pixels: the same four tokens are a different
+  // box in a 32- and a 48-pixel frame, and the turn text stays parseable.
+  Trajectory t;
+  t.tokens = Tokenizer(32).encode("<think>look</think><box>[", BoxCoordinates::kLocationTokens);
+  for (int k : {2, 4, 8, 16}) {
+    if (k != 2) t.tokens.push_back(Tokenizer::char_id(','));
+    t.tokens.push_back(Tokenizer::location_id(k));
+  }
+  t.tokens.push_back(Tokenizer::char_id(']'));
+  t.tokens.push_back(Tokenizer::kBoxEnd);
+  t.tokens.push_back(Tokenizer::kEnd);  // a stop token is not turn text
+  t.turns.push_back(TurnSpan{0, static_cast<int32_t>(t.tokens.size())});
+  EXPECT_EQ(turn_text(t.tokens, t.turns[0], 32), "<think>look</think><box>[4,8,16,32]</box>");
+  EXPECT_EQ(extract_box(turn_text(t.tokens, t.turns[0], 32)), (Box{4, 8, 16, 32}));
+  EXPECT_EQ(extract_box(turn_text(t.tokens, t.turns[0], 48)), (Box{6, 12, 24, 48}));
 }
 
 // ---- batched rollouts and direct mode ----
@@ -144,7 +162,9 @@ const Scripted& scripted() {
   return *s;
 }
 
-std::vector<std::string> texts(const Trajectory& t) { return turn_texts(t); }
+std::vector<std::string> texts(const Trajectory& t) {
+  return turn_texts(t, scripted().cfg.model.image_size);
+}
 
 void expect_same_trajectory(const Trajectory& a, const Trajectory& b, const std::string& where) {
   SCOPED_TRACE(where);

@@ -33,10 +33,13 @@ inline Policy fit_scripted_policy(const ModelOptions& model, const RolloutOption
                                   const std::vector<Sample>& samples, int max_steps = 300,
                                   uint64_t seed = 3) {
   torch::manual_seed(seed);
-  Tokenizer tok;
+  Tokenizer tok(model.image_size);
   Policy policy(model, tok.vocab_size());
   const int S = model.image_size, n_img = model.image_tokens();
-  const auto box_turn = tok.encode(kScriptBoxTurn);
+  // The box as location tokens (0 and 16 are grid values at S = 32), as a
+  // pretrained base writes it: every test using the script runs rollouts,
+  // cropping and scoring through <loc_k> tokens that decode to this text.
+  const auto box_turn = tok.encode(kScriptBoxTurn, BoxCoordinates::kLocationTokens);
   const auto answer_turn = tok.encode(kScriptAnswerTurn);
 
   // Rows: for each sample one grounded two-turn sequence and one direct
