@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ACTORS ?= 2
 
-.PHONY: setup configure build test demo clean cuda
+.PHONY: setup configure build test demo results clean cuda
 
 setup:
 	./scripts/setup.sh
@@ -18,8 +18,16 @@ build: configure
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) --timeout 600
 
+# Trains from a small pretrained base (built once), then prints the trained
+# policy's evaluation beside the base's (orchestration/demo.sh).
 demo: build
-	./$(BUILD)/bin/gr1 launch --config configs/demo.yaml --actors $(ACTORS) --run-dir runs/demo
+	BUILD=$(BUILD) ACTORS=$(ACTORS) ./orchestration/demo.sh
+
+# The issue-4 experiment: base, Ground-R1, direct-answer GRPO and SRPO, each
+# evaluated on 500 held-out questions -> runs/results/summary.json
+# (orchestration/results.sh; docs/results.md).
+results: build
+	BUILD=$(BUILD) ./orchestration/results.sh
 
 # Compiles the CUDA/NCCL code paths (nothing GPU-only runs without a GPU).
 cuda: setup

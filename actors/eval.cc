@@ -13,9 +13,12 @@
 
 #include "actors/rollout.h"
 #include "common/config.h"
+#include "common/crop.h"
 #include "common/dataset.h"
+#include "common/image_tensor.h"
 #include "common/pictures.h"
 #include "common/policy.h"
+#include "common/prompt.h"
 #include "common/reward.h"
 #include "common/scoring.h"
 #include "common/task.h"
@@ -169,6 +172,121 @@ json summarize(const std::vector<EvalItem>& items) {
   return s;
 }
 
+namespace {
+
+// The given grounding turn of a forced-box evaluation: the first evidence
+// box in the shown frame, its sides scaled by `scale` about its centre,
+// clamped to the frame and snapped outward to the location grid.
+Box forced_box(const Sample& s, int S, double scale) {
+  const int W = s.width > 0 ? s.width : s.image.cols, H = s.height > 0 ? s.height : s.image.rows;
+  const Box& e = s.bboxs.front();
+  const double sx = double(S) / W, sy = double(S) / H;
+  const double cx = (e.x1 + e.x2) / 2 * sx, cy = (e.y1 + e.y2) / 2 * sy;
+  const double hw = (e.x2 - e.x1) * sx * scale / 2, hh = (e.y2 - e.y1) * sy * scale / 2;
+  auto clampf = [&](double v) { return static_cast<float>(std::clamp(v, 0.0, double(S))); };
+  return snap_box_to_location_grid(
+      Box{clampf(cx - hw), clampf(cy - hh), clampf(cx + hw), clampf(cy + hh)}, S);
+}
+
+// Prompt, the given grounding turn (context, never sampled), the crop the
+// rollout would cut for it, then ONE greedily decoded assistant turn, for a
+// batch of samples with evidence. Decoded together in one DecodeSession.
+std::vector<Trajectory> forced_box_trajectories(Policy& policy, const ModelOptions& model,
+                                                const RolloutOptions& ro,
+                                                const std::vector<Sample>& samples, double scale) {
+  torch::NoGradGuard ng;
+  const int S = model.image_size;
+  const Tokenizer tok(S);
+  const int64_t B = static_cast<int64_t>(samples.size());
+  std::vector<Trajectory> out(samples.size());
+  std::vector<torch::Tensor> pixels;
+  int64_t T = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const Sample& s = samples[i];
+    Trajectory& t = out[i];
+    auto add = [&t](const std::vector<int32_t>& ids) {
+      t.tokens.insert(t.tokens.end(), ids.begin(), ids.end());
+      t.logprobs.insert(t.logprobs.end(), ids.size(), 0.f);
+      t.policy_mask.insert(t.policy_mask.end(), ids.size(), 0);
+    };
+    add(first_user_turn(s.problem, S, S, model.image_tokens(), PromptMode::kGrounded));
+    t.images.push_back(ImageRef{false, {}});
+    const Box b = forced_box(s, S, scale);
+    std::string text = "<think>the evidence is here</think><box>[";
+    const float c[4] = {b.x1, b.y1, b.x2, b.y2};
+    for (int k = 0; k < 4; ++k)
+      text += (k ? "," : "") + tok.location_text(*tok.location_index(c[k]));
+    text += "]</box>";
+    TurnSpan span;
+    span.begin = static_cast<int32_t>(t.tokens.size());
+    add(tok.encode(text, BoxCoordinates::kLocationTokens));
+    span.end = static_cast<int32_t>(t.tokens.size());
+    t.turns.push_back(span);
+    t.boxes_shown.push_back(b);
+    add(later_user_turn(s.problem, S, S, model.image_tokens(), /*close_assistant=*/true));
+    const int W = s.width > 0 ? s.width : s.image.cols, H = s.height > 0 ? s.height : s.image.rows;
+    ImageRef ref{false, {}};
+    if (auto crop = shown_box_to_crop(b, S, S, W, H, ro.min_crop_px, ro.max_aspect); crop.ok())
+      ref = ImageRef{true, *crop};
+    t.images.push_back(ref);
+    for (const auto& r : t.images) pixels.push_back(image_block_tensor(s.image, r, S));
+    T = std::max<int64_t>(T, static_cast<int64_t>(t.tokens.size()));
+  }
+  if (B == 0) return out;
+  if (T + ro.max_new_tokens > model.max_seq_len)
+    throw std::invalid_argument("forced-box prefix of " + std::to_string(T) +
+                                " tokens leaves no room for the answer in model.max_seq_len");
+  auto tokens = torch::full({B, T}, Tokenizer::kPad, torch::kInt64);
+  auto valid = torch::zeros({B, T}, torch::kBool);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& ids = out[i].tokens;
+    for (size_t j = 0; j < ids.size(); ++j) {
+      tokens[i][static_cast<int64_t>(j)] = ids[j];
+      valid[i][static_cast<int64_t>(j)] = true;
+    }
+  }
+  auto emb = policy->encode_images(torch::stack(pixels));
+  DecodeSession session(policy, B);
+  auto logits = session.append(tokens, valid, emb.reshape({-1, emb.size(2)}));
+  std::vector<bool> done(samples.size(), false);
+  for (size_t i = 0; i < samples.size(); ++i)
+    out[i].turns.push_back(TurnSpan{static_cast<int32_t>(out[i].tokens.size()),
+                                    static_cast<int32_t>(out[i].tokens.size())});
+  for (int step = 0; step < ro.max_new_tokens; ++step) {
+    Sampled g = greedy_tokens(logits, ro.temperature);
+    auto next = torch::full({B, 1}, Tokenizer::kPad, torch::kInt64);
+    auto nv = torch::zeros({B, 1}, torch::kBool);
+    bool any = false;
+    for (int64_t i = 0; i < B; ++i) {
+      if (done[i]) continue;
+      const int32_t id = static_cast<int32_t>(g.tokens[i].item<int64_t>());
+      Trajectory& t = out[i];
+      t.tokens.push_back(id);
+      t.logprobs.push_back(g.logprobs[i].item<float>());
+      t.policy_mask.push_back(1);
+      t.turns.back().end = static_cast<int32_t>(t.tokens.size());
+      if (is_stop_token(id)) {
+        done[i] = true;
+        continue;
+      }
+      next[i][0] = id;
+      nv[i][0] = true;
+      any = true;
+    }
+    if (!any) break;
+    logits = session.append(next, nv, torch::Tensor());
+  }
+  for (size_t i = 0; i < samples.size(); ++i) {
+    Trajectory& t = out[i];
+    const auto texts = turn_texts(t, S);
+    t.boxes_shown.push_back(extract_box(texts.back()));
+    t.finished = extract_answer(texts.back()).has_value();
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
                                        const std::vector<Sample>& samples,
                                        const RolloutOptions& rollout, const EvalOptions& options) {
@@ -178,6 +296,11 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
   if (options.batch < 1)
     return Result<EvalResult>::Error("eval: batch must be >= 1, got " +
                                      std::to_string(options.batch));
+  if (!(options.forced_box_scale >= 0) || !std::isfinite(options.forced_box_scale))
+    return Result<EvalResult>::Error("eval: forced-box scale must be > 0 (0 = off), got " +
+                                     std::to_string(options.forced_box_scale));
+  if (options.forced_box_scale > 0 && options.mode != "grounded")
+    return Result<EvalResult>::Error("eval: --forced-box needs --mode grounded");
   if (options.limit < 0)
     return Result<EvalResult>::Error("eval: limit must be >= 0, got " +
                                      std::to_string(options.limit));
@@ -209,9 +332,15 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
     std::vector<int64_t> batch_index;
     auto flush = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
-      auto groups = engine.rollout_batch(batch, 1, 1, gen, /*greedy=*/true, nullptr);
+      std::vector<Trajectory> trajs;
+      if (options.forced_box_scale > 0) {
+        trajs = forced_box_trajectories(policy, model, ro, batch, options.forced_box_scale);
+      } else {
+        auto groups = engine.rollout_batch(batch, 1, 1, gen, /*greedy=*/true, nullptr);
+        for (auto& g : groups) trajs.push_back(std::move(g.trajectories.front()));
+      }
       for (size_t i = 0; i < batch.size(); ++i) {
-        auto item = make_eval_item(batch[i], groups[i].trajectories.front(), S);
+        auto item = make_eval_item(batch[i], trajs[i], S);
         if (!item.ok()) return item.status();  // checked before decoding; cannot happen
         item->index = batch_index[i];
         res.items.push_back(std::move(*item));
@@ -235,6 +364,10 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
       // Checked up front so one bad record costs that record, not the run.
       if (auto rule = accuracy_rule_for(s.dataset); !rule.ok()) {
         skip(rule.error());
+        continue;
+      }
+      if (options.forced_box_scale > 0 && s.bboxs.empty()) {
+        skip("no evidence box to force (--forced-box)");
         continue;
       }
       if (const size_t p = engine.first_prompt_tokens(s); p >= size_t(model.max_seq_len)) {
@@ -265,6 +398,7 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
   const double seconds = elapsed();
   res.summary = summarize(res.items);
   res.summary["mode"] = options.mode;
+  if (options.forced_box_scale > 0) res.summary["forced_box_scale"] = options.forced_box_scale;
   res.summary["checkpoint"] = checkpoint;
   res.summary["seconds"] = seconds;
   res.summary["questions_per_s"] = seconds > 0 ? res.items.size() / seconds : 0.0;
@@ -350,6 +484,7 @@ int run_eval(const EvalCli& cli) {
   eo.mode = cli.mode;
   eo.batch = cli.batch;
   eo.limit = cli.limit;
+  eo.forced_box_scale = cli.forced_box;
   eo.progress = true;
   auto res = evaluate_checkpoint(cli.checkpoint, report->samples, cfg.rollout, eo);
   if (!res.ok()) {

@@ -80,6 +80,13 @@ struct EvalOptions {
   int batch = 8;                  // questions decoded together (see EvalCli::batch)
   int limit = 0;                  // evaluate the first N questions only (0 = all)
   bool progress = false;          // one progress line per batch on stderr
+  // > 0: the box-precision probe. The first assistant turn is GIVEN: a box
+  // of the first evidence box scaled by this factor about its centre
+  // (shown frame, clamped, snapped outward to the location grid), followed by
+  // the crop the rollout would cut for it; the policy then decodes ONE turn
+  // greedily. Accuracy as a function of the scale shows what a loose box
+  // costs. Samples without evidence are skipped. Grounded mode only.
+  double forced_box_scale = 0;
 };
 
 // What an evaluation returns. The rollout options that apply are max_turns,
@@ -130,6 +137,7 @@ struct EvalCli {
   int batch = 8;
   int limit = 0;
   int threads = 1;
+  double forced_box = 0;  // EvalOptions::forced_box_scale
 };
 int run_eval(const EvalCli& cli);
 

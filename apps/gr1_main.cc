@@ -14,6 +14,7 @@
 #include "common/threads.h"
 #include "learner/learner.h"
 #include "learner/pretrain.h"
+#include "learner/results.h"
 #include "orchestration/launch.h"
 
 namespace {
@@ -90,6 +91,9 @@ int main(int argc, char** argv) {
   eval->add_option("--batch", ev.batch, "questions decoded together")->check(CLI::PositiveNumber);
   eval->add_option("--limit", ev.limit, "evaluate only the first N questions (0 = all)")->check(CLI::NonNegativeNumber);
   eval->add_option("--threads", ev.threads, "LibTorch threads")->check(CLI::PositiveNumber);
+  eval->add_option("--forced-box", ev.forced_box,
+                   "box-precision probe: give the first turn's box as the evidence box scaled by this factor, then decode one answer turn")
+      ->check(CLI::PositiveNumber);
 
   auto* data = app.add_subcommand("data", "benchmark data: write the synthetic benchmark, check a JSON-lines file");
   data->require_subcommand(1);
@@ -112,7 +116,27 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   synth->add_option("--set", synth_sets, "override a config key: task.key=value (repeatable)");
 
+  auto* results = app.add_subcommand("results", "the issue-4 experiment's summary; two evaluations side by side");
+  results->require_subcommand(1);
+  gr1::ResultsSummarizeCli rs;
+  auto* summarize = results->add_subcommand(
+      "summarize", "DIR/<arm>.eval.json + checkpoints -> DIR/summary.json (targets, timings) and a table");
+  summarize->add_option("--dir", rs.dir, "results directory (orchestration/results.sh writes it)")
+      ->required()->check(CLI::ExistingDirectory);
+  summarize->add_option("--config", rs.config, "config of the experiment (locate-skill report)")
+      ->required()->check(CLI::ExistingFile);
+  summarize->add_option("--set", rs.sets, "override a config key: section.key=value (repeatable)");
+  summarize->add_option("--locate-items", rs.locate_items, "held-out locate items per checkpoint")
+      ->check(CLI::PositiveNumber);
+  summarize->add_option("--out", rs.out, "summary file (default DIR/summary.json)");
+  std::string compare_base, compare_trained;
+  auto* compare = results->add_subcommand("compare", "two gr1 eval outputs side by side");
+  compare->add_option("--base", compare_base, "gr1 eval output of the base policy")->required();
+  compare->add_option("--trained", compare_trained, "gr1 eval output of the trained policy")->required();
+
   CLI11_PARSE(app, argc, argv);
+  if (summarize->parsed()) return gr1::run_results_summarize(rs);
+  if (compare->parsed()) return gr1::run_results_compare(compare_base, compare_trained);
   if (score->parsed()) return gr1::run_score(score_in);
   if (synth->parsed()) {
     gr1::Config c;

@@ -69,6 +69,8 @@ const FieldTable& fields() {
       GR1_FIELD(model, image_size, int, "shown image side in pixels"),
       GR1_FIELD(model, patch_size, int, "vision patch side in pixels"),
       GR1_FIELD(model, vision_layers, int, "vision transformer layers"),
+      GR1_FIELD(model, summary_token, bool, "append a max-pooled summary token to each image's tokens"),
+      GR1_FIELD(model, conv_stem, bool, "CNN vision front end (else one linear patch embedding)"),
       GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
       GR1_FIELD(model, rope_theta, double, "RoPE base"),
 
@@ -116,6 +118,10 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
       GR1_FIELD(pretrain, threads, int, "LibTorch threads"),
+      GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
+      GR1_FIELD(pretrain, vision_steps, int, "vision-encoder pretraining steps before the decoder stage (0 = none)"),
+      GR1_FIELD(pretrain, vision_batch, int, "images per vision pretraining step"),
+      GR1_FIELD(pretrain, vision_lr, double, "vision pretraining learning rate"),
 
       GR1_FIELD(learner, steps, int, "optimizer steps"),
       GR1_FIELD(learner, groups_per_step, int, "question groups per step"),
@@ -205,6 +211,8 @@ Status validate_config(const Config& c) {
   if (m.image_size <= 0 || m.image_size % m.patch_size != 0)
     return err("model.image_size", "must be > 0 and a multiple of model.patch_size");
   if (m.vision_layers < 0) return err("model.vision_layers", "must be >= 0");
+  if (m.conv_stem && (m.patch_size < 1 || (m.patch_size & (m.patch_size - 1)) != 0))
+    return err("model.patch_size", "must be a power of 2 with model.conv_stem");
   if (m.max_seq_len < 64) return err("model.max_seq_len", "must be >= 64");
   if (!(m.rope_theta > 0)) return err("model.rope_theta", "must be > 0");
 
@@ -264,6 +272,11 @@ Status validate_config(const Config& c) {
   if (pt.log_every < 1) return err("pretrain.log_every", "must be >= 1");
   if (pt.report_items < 0) return err("pretrain.report_items", "must be >= 0");
   if (pt.threads < 1) return err("pretrain.threads", "must be >= 1");
+  if (!(pt.objectness_weight >= 0) || !std::isfinite(pt.objectness_weight))
+    return err("pretrain.objectness_weight", "must be >= 0");
+  if (pt.vision_steps < 0) return err("pretrain.vision_steps", "must be >= 0");
+  if (pt.vision_batch < 1) return err("pretrain.vision_batch", "must be >= 1");
+  if (!(pt.vision_lr > 0) || !std::isfinite(pt.vision_lr)) return err("pretrain.vision_lr", "must be > 0");
 
   const auto& l = c.learner;
   if (l.steps < 1) return err("learner.steps", "must be >= 1");

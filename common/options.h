@@ -18,7 +18,17 @@ struct ModelOptions {
   int vision_layers = 1;    // transformer layers in the vision encoder after the conv patch embed
   int max_seq_len = 1024;   // longest trajectory in tokens (RoPE table size)
   double rope_theta = 10000.0;
-  int image_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
+  // One extra image token per image after the patch tokens: the max over
+  // the patch features, projected like them (a global view of the image).
+  bool summary_token = true;
+  // Vision front end: true = a small CNN (3x3 conv, then one stride-2 3x3
+  // conv per halving down to the patch grid; patch_size a power of 2), false
+  // = one patch_size x patch_size linear patch embedding. Either gives the
+  // same g x g grid of tokens. Measured on the vision stage (docs/results.md):
+  // the CNN labels patches better but read details worse at 1000 steps.
+  bool conv_stem = false;
+  int patch_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
+  int image_tokens() const { return patch_tokens() + (summary_token ? 1 : 0); }
 };
 
 // The synthetic grounded-reasoning task.
@@ -112,6 +122,16 @@ struct PretrainOptions {
   int log_every = 50;             // steps between progress lines
   int report_items = 200;         // held-out items per skill in the final report
   int threads = 1;                // LibTorch intra-op threads
+  // Weight of the pretraining-only per-patch loss: on the first image's patch
+  // tokens, the decoder's last hidden state predicts whether the patch
+  // overlaps the object the question names (0 = off).
+  double objectness_weight = 1.0;
+  // Vision stage before the decoder stage (learner/vision_pretrain.h): the
+  // encoder alone learns per-patch colour/shape/objectness and the detail
+  // of a zoomed-in object (0 steps = skipped).
+  int vision_steps = 600;
+  int vision_batch = 32;          // images per vision step
+  double vision_lr = 2e-3;
 };
 
 struct RunOptions {

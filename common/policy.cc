@@ -81,9 +81,23 @@ class BlockImpl : public torch::nn::Module {
 class VisionEncoderImpl : public torch::nn::Module {
  public:
   explicit VisionEncoderImpl(const ModelOptions& o) : opt_(o) {
-    const int64_t d = o.d_model, P = o.image_tokens();
-    patch_embed = register_module(
-        "patch_embed", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, d, o.patch_size).stride(o.patch_size)));
+    const int64_t d = o.d_model, P = o.patch_tokens();
+    if (o.conv_stem) {
+      // 3x3 conv at full resolution, then one stride-2 3x3 conv per halving
+      // down to the patch grid; channels double from 32 and end at d.
+      stem = register_module("stem", torch::nn::ModuleList());
+      int64_t c = std::min<int64_t>(32, d);
+      stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(3, c, 3).padding(1)));
+      for (int p = o.patch_size; p > 1; p /= 2) {
+        const int64_t next = p == 2 ? d : std::min<int64_t>(2 * c, d);
+        stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(c, next, 3).stride(2).padding(1)));
+        c = next;
+      }
+      if (o.patch_size == 1) stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(c, d, 1)));
+    } else {
+      patch_embed = register_module(
+          "patch_embed", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, d, o.patch_size).stride(o.patch_size)));
+    }
     pos_embed = register_parameter("pos_embed", torch::zeros({P, d}));
     layers = register_module("layers", torch::nn::ModuleList());
     for (int i = 0; i < o.vision_layers; ++i) {
@@ -101,13 +115,26 @@ class VisionEncoderImpl : public torch::nn::Module {
     if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != S || pixels.size(3) != S)
       throw std::invalid_argument("encode_images: pixels must be [N,3," + std::to_string(S) + "," +
                                   std::to_string(S) + "], got " + c10::str(pixels.sizes()));
-    auto x = patch_embed((pixels.to(torch::kFloat32) - 0.5) * 2.0);  // [N,d,g,g]
+    auto x = (pixels.to(torch::kFloat32) - 0.5) * 2.0;
+    if (stem) {
+      for (size_t i = 0; i < stem->size(); ++i) {
+        x = stem[i]->as<torch::nn::Conv2d>()->forward(x);
+        if (i + 1 < stem->size()) x = torch::gelu(x);
+      }
+    } else {
+      x = patch_embed(x);
+    }  // [N,d,g,g]
     x = x.flatten(2).transpose(1, 2) + pos_embed;                    // [N,P,d]
     for (auto& b : blocks) x = b->forward(x, {}, {}, {}, nullptr, nullptr, 0);
-    return proj_out(torch::gelu(proj_in(norm->forward(x))));
+    x = norm->forward(x);
+    // Summary token: the max over the patches (after the norm), projected
+    // like a patch, appended after them.
+    if (opt_.summary_token) x = torch::cat({x, std::get<0>(x.max(1, /*keepdim=*/true))}, 1);
+    return proj_out(torch::gelu(proj_in(x)));
   }
 
   torch::nn::Conv2d patch_embed{nullptr};
+  torch::nn::ModuleList stem{nullptr};
   torch::Tensor pos_embed;
   torch::nn::ModuleList layers{nullptr};
   std::vector<std::shared_ptr<BlockImpl>> blocks;
@@ -131,6 +158,8 @@ void check_options(const ModelOptions& o, int64_t vocab) {
   if (o.d_model % o.n_heads != 0) bad("policy: d_model must be a multiple of n_heads");
   if ((o.d_model / o.n_heads) % 2 != 0) bad("policy: head size d_model/n_heads must be even (RoPE)");
   if (o.image_size % o.patch_size != 0) bad("policy: image_size must be a multiple of patch_size");
+  if (o.conv_stem && (o.patch_size & (o.patch_size - 1)) != 0)
+    bad("policy: patch_size must be a power of 2 with conv_stem");
 }
 
 // Additive attention bias [B,1,Tq,Tk] (0 = may attend, -inf = masked):
@@ -249,8 +278,8 @@ torch::Tensor PolicyImpl::head(const torch::Tensor& h) {
   return lm_head_(norm_->forward(h)).index_fill(-1, torch::tensor({int64_t{Tokenizer::kImage}}), kNeverLogit);
 }
 
-torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens_in, const torch::Tensor& image_embeds,
-                                  const torch::Tensor& positions_in, const torch::Tensor& key_mask_in) {
+torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const torch::Tensor& image_embeds,
+                                        const torch::Tensor& positions_in, const torch::Tensor& key_mask_in) {
   if (!tokens_in.defined() || tokens_in.dim() != 2) bad("policy.forward: tokens must be [B,T]");
   const int64_t B = tokens_in.size(0), T = tokens_in.size(1);
   auto tokens = tokens_in.to(torch::kInt64);
@@ -270,9 +299,15 @@ torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens_in, const torch::T
   tokens = tokens.masked_fill(key_mask.logical_not(), Tokenizer::kPad);
   auto x = embed(tokens, tokens.eq(Tokenizer::kImage) & key_mask, image_embeds);
   auto [cos, sin] = rope(positions);
-  auto h = run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
-  return head(h);
+  return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
 }
+
+torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
+                                  const torch::Tensor& positions, const torch::Tensor& key_mask) {
+  return head(hidden_states(tokens, image_embeds, positions, key_mask));
+}
+
+torch::Tensor PolicyImpl::logits(const torch::Tensor& hidden) { return head(hidden); }
 
 // ------------------------------------------------------------- DecodeSession
 
@@ -480,6 +515,8 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
           {"image_size", std::to_string(o.image_size)},
           {"patch_size", std::to_string(o.patch_size)},
           {"vision_layers", std::to_string(o.vision_layers)},
+          {"summary_token", o.summary_token ? "1" : "0"},
+          {"conv_stem", o.conv_stem ? "1" : "0"},
           {"max_seq_len", std::to_string(o.max_seq_len)},
           {"rope_theta", format_double(o.rope_theta)},
           {"vocab_size", std::to_string(vocab)}};
@@ -488,7 +525,7 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
 bool same_model(const ModelOptions& a, const ModelOptions& b) {
   return a.d_model == b.d_model && a.n_layers == b.n_layers && a.n_heads == b.n_heads &&
          a.ffn_hidden == b.ffn_hidden && a.image_size == b.image_size && a.patch_size == b.patch_size &&
-         a.vision_layers == b.vision_layers && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
+         a.vision_layers == b.vision_layers && a.summary_token == b.summary_token && a.conv_stem == b.conv_stem && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
 }
 
 // Strict integer in [lo, hi] from metadata.
@@ -559,6 +596,19 @@ Result<LoadedPolicy> load_policy(const std::string& path) {
   o.vision_layers = static_cast<int>(v[6]);
   o.max_seq_len = static_cast<int>(v[7]);
   const int64_t vocab = v[8];
+  {
+    // Absent in checkpoints written before the summary token existed.
+    int64_t st = 0;
+    if (m.count("summary_token")) {
+      if (Status s = meta_int(m, "summary_token", 0, 1, &st); !s.ok()) return R::Error(path + ": " + s.message());
+    }
+    o.summary_token = st == 1;
+    int64_t cs = 0;  // likewise for the conv stem
+    if (m.count("conv_stem")) {
+      if (Status s = meta_int(m, "conv_stem", 0, 1, &cs); !s.ok()) return R::Error(path + ": " + s.message());
+    }
+    o.conv_stem = cs == 1;
+  }
   {
     auto it = m.find("rope_theta");
     if (it == m.end()) return R::Error(path + ": metadata lacks rope_theta");

@@ -4,10 +4,13 @@
 //   pixels [N,3,S,S] -> encode_images -> [N, image_tokens, d]
 //   tokens (kImage slots filled with image rows) -> causal decoder -> logits
 //
-// Vision encoder (parameter names start with "vision."): conv patch embed
-// (kernel = stride = patch_size), learned per-patch position embedding,
+// Vision encoder (parameter names start with "vision."): a CNN stem
+// (conv_stem: 3x3 conv, then stride-2 3x3 convs down to the patch grid) or a
+// linear patch embed (kernel = stride = patch_size), learned per-patch position embedding,
 // `vision_layers` bidirectional pre-RMSNorm blocks (attention, SwiGLU), final
-// RMSNorm, projector Linear-GELU-Linear to d_model.
+// RMSNorm, [summary_token: the max over the patches appended as one more
+// token], projector Linear-GELU-Linear to d_model. Output rows: the
+// patch_tokens() patches in row-major order, then the summary.
 // Decoder: token embedding, n_layers pre-RMSNorm blocks (multi-head attention
 // with RoPE at explicit positions, SwiGLU), final RMSNorm, untied LM head.
 //
@@ -55,6 +58,13 @@ class PolicyImpl : public torch::nn::Module {
   // logit is always -1e9: a slot placeholder is never sampled.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
                         const torch::Tensor& positions, const torch::Tensor& key_mask);
+
+  // forward() in two halves: the last block's output [B,T,d] (before the
+  // final norm), and the logits of such hidden states. Pretraining puts
+  // auxiliary heads on hidden_states(); forward() == logits(hidden_states()).
+  torch::Tensor hidden_states(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
+                              const torch::Tensor& positions, const torch::Tensor& key_mask);
+  torch::Tensor logits(const torch::Tensor& hidden);
 
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }

@@ -24,6 +24,7 @@
 #include "common/threads.h"
 #include "common/tokenizer.h"
 #include "common/turns.h"
+#include "learner/vision_pretrain.h"
 
 namespace gr1 {
 namespace {
@@ -80,7 +81,8 @@ TeacherBox teacher_box(const Box& b, int S) {
   const Tokenizer tok(S);
   TeacherBox t{snap_box_to_location_grid(b, S), "["};
   const float c[4] = {t.box.x1, t.box.y1, t.box.x2, t.box.y2};
-  for (int i = 0; i < 4; ++i) t.text += (i ? "," : "") + tok.location_text(*tok.location_index(c[i]));
+  for (int i = 0; i < 4; ++i)
+    t.text += (i ? "," : "") + tok.location_text(*tok.location_index(c[i]));
   t.text += "]";
   return t;
 }
@@ -164,6 +166,17 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
   }
   if (!(total > 0)) return Status::Error("pretrain.skills: no skill with a positive weight");
   return mix;
+}
+
+std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m) {
+  const int g = m.image_size / m.patch_size;
+  std::vector<float> out(static_cast<size_t>(g) * g);
+  for (int r = 0; r < g; ++r)
+    for (int c = 0; c < g; ++c) {
+      const float cx = (c + 0.5f) * m.patch_size, cy = (r + 0.5f) * m.patch_size;
+      out[r * g + c] = cx >= shown.x1 && cx <= shown.x2 && cy >= shown.y1 && cy <= shown.y2;
+    }
+  return out;
 }
 
 Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::string& skill,
@@ -271,6 +284,10 @@ namespace {
 
 struct SupervisedBatch {
   torch::Tensor tokens, positions, key_mask, targets, mask, pixels;
+  // Per-patch objectness of each row's FIRST image: flat indices into
+  // [B*T] of its patch slots, and 1 where the patch centre lies inside the
+  // named object's box (shown frame), else 0.
+  torch::Tensor obj_index, obj_target;
 };
 
 SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelOptions& m,
@@ -288,8 +305,21 @@ SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelO
   auto ka = b.key_mask.accessor<bool, 2>();
   auto ma = mask.accessor<float, 2>();
   std::vector<torch::Tensor> pixels;
+  std::vector<int64_t> obj_index;
+  std::vector<float> obj_target;
+  const int S = m.image_size;
   for (int64_t i = 0; i < B; ++i) {
     const Trajectory& t = exs[i].traj;
+    if (!exs[i].sample.bboxs.empty() && !t.images.empty()) {
+      const Sample& smp = exs[i].sample;
+      const auto target = patch_objectness(to_shown(smp.bboxs[0], S, smp.width, smp.height), m);
+      size_t k = 0;
+      for (size_t j = 0; j < t.tokens.size() && k < target.size(); ++j) {
+        if (t.tokens[j] != Tokenizer::kImage) continue;
+        obj_index.push_back(i * T + static_cast<int64_t>(j));
+        obj_target.push_back(target[k++]);
+      }
+    }
     const int64_t n = static_cast<int64_t>(t.tokens.size());
     // A random offset on every position: robustness to prompts a few tokens
     // longer than any seen in pretraining (RL prompts differ in length).
@@ -309,6 +339,8 @@ SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelO
   b.targets = b.tokens.slice(1, 1);
   b.mask = mask.slice(1, 1);
   b.pixels = pixels.empty() ? torch::Tensor() : torch::stack(pixels);
+  b.obj_index = torch::tensor(obj_index, torch::kInt64);
+  b.obj_target = torch::tensor(obj_target, torch::kFloat32);
   return b;
 }
 
@@ -450,9 +482,21 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       return 2;
     }
   }
+  nlohmann::json vision_report;
+  if (po.vision_steps > 0) {
+    auto vr = pretrain_vision(policy, cfg);
+    if (!vr.ok()) {
+      std::cerr << "gr1 pretrain: vision stage: " << vr.error() << "\n";
+      return 2;
+    }
+    vision_report = vr->to_json();
+  }
   policy->train();
-  torch::optim::AdamW opt(policy->parameters(),
-                          torch::optim::AdamWOptions(po.lr).weight_decay(po.weight_decay));
+  // The per-patch objectness head exists only during pretraining.
+  torch::nn::Linear obj_head(cfg.model.d_model, 1);
+  std::vector<torch::Tensor> params = policy->parameters();
+  for (auto& p : obj_head->parameters()) params.push_back(p);
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(po.lr).weight_decay(po.weight_decay));
 
   std::vector<std::string> names;
   std::vector<double> cumulative;
@@ -471,6 +515,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json log = nlohmann::json::array();
   double loss_acc = 0, correct_acc = 0, tokens_acc = 0;
+  double obj_loss_acc = 0, obj_right = 0, obj_total = 0;
   int64_t seq_tokens = 0;
   uint64_t next_index = 0;
   for (int step = 1; step <= po.steps; ++step) {
@@ -518,11 +563,24 @@ int run_pretrain(const Config& cfg, const std::string& out) {
         auto e = policy->encode_images(b.pixels);
         emb = e.reshape({-1, e.size(2)});
       }
-      auto logits = policy->forward(b.tokens, emb, b.positions, b.key_mask);
+      auto hidden = policy->hidden_states(b.tokens, emb, b.positions, b.key_mask);
+      auto logits = policy->logits(hidden);
       auto lg = logits.slice(1, 0, logits.size(1) - 1);
       auto lp = token_logprobs(lg, b.targets, 1.0);
       // Token mean over the whole batch: each micro-batch adds its share.
       auto loss = -(lp * b.mask).sum() / std::max(1.0, total_tokens);
+      if (po.objectness_weight > 0 && b.obj_index.numel() > 0) {
+        // Patch mean over the batch's sequences, likewise shared out.
+        auto h = hidden.reshape({-1, hidden.size(2)}).index_select(0, b.obj_index);
+        auto z = obj_head(h).squeeze(1);
+        auto bce = torch::binary_cross_entropy_with_logits(z, b.obj_target);
+        auto obj = bce * (static_cast<double>(mb.size()) / batch.size());
+        loss = loss + po.objectness_weight * obj;
+        torch::NoGradGuard ng;
+        obj_loss_acc += obj.item<double>();
+        obj_right += ((z > 0).to(torch::kFloat32) == b.obj_target).sum().item<double>();
+        obj_total += static_cast<double>(z.numel());
+      }
       loss.backward();
       torch::NoGradGuard ng;
       loss_acc += loss.item<double>();
@@ -531,7 +589,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       seq_tokens += b.key_mask.sum().item<int64_t>();
     }
     tokens_acc += total_tokens;
-    torch::nn::utils::clip_grad_norm_(policy->parameters(), po.grad_clip);
+    torch::nn::utils::clip_grad_norm_(params, po.grad_clip);
     opt.step();
 
     if (step % po.log_every == 0 || step == po.steps) {
@@ -540,15 +598,20 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       nlohmann::json row = {{"step", step},
                             {"loss", loss_acc / k},
                             {"token_accuracy", correct_acc / std::max(1.0, tokens_acc)},
+                            {"objectness_loss", obj_loss_acc / k},
+                            {"objectness_accuracy", obj_right / std::max(1.0, obj_total)},
                             {"lr", lr},
                             {"wall_s", secs},
                             {"tokens_per_s", seq_tokens / std::max(1e-9, secs)}};
       log.push_back(row);
-      std::printf("pretrain step %5d  loss %.4f  token acc %.3f  lr %.2e  %.0f tok/s  %.0f s\n",
-                  step, loss_acc / k, correct_acc / std::max(1.0, tokens_acc), lr,
-                  seq_tokens / std::max(1e-9, secs), secs);
+      std::printf(
+          "pretrain step %5d  loss %.4f  token acc %.3f  objectness acc %.3f  lr %.2e  %.0f tok/s  "
+          "%.0f s\n",
+          step, loss_acc / k, correct_acc / std::max(1.0, tokens_acc),
+          obj_right / std::max(1.0, obj_total), lr, seq_tokens / std::max(1e-9, secs), secs);
       std::fflush(stdout);
       loss_acc = correct_acc = tokens_acc = 0;
+      obj_loss_acc = obj_right = obj_total = 0;
     }
   }
   const double train_s = seconds_since(t0);
@@ -572,6 +635,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   report["skills"] = po.skills;
   report["checkpoint"] = out;
   report["log"] = log;
+  if (!vision_report.is_null()) report["vision"] = vision_report;
   const std::string rpath = out + ".report.json";
   std::ofstream(rpath) << report.dump(2) << "\n";
   std::printf(

@@ -55,8 +55,18 @@ struct PretrainExample {
 Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::string& skill,
                                               uint64_t index, uint64_t stream);
 
+// Targets of the pretraining-only per-patch objectness loss: the g x g
+// patches (side model.patch_size) of the shown frame, row-major; 1 where the
+// patch centre lies inside `shown` (the named object's box, shown-frame
+// pixels), else 0. The loss puts a linear head on the decoder's last hidden
+// state at the first image's patch slots (weight pretrain.objectness_weight):
+// the question comes before the image, so image tokens can find the object
+// it names, and that is what locating needs.
+std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m);
+
 // Trains cfg.pretrain.steps steps from cfg.run.seed's initialisation (or
-// cfg.learner.init_checkpoint when set), writes `out` (safetensors) and
+// cfg.learner.init_checkpoint when set), after the vision stage
+// (learner/vision_pretrain.h) when pretrain.vision_steps > 0, writes `out` (safetensors) and
 // `out`.report.json, prints progress and the report. Returns the exit code.
 int run_pretrain(const Config& cfg, const std::string& out);
 

@@ -60,7 +60,8 @@ Trainer::Trainer(const Config& cfg)
     const ModelOptions& m = cfg.model;
     if (a.d_model != m.d_model || a.n_layers != m.n_layers || a.n_heads != m.n_heads ||
         a.ffn_hidden != m.ffn_hidden || a.image_size != m.image_size ||
-        a.patch_size != m.patch_size || a.vision_layers != m.vision_layers)
+        a.patch_size != m.patch_size || a.vision_layers != m.vision_layers ||
+        a.summary_token != m.summary_token || a.conv_stem != m.conv_stem)
       throw std::runtime_error("learner.init_checkpoint: its model architecture differs from the "
                                "config's model section (actors build the config's)");
   }

@@ -228,8 +228,7 @@ TEST(EvalItemTest, LocationTokenBoxesAreReadInTheItemsShownFrame) {
   // The tokens decode with the frame the item is made for.
   auto in32 = make_eval_item(s, t, 32);
   ASSERT_TRUE(in32.ok()) << in32.error();
-  EXPECT_EQ(in32->turn_texts,
-            std::vector<std::string>{"<think>x</think><box>[16,0,32,16]</box>"});
+  EXPECT_EQ(in32->turn_texts, std::vector<std::string>{"<think>x</think><box>[16,0,32,16]</box>"});
 }
 
 TEST(EvalItemTest, NoBoxNoAnswerAndAnUnknownDataset) {
@@ -462,6 +461,68 @@ TEST(EvalEndToEndTest, RandomPolicyItemsAreConsistentWithTheirTurns) {
     for (const auto& t : it.turn_texts) with_box += extract_box(t).has_value();
     EXPECT_EQ(it.boxes.size(), with_box);
   }
+}
+
+TEST(EvalEndToEndTest, ForcedBoxGivesTheScaledEvidenceBoxThenDecodesOneTurn) {
+  Config cfg = eval_config();
+  cfg.rollout.max_new_tokens = 16;
+  auto data = write_dataset(cfg, 4, "forced", false);
+  torch::manual_seed(23);
+  Policy policy(cfg.model, Tokenizer().vocab_size());
+  const TempCheckpoint tmp(policy, cfg.model, "forced");
+  std::vector<Sample> samples = data->samples;
+  samples[3].bboxs.clear();  // nothing to force: skipped, named
+  const int S = cfg.model.image_size;
+  for (double scale : {1.0, 2.0}) {
+    SCOPED_TRACE("scale " + std::to_string(scale));
+    EvalOptions eo;
+    eo.batch = 2;
+    eo.forced_box_scale = scale;
+    auto res = evaluate_checkpoint(tmp.path, samples, cfg.rollout, eo);
+    ASSERT_TRUE(res.ok()) << res.error();
+    ASSERT_EQ(res->items.size(), 3u);
+    ASSERT_EQ(res->skipped.size(), 1u);
+    EXPECT_NE(res->skipped[0].find("no evidence box"), std::string::npos) << res->skipped[0];
+    EXPECT_EQ(res->summary["forced_box_scale"].get<double>(), scale);
+    for (size_t i = 0; i < 3; ++i) {
+      const EvalItem& it = res->items[i];
+      const Sample& s = samples[i];
+      // Expected box: evidence in the shown frame (128 -> 32: /4), sides
+      // times `scale` about the centre, clamped, snapped outward to 2-px cells.
+      const Box& e = s.bboxs[0];
+      const double k = double(S) / s.width;
+      const double cx = (e.x1 + e.x2) / 2 * k, cy = (e.y1 + e.y2) / 2 * k;
+      const double hw = (e.x2 - e.x1) * k * scale / 2, hh = (e.y2 - e.y1) * k * scale / 2;
+      const double cell = S / 16.0;
+      auto lo = [&](double v) {
+        return std::floor(std::clamp(v, 0.0, double(S)) / cell + 1e-4) * cell;
+      };
+      auto hi = [&](double v) {
+        return std::ceil(std::clamp(v, 0.0, double(S)) / cell - 1e-4) * cell;
+      };
+      const Box shown{float(lo(cx - hw)), float(lo(cy - hh)), float(hi(cx + hw)),
+                      float(hi(cy + hh))};
+      ASSERT_GE(it.turns, 2);
+      EXPECT_EQ(it.turns, 2);
+      ASSERT_FALSE(it.boxes.empty());
+      const Box want{shown.x1 / float(k), shown.y1 / float(k), shown.x2 / float(k),
+                     shown.y2 / float(k)};
+      EXPECT_EQ(it.boxes[0], want);
+      EXPECT_EQ(extract_box(it.turn_texts[0]), std::optional<Box>(shown)) << it.turn_texts[0];
+      ASSERT_TRUE(it.crops[0].has_value());  // the crop of the given box was shown
+      // The decoded turn is scored like any other.
+      const auto a = extract_answer(it.turn_texts.back());
+      EXPECT_DOUBLE_EQ(it.correct, a ? expected_accuracy(s, *a) : 0.0);
+      EXPECT_DOUBLE_EQ(it.format, format_reward(it.turn_texts));
+    }
+  }
+  EvalOptions bad;
+  bad.forced_box_scale = 1.5;
+  bad.mode = "direct";
+  EXPECT_FALSE(evaluate_checkpoint(tmp.path, samples, cfg.rollout, bad).ok());
+  bad.mode = "grounded";
+  bad.forced_box_scale = -1;
+  EXPECT_FALSE(evaluate_checkpoint(tmp.path, samples, cfg.rollout, bad).ok());
 }
 
 TEST(EvalEndToEndTest, BadInputsExitWithTwo) {

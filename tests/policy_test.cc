@@ -30,6 +30,7 @@ ModelOptions small_model() {
   o.image_size = 16;
   o.patch_size = 8;  // 4 image tokens
   o.vision_layers = 1;
+  o.summary_token = false;  // the tests below count 4 slots per image
   o.max_seq_len = 256;
   return o;
 }
@@ -77,6 +78,74 @@ torch::Tensor full_logprobs(Policy& p, const std::vector<int64_t>& ids, const to
   auto logits = p->forward(tokens, emb, torch::arange(T, torch::kInt64).view({1, T}),
                            torch::ones({1, T}, torch::kBool));
   return token_logprobs(logits.slice(1, 0, T - 1), tokens.slice(1, 1), temperature);
+}
+
+TEST(PolicyTest, SummaryTokenIsAppendedAfterUnchangedPatchRows) {
+  ModelOptions with = small_model();
+  with.summary_token = true;
+  ASSERT_EQ(with.image_tokens(), 5);
+  ASSERT_EQ(with.patch_tokens(), 4);
+  torch::manual_seed(3);
+  Policy a(with, kV);
+  Policy b(small_model(), kV);  // same parameters, no summary token
+  ASSERT_TRUE(copy_parameters(a, b).ok());
+  torch::NoGradGuard ng;
+  auto px = torch::rand({2, 3, 16, 16});
+  auto ea = a->encode_images(px), eb = b->encode_images(px);
+  ASSERT_EQ(ea.sizes(), (std::vector<int64_t>{2, 5, 32}));
+  EXPECT_TRUE(torch::allclose(ea.slice(1, 0, 4), eb, 1e-6, 1e-6));
+  // The summary is a function of all patches: it is not any patch's row, and
+  // it changes when only one patch's pixels change.
+  for (int64_t j = 0; j < 4; ++j) EXPECT_FALSE(torch::allclose(ea.select(1, 4), ea.select(1, j)));
+  auto px2 = px.clone();
+  px2.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(8, 16),
+                  torch::indexing::Slice(8, 16)},
+                 1.0);
+  auto ea2 = a->encode_images(px2);
+  EXPECT_FALSE(torch::allclose(ea2.select(1, 4), ea.select(1, 4), 1e-4, 1e-4));
+  // The flag survives a checkpoint round trip.
+  const auto path = std::filesystem::temp_directory_path() / "gr1_summary_token.safetensors";
+  ASSERT_TRUE(save_policy(path.string(), a, with).ok());
+  auto loaded = load_policy(path.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_TRUE(loaded->options.summary_token);
+  EXPECT_TRUE(torch::equal(loaded->policy->encode_images(px), ea));
+  std::filesystem::remove(path);
+}
+
+TEST(PolicyTest, ConvStemGivesThePatchGridAndSurvivesACheckpoint) {
+  ModelOptions o = small_model();
+  o.conv_stem = true;
+  torch::manual_seed(5);
+  Policy p(o, kV);
+  bool has_stem = false;
+  for (const auto& np : p->named_parameters()) {
+    has_stem |= np.key().rfind("vision.stem.", 0) == 0;
+    EXPECT_NE(np.key().rfind("vision.patch_embed", 0), 0u) << np.key();
+  }
+  EXPECT_TRUE(has_stem);
+  torch::NoGradGuard ng;
+  auto px = torch::rand({2, 3, 16, 16});
+  auto e = p->encode_images(px);
+  ASSERT_EQ(e.sizes(), (std::vector<int64_t>{2, 4, 32}));
+  // Each patch row depends on its own pixels: changing one corner changes
+  // the encoding (the stem is not a constant).
+  auto px2 = px.clone();
+  px2.index_put_({torch::indexing::Slice(), torch::indexing::Slice(), torch::indexing::Slice(0, 8),
+                  torch::indexing::Slice(0, 8)},
+                 0.0);
+  EXPECT_FALSE(torch::allclose(p->encode_images(px2), e, 1e-5, 1e-5));
+  const auto path = std::filesystem::temp_directory_path() / "gr1_conv_stem.safetensors";
+  ASSERT_TRUE(save_policy(path.string(), p, o).ok());
+  auto loaded = load_policy(path.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_TRUE(loaded->options.conv_stem);
+  EXPECT_TRUE(torch::equal(loaded->policy->encode_images(px), e));
+  std::filesystem::remove(path);
+  ModelOptions bad = o;
+  bad.image_size = 24;
+  bad.patch_size = 6;  // not a power of 2
+  EXPECT_THROW(Policy(bad, kV), std::invalid_argument);
 }
 
 TEST(PolicyTest, ShapesAndImageSlotCountIsChecked) {

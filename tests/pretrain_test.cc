@@ -95,16 +95,15 @@ TEST(Pretrain, LocateTeachesTheWholeShapeBoxInTheShownFrame) {
     ASSERT_TRUE(t.boxes_shown[0].has_value());
     EXPECT_EQ(*t.boxes_shown[0], g.box);
     // No digit is trained inside the box: the bracket is "[", L, ",", L, ",", L, ",", L, "]".
-    const auto box_at = std::find(t.tokens.begin() + t.turns[0].begin, t.tokens.end(),
-                                  Tokenizer::kBox);
+    const auto box_at =
+        std::find(t.tokens.begin() + t.turns[0].begin, t.tokens.end(), Tokenizer::kBox);
     ASSERT_LE(box_at + 11, t.tokens.end());
     EXPECT_EQ(std::vector<int32_t>(box_at, box_at + 11),
-              (std::vector<int32_t>{Tokenizer::kBox, Tokenizer::char_id('['),
-                                    Tokenizer::location_id(ks[0]), Tokenizer::char_id(','),
-                                    Tokenizer::location_id(ks[1]), Tokenizer::char_id(','),
-                                    Tokenizer::location_id(ks[2]), Tokenizer::char_id(','),
-                                    Tokenizer::location_id(ks[3]), Tokenizer::char_id(']'),
-                                    Tokenizer::kBoxEnd}));
+              (std::vector<int32_t>{
+                  Tokenizer::kBox, Tokenizer::char_id('['), Tokenizer::location_id(ks[0]),
+                  Tokenizer::char_id(','), Tokenizer::location_id(ks[1]), Tokenizer::char_id(','),
+                  Tokenizer::location_id(ks[2]), Tokenizer::char_id(','),
+                  Tokenizer::location_id(ks[3]), Tokenizer::char_id(']'), Tokenizer::kBoxEnd}));
     const Box b = shown_to_original(g.box, S, S, ex->sample.width, ex->sample.height);
     const Box& shape = ex->sample.bboxs[0];
     EXPECT_LE(b.x1, shape.x1);
@@ -206,6 +205,22 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
   EXPECT_FALSE(make_pretrain_example(cfg, "read", 0, 1).ok());
 }
 
+TEST(Pretrain, PatchObjectnessMarksPatchesWhoseCentreIsInTheBox) {
+  ModelOptions m;
+  m.image_size = 64;
+  m.patch_size = 8;  // 8 x 8 patches, centres at 4, 12, ..., 60
+  // x in [10, 30] holds centres 12, 20, 28 (columns 1-3); y in [0, 13]
+  // holds centres 4, 12 (rows 0-1).
+  const auto t = patch_objectness(Box{10, 0, 30, 13}, m);
+  ASSERT_EQ(t.size(), 64u);
+  for (int r = 0; r < 8; ++r)
+    for (int c = 0; c < 8; ++c)
+      EXPECT_EQ(t[r * 8 + c], (r <= 1 && c >= 1 && c <= 3) ? 1.f : 0.f) << r << "," << c;
+  // A box between patch centres marks nothing.
+  const auto none = patch_objectness(Box{5, 5, 11, 11}, m);
+  EXPECT_EQ(std::count(none.begin(), none.end(), 1.f), 0);
+}
+
 TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 40;
@@ -231,6 +246,11 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
     EXPECT_LE(rep[k].get<double>(), 1.0);
   }
   EXPECT_EQ(rep["steps"], 40);
+  // The vision stage ran first and reported; the objectness head was trained.
+  ASSERT_TRUE(rep.contains("vision")) << rep.dump();
+  EXPECT_EQ(rep["vision"]["steps"], cfg.pretrain.vision_steps);
+  ASSERT_TRUE(rep["log"][3].contains("objectness_accuracy"));
+  EXPECT_GT(rep["log"][3]["objectness_loss"].get<double>(), 0.0);
 
   // A bad skill mix is a clear error, before any training.
   cfg.pretrain.skills = "locate:1,read:1";

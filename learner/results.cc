@@ -1,0 +1,417 @@
+#include "learner/results.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "common/config.h"
+#include "learner/pretrain.h"
+
+namespace gr1 {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr double kTolerance = 1e-9;  // rounding allowed in the target comparisons
+
+// The summary fields read here (table and targets): numbers or null.
+const char* const kNumericFields[] = {"accuracy",        "format_rate", "mean_turns", "box_score",
+                                      "box_score_given", "box_rate",    "acc_at_05"};
+
+// obj[key] as a double when obj is an object holding a number there.
+std::optional<double> number_at(const json& obj, const std::string& key) {
+  if (!obj.is_object()) return std::nullopt;
+  auto it = obj.find(key);
+  if (it == obj.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+
+json num_or_null(std::optional<double> v) { return v ? json(*v) : json(nullptr); }
+
+// {"value", "target", "comparison", "met"} of value (>= or <=) target.
+json check(std::optional<double> value, double target, const std::string& comparison) {
+  bool met = false;
+  if (value)
+    met = comparison == ">=" ? *value >= target - kTolerance : *value <= target + kTolerance;
+  return json{
+      {"value", num_or_null(value)}, {"target", target}, {"comparison", comparison}, {"met", met}};
+}
+
+std::optional<double> diff(std::optional<double> a, std::optional<double> b) {
+  if (!a || !b) return std::nullopt;
+  return *a - *b;
+}
+
+std::string cell(const json& column, const std::string& row) {
+  if (column.is_null()) return "-";
+  auto v = number_at(column, row);
+  if (!v) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", *v);
+  return buf;
+}
+
+Result<json> read_json_file(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return Status::Error(path + ": cannot open the file");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  try {
+    return json::parse(ss.str());
+  } catch (const json::exception& e) {
+    return Status::Error(path + ": not JSON: " + e.what());
+  }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+const std::vector<std::string>& results_arms() {
+  static const std::vector<std::string> arms = {"base", "ground_r1", "direct_grpo", "srpo"};
+  return arms;
+}
+
+std::string arm_checkpoint(const std::string& dir, const std::string& arm) {
+  if (arm == "base") return (fs::path(dir) / "base.safetensors").string();
+  return (fs::path(dir) / arm / "policy.safetensors").string();
+}
+
+Status check_eval_json(const json& eval) {
+  if (!eval.is_object()) return Status::Error("not a JSON object (expected gr1 eval's output)");
+  auto s = eval.find("summary");
+  if (s == eval.end()) return Status::Error("no \"summary\" (expected gr1 eval's output)");
+  if (!s->is_object()) return Status::Error("\"summary\" is not an object");
+  for (const char* k : kNumericFields) {
+    auto f = s->find(k);
+    if (f != s->end() && !f->is_number() && !f->is_null())
+      return Status::Error(std::string("summary.") + k + ": not a number or null (got " +
+                           f->type_name() + ")");
+  }
+  if (auto items = eval.find("items"); items != eval.end()) {
+    if (!items->is_array()) return Status::Error("\"items\" is not an array");
+    for (size_t i = 0; i < items->size(); ++i)
+      if (!(*items)[i].is_object())
+        return Status::Error("items[" + std::to_string(i) + "]: not an object");
+  }
+  return Status::Ok();
+}
+
+json eval_box_score_given(const json& eval) {
+  if (eval.is_object() && eval.contains("summary") && eval["summary"].is_object() &&
+      eval["summary"].contains("box_score_given"))
+    return eval["summary"]["box_score_given"];
+  double sum = 0;
+  size_t n = 0;
+  if (eval.is_object() && eval.contains("items") && eval["items"].is_array()) {
+    for (const auto& it : eval["items"]) {
+      if (!it.is_object()) continue;
+      auto boxes = it.find("boxes");
+      if (boxes == it.end() || !boxes->is_array() || boxes->empty()) continue;
+      auto score = number_at(it, "box_score");
+      if (!score) continue;  // a box but no evidence: not scored
+      sum += *score;
+      ++n;
+    }
+  }
+  return n > 0 ? json(sum / double(n)) : json(nullptr);
+}
+
+json results_targets(const json& arms) {
+  auto arm = [&](const std::string& name) -> json {
+    return arms.is_object() && arms.contains(name) ? arms[name] : json(nullptr);
+  };
+  const json base = arm("base"), gr = arm("ground_r1"), direct = arm("direct_grpo"),
+             srpo = arm("srpo");
+  json t = json::object();
+  t["accuracy_gain_over_base"] =
+      check(diff(number_at(gr, "accuracy"), number_at(base, "accuracy")), 0.40, ">=");
+  t["accuracy_gain_over_direct_grpo"] =
+      check(diff(number_at(gr, "accuracy"), number_at(direct, "accuracy")), 0.30, ">=");
+  t["box_score_given_gain_over_base"] =
+      check(diff(number_at(gr, "box_score_given"), number_at(base, "box_score_given")), 0.05, ">=");
+  t["box_score_gain_over_base"] =
+      check(diff(number_at(gr, "box_score"), number_at(base, "box_score")), 0.30, ">=");
+  t["format_rate"] = check(number_at(gr, "format_rate"), 0.97, ">=");
+  std::optional<double> drift =
+      diff(number_at(gr, "locate_skill"), number_at(base, "locate_skill"));
+  if (drift) drift = std::fabs(*drift);
+  t["locate_skill_drift"] = check(drift, 0.05, "<=");
+
+  auto small_acc = [](const json& a) -> std::optional<double> {
+    if (!a.is_object() || !a.contains("per_evidence_third")) return std::nullopt;
+    const json& thirds = a["per_evidence_third"];
+    if (!thirds.is_object() || !thirds.contains("small")) return std::nullopt;
+    return number_at(thirds["small"], "accuracy");
+  };
+  const auto s = small_acc(srpo), g = small_acc(gr);
+  t["srpo_vs_grpo_smallest_third"] = json{
+      {"srpo", num_or_null(s)}, {"ground_r1", num_or_null(g)}, {"value", num_or_null(diff(s, g))},
+      {"target", nullptr},      {"comparison", nullptr},       {"met", nullptr}};
+  return t;
+}
+
+json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
+                      const std::vector<std::string>& warnings) {
+  json out = json::object();
+  for (const auto& a : arms) {
+    if (!a.eval) {
+      out[a.arm] = nullptr;
+      continue;
+    }
+    json s = a.eval->is_object() && a.eval->contains("summary") && (*a.eval)["summary"].is_object()
+                 ? (*a.eval)["summary"]
+                 : json::object();
+    s["box_score_given"] = eval_box_score_given(*a.eval);
+    s["locate_skill"] = a.locate_skill.is_number() ? a.locate_skill : json(nullptr);
+    out[a.arm] = std::move(s);
+  }
+  out["targets"] = results_targets(out);
+  out["timings"] = timings.is_null() ? json(nullptr) : timings;
+  out["warnings"] = warnings;
+  return out;
+}
+
+const std::vector<std::string>& results_table_rows() {
+  static const std::vector<std::string> rows = {"accuracy",    "format_rate",     "mean_turns",
+                                                "box_score",   "box_score_given", "acc_at_05",
+                                                "locate_skill"};
+  return rows;
+}
+
+std::string render_results_table(const std::vector<std::pair<std::string, json>>& columns,
+                                 const std::vector<std::string>& rows, bool delta) {
+  // cells[r][c]: r = 0 is the header row, c = 0 the row names.
+  std::vector<std::vector<std::string>> cells;
+  std::vector<std::string> header = {""};
+  for (const auto& [title, obj] : columns) header.push_back(title);
+  if (delta) header.push_back("change");
+  cells.push_back(header);
+  for (const auto& r : rows) {
+    std::vector<std::string> line = {r};
+    for (const auto& [title, obj] : columns) line.push_back(cell(obj, r));
+    if (delta) {
+      std::optional<double> d;
+      if (!columns.empty())
+        d = diff(number_at(columns.back().second, r), number_at(columns.front().second, r));
+      char buf[64] = "n/a";
+      if (d) std::snprintf(buf, sizeof buf, "%+.3f", *d);
+      line.push_back(buf);
+    }
+    cells.push_back(line);
+  }
+  std::vector<size_t> width(header.size(), 0);
+  for (const auto& line : cells)
+    for (size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
+  std::ostringstream os;
+  for (const auto& line : cells) {
+    for (size_t c = 0; c < line.size(); ++c) {
+      if (c == 0) {
+        os << line[c] << std::string(width[c] - line[c].size(), ' ');
+      } else {
+        os << "  " << std::string(width[c] - line[c].size(), ' ') << line[c];
+      }
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
+json pretrain_report_seconds(const json& report) {
+  auto train = number_at(report, "train_seconds");
+  if (!train) return nullptr;
+  double total = *train;
+  if (report.contains("vision") && report["vision"].is_object()) {
+    for (const char* k : {"seconds", "train_seconds", "wall_s"}) {
+      if (auto v = number_at(report["vision"], k)) {
+        total += *v;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+Result<std::optional<json>> load_eval_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::optional<json>();
+  auto j = read_json_file(path);
+  if (!j.ok()) return j.status();
+  if (Status s = check_eval_json(*j); !s.ok()) return Status::Error(path + ": " + s.message());
+  return std::optional<json>(std::move(*j));
+}
+
+int run_results_summarize(const ResultsSummarizeCli& cli) {
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::string> sets = cli.sets;
+  sets.push_back("pretrain.report_items=" + std::to_string(cli.locate_items));
+  auto cfg = load_config(cli.config, sets);
+  if (!cfg.ok()) {
+    std::cerr << "gr1 results: --config " << cli.config << ": " << cfg.error() << "\n";
+    return 2;
+  }
+  std::error_code ec;
+  if (!fs::is_directory(cli.dir, ec)) {
+    std::cerr << "gr1 results: --dir " << cli.dir << ": not a directory\n";
+    return 2;
+  }
+
+  std::vector<std::string> warnings;
+  auto warn = [&](const std::string& w) {
+    std::cerr << "gr1 results: warning: " << w << "\n";
+    warnings.push_back(w);
+  };
+
+  std::vector<ArmResult> arms;
+  for (const auto& arm : results_arms()) {
+    ArmResult a;
+    a.arm = arm;
+    const std::string path = (fs::path(cli.dir) / (arm + ".eval.json")).string();
+    auto ev = load_eval_file(path);
+    if (!ev.ok()) {
+      std::cerr << "gr1 results: " << ev.error() << "\n";
+      return 2;
+    }
+    a.eval = *ev;
+    if (!a.eval) warn(path + " is missing: arm " + arm + " is null");
+    arms.push_back(std::move(a));
+  }
+  // Locate skill of every arm that was evaluated (the report is the costly part).
+  for (auto& a : arms) {
+    if (!a.eval) continue;
+    const std::string ckpt = arm_checkpoint(cli.dir, a.arm);
+    if (!fs::exists(ckpt, ec)) {
+      warn(ckpt + " is missing: " + a.arm + ".locate_skill is null");
+      continue;
+    }
+    std::cerr << "gr1 results: locate skill of " << ckpt << " (" << cli.locate_items
+              << " held-out items)\n";
+    auto rep = pretrain_report(*cfg, ckpt);
+    if (!rep.ok()) {
+      warn(ckpt + ": locate skill not measured: " + rep.error());
+      continue;
+    }
+    a.locate_skill = rep->value("locate_box_score", json(nullptr));
+  }
+
+  json timings = nullptr;
+  const std::string tpath = (fs::path(cli.dir) / "timings.json").string();
+  if (fs::exists(tpath, ec)) {
+    auto t = read_json_file(tpath);
+    if (!t.ok() || !t->is_object())
+      warn(tpath + ": ignored: " + (t.ok() ? std::string("not a JSON object") : t.error()));
+    else
+      timings = *t;
+  }
+  const std::string rpath = arm_checkpoint(cli.dir, "base") + ".report.json";
+  if (fs::exists(rpath, ec)) {
+    auto r = read_json_file(rpath);
+    if (!r.ok()) {
+      warn(rpath + ": ignored: " + r.error());
+    } else {
+      if (timings.is_null()) timings = json::object();
+      timings["base_pretrain_seconds"] = pretrain_report_seconds(*r);
+    }
+  }
+  if (timings.is_null()) timings = json::object();
+  const double own = seconds_since(t0);
+  timings["summarize_seconds"] = own;
+  // The script's total covers the steps before this one.
+  if (timings.contains("total_seconds") && timings["total_seconds"].is_number())
+    timings["total_seconds"] = timings["total_seconds"].get<double>() + own;
+  const bool cached = timings.contains("base_cached") && timings["base_cached"].is_boolean() &&
+                      timings["base_cached"].get<bool>();
+  if (cached && timings.contains("total_seconds") && timings["total_seconds"].is_number() &&
+      timings.contains("base_pretrain_seconds") && timings["base_pretrain_seconds"].is_number())
+    timings["total_with_base_pretrain_seconds"] =
+        timings["total_seconds"].get<double>() + timings["base_pretrain_seconds"].get<double>();
+
+  json summary = assemble_results(arms, timings, warnings);
+  const std::string out = cli.out.empty() ? (fs::path(cli.dir) / "summary.json").string() : cli.out;
+  {
+    const std::string tmp = out + ".tmp";
+    {
+      std::ofstream f(tmp);
+      f << summary.dump(2) << "\n";
+      if (!f.good()) {
+        std::cerr << "gr1 results: --out " << out << ": cannot write " << tmp << "\n";
+        return 2;
+      }
+    }
+    fs::rename(tmp, out, ec);
+    if (ec) {
+      std::cerr << "gr1 results: --out " << out << ": cannot rename " << tmp << ": " << ec.message()
+                << "\n";
+      return 2;
+    }
+  }
+
+  std::vector<std::pair<std::string, json>> columns;
+  for (const auto& arm : results_arms()) columns.emplace_back(arm, summary[arm]);
+  std::cout << render_results_table(columns, results_table_rows());
+  std::cout << "\ntargets (ground_r1 against the others):\n";
+  for (const auto& [name, t] : summary["targets"].items()) {
+    char buf[256];
+    if (name == "srpo_vs_grpo_smallest_third") {
+      std::snprintf(buf, sizeof buf, "  %-32s srpo %s vs ground_r1 %s (smallest evidence third)",
+                    name.c_str(), cell(t, "srpo").c_str(), cell(t, "ground_r1").c_str());
+    } else {
+      const bool measured = t["value"].is_number();
+      std::snprintf(buf, sizeof buf, "  %-32s %8s %s %.2f  %s", name.c_str(),
+                    measured ? cell(t, "value").c_str() : "n/a",
+                    t["comparison"].get<std::string>().c_str(), t["target"].get<double>(),
+                    !measured              ? "not measured"
+                    : t["met"].get<bool>() ? "met"
+                                           : "NOT met");
+    }
+    std::cout << buf << "\n";
+  }
+  std::cout << "\ntimings (s):";
+  for (const auto& [k, v] : summary["timings"].items()) {
+    if (v.is_number_float()) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.1f", v.get<double>());
+      std::cout << " " << k << "=" << buf;
+    } else if (v.is_boolean()) {  // integers (n_test, rl_steps) are not times
+      std::cout << " " << k << "=" << v.dump();
+    }
+  }
+  std::cout << "\nwrote " << out << "\n";
+  return 0;
+}
+
+int run_results_compare(const std::string& base, const std::string& trained) {
+  std::vector<std::pair<std::string, json>> columns;
+  for (const auto& [title, path] :
+       std::vector<std::pair<std::string, std::string>>{{"base", base}, {"trained", trained}}) {
+    auto ev = load_eval_file(path);
+    if (!ev.ok()) {
+      std::cerr << "gr1 results compare: " << ev.error() << "\n";
+      return 2;
+    }
+    if (!*ev) {
+      std::cerr << "gr1 results compare: " << path << ": no such file\n";
+      return 2;
+    }
+    json s = (**ev)["summary"];
+    s["box_score_given"] = eval_box_score_given(**ev);
+    columns.emplace_back(title, std::move(s));
+  }
+  std::vector<std::string> rows;
+  for (const auto& r : results_table_rows())
+    if (r != "locate_skill") rows.push_back(r);
+  rows.push_back("box_rate");
+  std::cout << "evaluation summaries (" << base << " vs " << trained << "):\n"
+            << render_results_table(columns, rows, /*delta=*/true);
+  return 0;
+}
+
+}  // namespace gr1

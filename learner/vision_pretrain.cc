@@ -1,0 +1,613 @@
+#include "learner/vision_pretrain.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string_view>
+
+#include "common/crop.h"
+#include "common/image_tensor.h"
+#include "common/threads.h"
+#include "common/tokenizer.h"
+
+namespace gr1 {
+namespace {
+
+// splitmix64: draws are pure functions of (index, stream, seed).
+uint64_t mix64(uint64_t z) {
+  z += 0x9E3779B97F4A7C15ULL;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+constexpr Family kFamilies[] = {Family::kText, Family::kAttribute, Family::kCounting};
+constexpr int kProbeMinScenes = 256;  // measure_vision: probe-fitting scenes at least
+constexpr int kProbeIterations = 300;
+constexpr double kProbeLr = 1e-2;
+constexpr int64_t kEncodeChunk = 64;  // images per no-grad encoder call
+
+// Whole-pixel box in the shown frame that covers `b` (original pixels), as
+// learner/pretrain.cc converts teacher boxes.
+Box to_shown(const Box& b, int S, int W, int H) {
+  auto f = [](float v, int s, int n) { return static_cast<float>(std::floor(v * s / n)); };
+  auto c = [](float v, int s, int n) { return static_cast<float>(std::ceil(v * s / n)); };
+  Box o{f(b.x1, S, W), f(b.y1, S, H), c(b.x2, S, W), c(b.y2, S, H)};
+  o.x1 = std::clamp(o.x1, 0.f, static_cast<float>(S));
+  o.y1 = std::clamp(o.y1, 0.f, static_cast<float>(S));
+  o.x2 = std::clamp(o.x2, o.x1 + 1, static_cast<float>(S));
+  o.y2 = std::clamp(o.y2, o.y1 + 1, static_cast<float>(S));
+  return o;
+}
+
+int64_t class_index(const std::vector<std::string>& classes, const std::string& name) {
+  const auto it = std::find(classes.begin(), classes.end(), name);
+  return it == classes.end() ? -1 : static_cast<int64_t>(it - classes.begin());
+}
+
+TaskOptions vision_task_options(const TaskOptions& base) {
+  TaskOptions t = base;
+  t.families = "text,attribute,counting";
+  return t;
+}
+
+// The family of scene `index` of `stream`, and the draw that picks the
+// cropped object.
+std::pair<Family, uint64_t> scene_draws(uint64_t index, uint64_t stream) {
+  uint64_t r = mix64(index * 0x9E37ULL + stream * 0x632BE5ULL);
+  const Family family = kFamilies[r % 3];
+  return {family, mix64(r)};
+}
+
+Result<VisionExample> example_from_scene(const Scene& sc, const ModelOptions& m,
+                                         const RolloutOptions& ro, uint64_t pick, bool crop) {
+  const int S = m.image_size, W = sc.image.cols, H = sc.image.rows;
+  VisionExample ex;
+  ex.ref = ImageRef{false, {}};
+  if (crop) {
+    std::vector<int> with_detail;
+    for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
+      if (sc.objects[i].detail != DetailKind::kNone) with_detail.push_back(i);
+    if (with_detail.empty()) return Status::Error("vision pretraining: a scene without details");
+    ex.object = with_detail[pick % with_detail.size()];
+    const SceneObject& o = sc.objects[ex.object];
+    const Box shown = snap_box_to_location_grid(to_shown(o.box, S, W, H), S);
+    auto region = shown_box_to_crop(shown, S, S, W, H, ro.min_crop_px, ro.max_aspect);
+    if (!region.ok()) return Status::Error("vision pretraining: crop rejected: " + region.error());
+    ex.ref = ImageRef{true, *region};
+    ex.detail = class_index(vision_detail_classes(), o.value);
+    if (ex.detail < 0)
+      return Status::Error("vision pretraining: detail value \"" + o.value +
+                           "\" not in the detail vocabulary");
+  }
+  ex.region = shown_region(ex.ref, W, H);
+  auto labels = patch_labels(sc.objects, ex.region, S, m.patch_size);
+  if (!labels.ok()) return labels.status();
+  ex.labels = std::move(*labels);
+  ex.pixels = image_block_tensor(sc.image, ex.ref, S);
+  return ex;
+}
+
+// Images of a batch: (scene index, crop?) in order; both views of one index
+// share one scene.
+struct Item {
+  uint64_t index;
+  bool crop;
+};
+
+struct Batch {
+  torch::Tensor pixels;                 // [N,3,S,S]
+  torch::Tensor colour, shape, object;  // [N*P] int64
+  torch::Tensor full_patch;             // [N*P] bool: the patch belongs to a full view
+  torch::Tensor crop_rows;              // [K] int64: images that are crops
+  torch::Tensor detail;                 // [K] int64
+};
+
+Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
+                         const std::vector<Item>& items, uint64_t stream) {
+  std::vector<torch::Tensor> pixels;
+  std::vector<int64_t> colour, shape, object, crop_rows, detail;
+  std::vector<uint8_t> full;
+  Scene sc;
+  uint64_t scene_index = 0;
+  bool have_scene = false;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const auto [family, pick] = scene_draws(items[i].index, stream);
+    if (!have_scene || scene_index != items[i].index) {
+      sc = task.scene(items[i].index, family, stream);
+      scene_index = items[i].index;
+      have_scene = true;
+    }
+    auto ex = example_from_scene(sc, cfg.model, cfg.rollout, pick, items[i].crop);
+    if (!ex.ok()) return ex.status();
+    pixels.push_back(ex->pixels);
+    const auto& l = ex->labels;
+    colour.insert(colour.end(), l.colour.begin(), l.colour.end());
+    shape.insert(shape.end(), l.shape.begin(), l.shape.end());
+    object.insert(object.end(), l.object.begin(), l.object.end());
+    full.insert(full.end(), l.colour.size(), items[i].crop ? 0 : 1);
+    if (items[i].crop) {
+      crop_rows.push_back(static_cast<int64_t>(i));
+      detail.push_back(ex->detail);
+    }
+  }
+  auto vec = [](const std::vector<int64_t>& v) {
+    if (v.empty()) return torch::empty({0}, torch::kInt64);
+    return torch::from_blob(const_cast<int64_t*>(v.data()), {static_cast<int64_t>(v.size())},
+                            torch::kInt64)
+        .clone();
+  };
+  Batch b;
+  b.pixels = torch::stack(pixels);
+  b.colour = vec(colour);
+  b.shape = vec(shape);
+  b.object = vec(object);
+  b.full_patch = torch::from_blob(full.data(), {static_cast<int64_t>(full.size())}, torch::kUInt8)
+                     .to(torch::kBool);
+  b.crop_rows = vec(crop_rows);
+  b.detail = vec(detail);
+  return b;
+}
+
+// The heads: linear maps from encoder rows to classes, as plain parameters
+// initialised like LibTorch's Linear (U(+-1/sqrt(d))) from a generator of
+// their own: the global torch generator is neither used nor reset. An
+// optional per-feature standardisation (probes on frozen features) is
+// applied first.
+struct HeadsImpl : torch::nn::Module {
+  HeadsImpl(int64_t d, uint64_t seed) {
+    auto gen = at::detail::createCPUGenerator(mix64(seed ^ 0x5EEDF00DULL));
+    const double bound = 1.0 / std::sqrt(static_cast<double>(d));
+    auto linear = [&](const std::string& name, int64_t out) {
+      auto w = torch::empty({out, d}).uniform_(-bound, bound, gen);
+      auto b = torch::empty({out}).uniform_(-bound, bound, gen);
+      return std::pair{register_parameter(name + "_weight", w),
+                       register_parameter(name + "_bias", b)};
+    };
+    colour = linear("colour", static_cast<int64_t>(vision_colour_classes().size()));
+    shape = linear("shape", static_cast<int64_t>(vision_shape_classes().size()));
+    object = linear("object", 2);
+    detail = linear("detail", static_cast<int64_t>(vision_detail_classes().size()));
+  }
+  torch::Tensor apply(const std::pair<torch::Tensor, torch::Tensor>& l, torch::Tensor x) const {
+    if (shift.defined()) x = (x - shift) * scale;
+    return torch::addmm(l.second, x, l.first.t());
+  }
+  std::pair<torch::Tensor, torch::Tensor> colour, shape, object, detail;  // weight, bias
+  torch::Tensor shift, scale;  // standardisation (undefined: none)
+};
+TORCH_MODULE(Heads);
+
+// Encoder rows -> head inputs: patch rows [N*P,d] and the pooled rows of the
+// crops [K,d] (summary row, or the max over the patch rows without one).
+struct Features {
+  torch::Tensor patches, pooled;
+};
+
+Features features(const torch::Tensor& emb, const torch::Tensor& crop_rows, const ModelOptions& m) {
+  const int64_t P = m.patch_tokens();
+  auto patches = emb.slice(1, 0, P);
+  auto pooled = m.summary_token ? emb.select(1, P) : std::get<0>(patches.max(1));
+  return {patches.reshape({-1, emb.size(2)}), pooled.index_select(0, crop_rows)};
+}
+
+struct Logits {
+  torch::Tensor colour, shape, object, detail;
+};
+
+Logits apply_heads(Heads& h, const Features& f) {
+  return {h->apply(h->colour, f.patches), h->apply(h->shape, f.patches),
+          h->apply(h->object, f.patches), h->apply(h->detail, f.pooled)};
+}
+
+struct LossParts {
+  torch::Tensor total, colour, shape, object, detail;
+};
+
+LossParts loss_of(const Logits& lg, const torch::Tensor& colour, const torch::Tensor& shape,
+                  const torch::Tensor& object, const torch::Tensor& detail) {
+  namespace F = torch::nn::functional;
+  LossParts l;
+  l.colour = F::cross_entropy(lg.colour, colour);
+  l.shape = F::cross_entropy(lg.shape, shape);
+  l.object = F::cross_entropy(lg.object, object);
+  l.detail = detail.numel() > 0 ? F::cross_entropy(lg.detail, detail) : torch::zeros({});
+  l.total = l.colour + l.shape + l.object + l.detail;
+  return l;
+}
+
+// The training / probe items of `n` scenes from index `first`: every scene
+// shown whole and as a crop.
+std::vector<Item> pair_items(uint64_t first, int n) {
+  std::vector<Item> items;
+  for (int k = 0; k < n; ++k) {
+    items.push_back({first + k, false});
+    items.push_back({first + k, true});
+  }
+  return items;
+}
+
+// Frozen-encoder features and labels of `items` (no grad, in chunks).
+struct Encoded {
+  Features f;
+  torch::Tensor colour, shape, object, full_patch, detail;
+};
+
+Result<Encoded> encode_items(Policy& policy, const SyntheticTask& task, const Config& cfg,
+                             const std::vector<Item>& items, uint64_t stream) {
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> patches, pooled, colour, shape, object, full, detail;
+  for (size_t s = 0; s < items.size(); s += kEncodeChunk) {
+    const std::vector<Item> chunk(items.begin() + s,
+                                  items.begin() + std::min(items.size(), s + kEncodeChunk));
+    auto b = make_batch(task, cfg, chunk, stream);
+    if (!b.ok()) return b.status();
+    auto f = features(policy->encode_images(b->pixels), b->crop_rows, cfg.model);
+    patches.push_back(f.patches);
+    pooled.push_back(f.pooled);
+    colour.push_back(b->colour);
+    shape.push_back(b->shape);
+    object.push_back(b->object);
+    full.push_back(b->full_patch);
+    detail.push_back(b->detail);
+  }
+  return Encoded{{torch::cat(patches), torch::cat(pooled)},
+                 torch::cat(colour),
+                 torch::cat(shape),
+                 torch::cat(object),
+                 torch::cat(full),
+                 torch::cat(detail)};
+}
+
+// Held-out accuracies of `heads` on the encoder's features of `n` scenes.
+Status measure_heads(Policy& policy, Heads& heads, const SyntheticTask& task, const Config& cfg,
+                     int n, VisionPretrainReport& rep) {
+  rep.held_out_images = 0;
+  if (n <= 0) return Status::Ok();
+  auto enc = encode_items(policy, task, cfg, pair_items(0, n), kVisionHeldOutStream);
+  if (!enc.ok()) return enc.status();
+  torch::NoGradGuard ng;
+  const Logits lg = apply_heads(heads, enc->f);
+  const auto full = enc->full_patch;
+  auto frac = [](const torch::Tensor& hit, const torch::Tensor& mask) {
+    const double m = mask.sum().item<double>();
+    return m > 0 ? (hit & mask).sum().item<double>() / m : 0.0;
+  };
+  const auto colour_hit = lg.colour.argmax(1) == enc->colour;
+  const auto shape_hit = lg.shape.argmax(1) == enc->shape;
+  const auto in_object = full & (enc->object == 1);
+  rep.colour_accuracy = frac(colour_hit, full);
+  rep.shape_accuracy = frac(shape_hit, full);
+  rep.object_accuracy = frac(lg.object.argmax(1) == enc->object, full);
+  rep.colour_accuracy_objects = frac(colour_hit, in_object);
+  rep.shape_accuracy_objects = frac(shape_hit, in_object);
+  rep.background_share = frac(enc->object == 0, full);
+  rep.detail_accuracy =
+      enc->detail.numel() > 0
+          ? (lg.detail.argmax(1) == enc->detail).to(torch::kFloat64).mean().item<double>()
+          : 0.0;
+  rep.held_out_images = 2 * n;
+  return Status::Ok();
+}
+
+Status check_model(const Policy& policy, const ModelOptions& m) {
+  const ModelOptions& p = policy->options();
+  auto differ = [](const char* field, double a, double b) {
+    char buf[256];
+    std::snprintf(buf, sizeof(buf), "vision pretraining: the policy's model.%s %g != config's %g",
+                  field, a, b);
+    return Status::Error(buf);
+  };
+  if (p.image_size != m.image_size) return differ("image_size", p.image_size, m.image_size);
+  if (p.patch_size != m.patch_size) return differ("patch_size", p.patch_size, m.patch_size);
+  if (p.d_model != m.d_model) return differ("d_model", p.d_model, m.d_model);
+  if (p.summary_token != m.summary_token)
+    return differ("summary_token", p.summary_token, m.summary_token);
+  return Status::Ok();
+}
+
+Status check_options(const PretrainOptions& po) {
+  auto err = [](const std::string& f, const std::string& what) {
+    return Status::Error("pretrain." + f + ": " + what);
+  };
+  if (po.vision_batch < 1) return err("vision_batch", "must be >= 1");
+  if (!(po.vision_lr > 0) || !std::isfinite(po.vision_lr)) return err("vision_lr", "must be > 0");
+  if (!(po.lr_final_frac >= 0) || !std::isfinite(po.lr_final_frac))
+    return err("lr_final_frac", "must be >= 0");
+  if (po.warmup_steps < 0) return err("warmup_steps", "must be >= 0");
+  if (!(po.weight_decay >= 0) || !std::isfinite(po.weight_decay))
+    return err("weight_decay", "must be >= 0");
+  if (!(po.grad_clip > 0)) return err("grad_clip", "must be > 0");
+  if (po.log_every < 1) return err("log_every", "must be >= 1");
+  if (po.report_items < 0) return err("report_items", "must be >= 0");
+  if (po.threads < 1) return err("threads", "must be >= 1");
+  return Status::Ok();
+}
+
+// requires_grad on for the encoder during the stage, restored after it.
+class VisionGradScope {
+ public:
+  explicit VisionGradScope(const std::vector<torch::Tensor>& params) : params_(params) {
+    for (auto& p : params_) {
+      flags_.push_back(p.requires_grad());
+      p.requires_grad_(true);
+    }
+  }
+  ~VisionGradScope() {
+    for (size_t i = 0; i < params_.size(); ++i) {
+      params_[i].mutable_grad() = torch::Tensor();
+      params_[i].requires_grad_(flags_[i]);
+    }
+  }
+
+ private:
+  std::vector<torch::Tensor> params_;
+  std::vector<bool> flags_;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+const std::vector<std::string>& vision_colour_classes() {
+  static const std::vector<std::string> v = {"background", "red",    "green", "blue", "yellow",
+                                             "orange",     "purple", "cyan",  "brown"};
+  return v;
+}
+
+const std::vector<std::string>& vision_shape_classes() {
+  static const std::vector<std::string> v = {"background", "circle", "square", "triangle"};
+  return v;
+}
+
+const std::vector<std::string>& vision_detail_classes() {
+  static const std::vector<std::string> v = [] {
+    std::vector<std::string> out;
+    auto add = [&out](const std::string& s) {
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    };
+    for (char c : std::string_view("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")) add(std::string(1, c));
+    for (size_t i = 1; i < vision_colour_classes().size(); ++i) add(vision_colour_classes()[i]);
+    add("black");
+    add("white");
+    for (int k = 1; k <= 5; ++k) add(std::to_string(k));
+    return out;
+  }();
+  return v;
+}
+
+Box shown_region(const ImageRef& ref, int W, int H) {
+  if (!ref.is_crop) return Box{0, 0, static_cast<float>(W), static_cast<float>(H)};
+  auto fl = [](float v, int hi) {
+    return static_cast<float>(std::clamp<double>(std::floor(v), 0, hi));
+  };
+  auto ce = [](float v, int hi) {
+    return static_cast<float>(std::clamp<double>(std::ceil(v), 0, hi));
+  };
+  return Box{fl(ref.box_orig.x1, W), fl(ref.box_orig.y1, H), ce(ref.box_orig.x2, W),
+             ce(ref.box_orig.y2, H)};
+}
+
+Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const Box& region,
+                                 int image_size, int patch_size) {
+  if (image_size <= 0 || patch_size <= 0 || image_size % patch_size != 0)
+    return Status::Error("patch_labels: image_size must be a positive multiple of patch_size");
+  if (!(region.width() > 0) || !(region.height() > 0))
+    return Status::Error("patch_labels: empty region");
+  std::vector<int64_t> colour_of, shape_of;
+  for (const SceneObject& o : objects) {
+    colour_of.push_back(class_index(vision_colour_classes(), o.colour));
+    shape_of.push_back(class_index(vision_shape_classes(), o.shape));
+    if (colour_of.back() <= 0 || shape_of.back() <= 0)
+      return Status::Error("patch_labels: object \"" + o.description() +
+                           "\" not in the colour/shape vocabularies");
+  }
+  const int g = image_size / patch_size;
+  PatchLabels l;
+  l.colour.assign(static_cast<size_t>(g) * g, 0);
+  l.shape.assign(l.colour.size(), 0);
+  l.object.assign(l.colour.size(), 0);
+  const double sx = region.width() / image_size, sy = region.height() / image_size;
+  for (int r = 0; r < g; ++r) {
+    for (int c = 0; c < g; ++c) {
+      const double x = region.x1 + (c + 0.5) * patch_size * sx;
+      const double y = region.y1 + (r + 0.5) * patch_size * sy;
+      for (int i = static_cast<int>(objects.size()) - 1; i >= 0; --i) {  // last drawn on top
+        const Box& b = objects[i].box;
+        if (x >= b.x1 && x < b.x2 && y >= b.y1 && y < b.y2) {
+          const size_t k = static_cast<size_t>(r) * g + c;
+          l.colour[k] = colour_of[i];
+          l.shape[k] = shape_of[i];
+          l.object[k] = 1;
+          break;
+        }
+      }
+    }
+  }
+  return l;
+}
+
+Result<VisionExample> make_vision_example(const Config& cfg, uint64_t index, uint64_t stream,
+                                          bool crop) {
+  auto task = SyntheticTask::create(vision_task_options(cfg.task));
+  if (!task.ok()) return task.status();
+  if (cfg.model.image_size <= 0 || cfg.model.patch_size <= 0 ||
+      cfg.model.image_size % cfg.model.patch_size != 0)
+    return Status::Error("model.image_size must be a positive multiple of model.patch_size");
+  try {
+    const auto [family, pick] = scene_draws(index, stream);
+    const Scene sc = task->scene(index, family, stream);
+    auto ex = example_from_scene(sc, cfg.model, cfg.rollout, pick, crop);
+    if (ex.ok()) ex->family = family;
+    return ex;
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("vision example: ") + e.what());
+  }
+}
+
+nlohmann::json VisionPretrainReport::to_json() const {
+  return {{"steps", steps},
+          {"seconds", seconds},
+          {"initial_loss", initial_loss},
+          {"final_loss", final_loss},
+          {"colour_accuracy", colour_accuracy},
+          {"shape_accuracy", shape_accuracy},
+          {"object_accuracy", object_accuracy},
+          {"colour_accuracy_objects", colour_accuracy_objects},
+          {"shape_accuracy_objects", shape_accuracy_objects},
+          {"background_share", background_share},
+          {"detail_accuracy", detail_accuracy},
+          {"held_out_images", held_out_images}};
+}
+
+Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) {
+  const PretrainOptions& po = cfg.pretrain;
+  if (po.vision_steps < 0) return Status::Error("pretrain.vision_steps: must be >= 0");
+  VisionPretrainReport rep;
+  if (po.vision_steps == 0) return rep;
+  if (Status s = check_options(po); !s.ok()) return s;
+  if (Status s = check_model(policy, cfg.model); !s.ok()) return s;
+  auto task = SyntheticTask::create(vision_task_options(cfg.task));
+  if (!task.ok()) return task.status();
+
+  try {
+    configure_compute_threads(po.threads);
+    const ModelOptions& m = cfg.model;
+    std::vector<torch::Tensor> vision;
+    for (const auto& np : policy->named_parameters())
+      if (np.key().rfind("vision.", 0) == 0) vision.push_back(np.value());
+    if (vision.empty()) return Status::Error("vision pretraining: no vision.* parameters");
+    VisionGradScope scope(vision);
+    Heads heads(m.d_model, cfg.run.seed);
+    std::vector<torch::Tensor> params = vision;
+    for (auto& p : heads->parameters()) params.push_back(p);
+    torch::optim::AdamW opt(params,
+                            torch::optim::AdamWOptions(po.vision_lr).weight_decay(po.weight_decay));
+    const bool was_training = policy->is_training();
+    policy->train();
+
+    const int steps = po.vision_steps, B = po.vision_batch;
+    const int warmup = std::min(po.warmup_steps, steps / 10);
+    const int pairs = (B + 1) / 2;  // scenes per step: each shown whole, the first B/2 cropped too
+    const uint64_t first_index = cfg.run.seed << 32;  // training scenes of this seed
+    std::printf("vision pretrain: %zu encoder tensors, %d steps x %d images (%d full, %d crops)\n",
+                vision.size(), steps, B, pairs, B / 2);
+    std::fflush(stdout);
+
+    const auto t0 = std::chrono::steady_clock::now();
+    double acc_loss = 0, acc_colour = 0, acc_shape = 0, acc_object = 0, acc_detail = 0;
+    double hit_object = 0, n_object = 0, hit_detail = 0, n_detail = 0;
+    int64_t images = 0;
+    for (int step = 1; step <= steps; ++step) {
+      double lr = po.vision_lr;
+      if (step <= warmup) {
+        lr = po.vision_lr * step / warmup;
+      } else {
+        const double f = static_cast<double>(step - warmup) / std::max(1, steps - warmup);
+        lr = po.vision_lr * (1.0 - f * (1.0 - po.lr_final_frac));
+      }
+      for (auto& g : opt.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+
+      std::vector<Item> items;
+      const uint64_t base = first_index + static_cast<uint64_t>(step - 1) * pairs;
+      for (int j = 0; j < B; ++j) items.push_back({base + j / 2, j % 2 == 1});
+      auto b = make_batch(*task, cfg, items, kVisionTrainStream);
+      if (!b.ok()) return b.status();
+
+      opt.zero_grad();
+      const Logits lg =
+          apply_heads(heads, features(policy->encode_images(b->pixels), b->crop_rows, m));
+      const LossParts loss = loss_of(lg, b->colour, b->shape, b->object, b->detail);
+      loss.total.backward();
+      torch::nn::utils::clip_grad_norm_(params, po.grad_clip);
+      opt.step();
+
+      torch::NoGradGuard ng;
+      const double l = loss.total.item<double>();
+      if (step == 1) rep.initial_loss = l;
+      acc_loss += l;
+      acc_colour += loss.colour.item<double>();
+      acc_shape += loss.shape.item<double>();
+      acc_object += loss.object.item<double>();
+      acc_detail += loss.detail.item<double>();
+      hit_object += (lg.object.argmax(1) == b->object).sum().item<double>();
+      n_object += b->object.numel();
+      hit_detail += (lg.detail.argmax(1) == b->detail).sum().item<double>();
+      n_detail += b->detail.numel();
+      images += B;
+      if (step % po.log_every == 0 || step == steps) {
+        const int k = step % po.log_every == 0 ? po.log_every : step % po.log_every;
+        const double secs = seconds_since(t0);
+        rep.final_loss = acc_loss / k;
+        std::printf(
+            "vision step %5d  loss %.4f (colour %.3f shape %.3f object %.3f detail %.3f)  "
+            "acc object %.3f detail %.3f  lr %.2e  %.0f img/s  %.0f s\n",
+            step, acc_loss / k, acc_colour / k, acc_shape / k, acc_object / k, acc_detail / k,
+            hit_object / std::max(1.0, n_object), hit_detail / std::max(1.0, n_detail), lr,
+            images / std::max(1e-9, secs), secs);
+        std::fflush(stdout);
+        acc_loss = acc_colour = acc_shape = acc_object = acc_detail = 0;
+        hit_object = n_object = hit_detail = n_detail = 0;
+      }
+    }
+    rep.steps = steps;
+    rep.seconds = seconds_since(t0);
+    if (!was_training) policy->eval();
+
+    if (Status s = measure_heads(policy, heads, *task, cfg, po.report_items, rep); !s.ok())
+      return s;
+    if (rep.held_out_images > 0) {
+      std::printf(
+          "vision pretrain done in %.0f s: held-out per patch colour %.3f (objects %.3f) shape "
+          "%.3f (objects %.3f) object %.3f (background %.3f), crop detail %.3f, %d images\n",
+          rep.seconds, rep.colour_accuracy, rep.colour_accuracy_objects, rep.shape_accuracy,
+          rep.shape_accuracy_objects, rep.object_accuracy, rep.background_share,
+          rep.detail_accuracy, rep.held_out_images);
+      std::fflush(stdout);
+    }
+    return rep;
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("vision pretraining: ") + e.what());
+  }
+}
+
+Result<VisionPretrainReport> measure_vision(Policy& policy, const Config& cfg, int n) {
+  if (n < 0) return Status::Error("measure_vision: n must be >= 0");
+  VisionPretrainReport rep;
+  if (n == 0) return rep;
+  if (Status s = check_model(policy, cfg.model); !s.ok()) return s;
+  auto task = SyntheticTask::create(vision_task_options(cfg.task));
+  if (!task.ok()) return task.status();
+  try {
+    // Probe fitting: full-batch Adam on the frozen encoder's features.
+    auto fit = encode_items(policy, *task, cfg, pair_items(0, std::max(n, kProbeMinScenes)),
+                            kVisionProbeStream);
+    if (!fit.ok()) return fit.status();
+    Heads probes(cfg.model.d_model, cfg.run.seed ^ 0x9B0BEULL);
+    {
+      const auto all = torch::cat({fit->f.patches, fit->f.pooled});
+      probes->shift = all.mean(0);
+      probes->scale = 1.0 / (all.std(0) + 1e-6);
+    }
+    torch::optim::Adam opt(probes->parameters(), torch::optim::AdamOptions(kProbeLr));
+    for (int it = 0; it < kProbeIterations; ++it) {
+      opt.zero_grad();
+      const Logits lg = apply_heads(probes, fit->f);
+      loss_of(lg, fit->colour, fit->shape, fit->object, fit->detail).total.backward();
+      opt.step();
+    }
+    if (Status s = measure_heads(policy, probes, *task, cfg, n, rep); !s.ok()) return s;
+    return rep;
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("measure_vision: ") + e.what());
+  }
+}
+
+}  // namespace gr1

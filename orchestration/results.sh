@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# `make results`: the issue-4 experiment, end to end (docs/results.md).
+#
+#   (a) base       pretrained policy (gr1 pretrain), or a cached one
+#   (b) synth      the held-out test split (RESULTS_N questions)
+#   (c) eval_base  the base policy, grounded mode
+#   (d) rl_<arm>   ground_r1, direct_grpo, srpo: gr1 launch from the base
+#   (e) eval_<arm> each arm's final policy (direct_grpo in direct mode)
+#   (f) summarize  gr1 results summarize -> DIR/summary.json + a table
+#
+# Every step is timed; the seconds go to DIR/timings.json and are printed.
+# Each step's output goes to DIR/logs/<step>.log; a failing step prints the
+# tail of its log and stops the script (exit status 1).
+#
+# Base cache: runs/cache/base-<key>.safetensors (+ .report.json), where <key>
+# is the sha256 of the config file and of the sources that decide what
+# pretraining produces (CACHE_SOURCES below). A cached base is copied to
+# DIR/base.safetensors, timings.json records "base_cached": true, and
+# summary.json's timings.base_pretrain_seconds reports the cached base's own
+# pretraining time (train_seconds + vision seconds of its report).
+# RESULTS_NO_CACHE=1 ignores (and refreshes) the cache.
+#
+# Environment (defaults in brackets):
+#   BUILD [build]                      build directory (as in the Makefile)
+#   GR1_BIN [$BUILD/bin/gr1]
+#   RESULTS_CONFIG [configs/results.yaml]
+#   RESULTS_DIR [runs/results]
+#   RESULTS_N [500]                    test questions
+#   RESULTS_STEPS [config]             learner steps of each RL run (--steps)
+#   RESULTS_ACTORS [1]                 actors of each RL run
+#   RESULTS_PRETRAIN_STEPS [config]    pretraining steps when no base is cached
+#   RESULTS_CACHE [runs/cache]
+#   RESULTS_BASE [unset]               use this base checkpoint (and its .report.json) as is
+#   RESULTS_LOCATE_ITEMS [200]         held-out locate items per checkpoint (summarize)
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+BUILD=${BUILD:-build}
+BIN=${GR1_BIN:-$BUILD/bin/gr1}
+CONFIG=${RESULTS_CONFIG:-configs/results.yaml}
+DIR=${RESULTS_DIR:-runs/results}
+N=${RESULTS_N:-500}
+STEPS=${RESULTS_STEPS:-}
+ACTORS=${RESULTS_ACTORS:-1}
+PRETRAIN_STEPS=${RESULTS_PRETRAIN_STEPS:-}
+CACHE=${RESULTS_CACHE:-runs/cache}
+LOCATE_ITEMS=${RESULTS_LOCATE_ITEMS:-200}
+CACHE_SOURCES=(learner/pretrain.cc learner/vision_pretrain.cc common/task.cc common/policy.cc
+               common/tokenizer.cc common/prompt.cc)
+ARMS=(ground_r1 direct_grpo srpo)
+
+if [ ! -x "$BIN" ]; then
+  echo "results: $BIN not found (run make build, or set BUILD)" >&2
+  exit 2
+fi
+for v in "$N" "${STEPS:-1}" "$ACTORS" "${PRETRAIN_STEPS:-1}" "$LOCATE_ITEMS"; do
+  case $v in
+    '' | *[!0-9]*) v=0 ;;
+  esac
+  if [ "$((10#$v))" -le 0 ]; then
+    echo "results: RESULTS_N, RESULTS_STEPS, RESULTS_ACTORS, RESULTS_PRETRAIN_STEPS and" \
+      "RESULTS_LOCATE_ITEMS must be positive integers" >&2
+    exit 2
+  fi
+done
+if [ ! -f "$CONFIG" ]; then
+  echo "results: config $CONFIG not found" >&2
+  exit 2
+fi
+
+mkdir -p "$DIR/logs" "$CACHE"
+# Outputs of an earlier run are replaced, never mixed with this one's.
+rm -rf "${DIR:?}/test" "$DIR/summary.json" "$DIR/timings.json" "$DIR"/logs/*.log \
+       "$DIR"/*.eval.json "$DIR"/*.gallery.png "$DIR/base.safetensors" \
+       "$DIR/base.safetensors.report.json"
+for arm in "${ARMS[@]}"; do rm -rf "${DIR:?}/$arm"; done
+
+now() { if [ -n "${EPOCHREALTIME:-}" ]; then printf '%s' "$EPOCHREALTIME"; else date +%s.%N; fi; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+T_START=$(now)
+TIMINGS=()  # '"name": seconds' entries, in step order
+
+# run_step NAME CMD...: runs CMD with its output in DIR/logs/NAME.log, timed.
+run_step() {
+  local name=$1
+  shift
+  local log="$DIR/logs/$name.log" t0 secs
+  echo "results: [$name] $*"
+  t0=$(now)
+  if ! "$@" >"$log" 2>&1; then
+    echo "results: step $name failed; last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+  secs=$(since "$t0")
+  TIMINGS+=("\"$name\": $secs")
+  echo "results: [$name] done in ${secs} s"
+}
+
+write_timings() {
+  local cached=$1 file="$DIR/timings.json" total
+  total=$(since "$T_START")
+  {
+    printf '{\n'
+    for t in "${TIMINGS[@]}"; do printf '  %s,\n' "$t"; done
+    printf '  "base_cached": %s,\n' "$cached"
+    printf '  "total_seconds": %s,\n' "$total"
+    printf '  "n_test": %s,\n' "$N"
+    printf '  "rl_steps": %s,\n' "${STEPS:-null}"
+    printf '  "config": "%s"\n' "$CONFIG"
+    printf '}\n'
+  } >"$file.tmp"
+  mv "$file.tmp" "$file"
+}
+
+# (a) base
+key=$( {
+  printf 'config %s\n' "$CONFIG"
+  cat "$CONFIG"
+  for f in "${CACHE_SOURCES[@]}"; do
+    if [ -f "$f" ]; then printf 'file %s\n' "$f"; cat "$f"; else printf 'missing %s\n' "$f"; fi
+  done
+  printf 'pretrain_steps %s\n' "${PRETRAIN_STEPS:-config}"
+} | sha256sum | cut -c1-16)
+cached="$CACHE/base-$key.safetensors"
+base_cached=false
+if [ -n "${RESULTS_BASE:-}" ]; then
+  # An explicitly given base (e.g. one pretrained with other settings): used
+  # as is, reported like a cached one; its report must lie beside it.
+  if [ ! -f "$RESULTS_BASE" ] || [ ! -f "$RESULTS_BASE.report.json" ]; then
+    echo "results: RESULTS_BASE=$RESULTS_BASE: the checkpoint or its .report.json is missing" >&2
+    exit 2
+  fi
+  echo "results: [base] using the given base $RESULTS_BASE"
+  t0=$(now)
+  cp "$RESULTS_BASE" "$DIR/base.safetensors"
+  cp "$RESULTS_BASE.report.json" "$DIR/base.safetensors.report.json"
+  TIMINGS+=("\"base\": $(since "$t0")")
+  base_cached=true
+elif [ -f "$cached" ] && [ -f "$cached.report.json" ] && [ "${RESULTS_NO_CACHE:-0}" != 1 ]; then
+  echo "results: [base] using the cached base $cached (key: sha256 of $CONFIG and ${CACHE_SOURCES[*]})"
+  t0=$(now)
+  cp "$cached" "$DIR/base.safetensors"
+  cp "$cached.report.json" "$DIR/base.safetensors.report.json"
+  TIMINGS+=("\"base\": $(since "$t0")")
+  base_cached=true
+else
+  pretrain_args=(pretrain --config "$CONFIG" --out "$DIR/base.safetensors")
+  if [ -n "$PRETRAIN_STEPS" ]; then pretrain_args+=(--steps "$PRETRAIN_STEPS"); fi
+  run_step base "$BIN" "${pretrain_args[@]}"
+  cp "$DIR/base.safetensors" "$cached.tmp"
+  cp "$DIR/base.safetensors.report.json" "$cached.report.json.tmp"
+  mv "$cached.report.json.tmp" "$cached.report.json"
+  mv "$cached.tmp" "$cached"
+  echo "results: [base] cached as $cached"
+fi
+
+# (b) the held-out test split
+run_step synth "$BIN" data synth --split test --n "$N" --out "$DIR/test" --config "$CONFIG"
+
+# (c) the base, grounded
+run_step eval_base "$BIN" eval --checkpoint "$DIR/base.safetensors" --data "$DIR/test" \
+  --config "$CONFIG" --out "$DIR/base.eval.json" --gallery "$DIR/base.gallery.png"
+
+# (d) three RL runs from the base, one after the other
+for arm in "${ARMS[@]}"; do
+  args=(launch --config "$CONFIG" --actors "$ACTORS" --run-dir "$DIR/$arm"
+        --set "learner.init_checkpoint=$DIR/base.safetensors")
+  case $arm in
+    direct_grpo) args+=(--set rollout.mode=direct) ;;
+    srpo) args+=(--set learner.advantage=srpo) ;;
+  esac
+  if [ -n "$STEPS" ]; then args+=(--steps "$STEPS"); fi
+  run_step "rl_$arm" "$BIN" "${args[@]}"
+done
+
+# (e) each arm's final policy on the same test split
+for arm in "${ARMS[@]}"; do
+  mode=grounded
+  if [ "$arm" = direct_grpo ]; then mode=direct; fi
+  run_step "eval_$arm" "$BIN" eval --checkpoint "$DIR/$arm/policy.safetensors" --data "$DIR/test" \
+    --mode "$mode" --config "$CONFIG" --out "$DIR/$arm.eval.json" --gallery "$DIR/$arm.gallery.png"
+done
+
+# (f) summary.json and the table (it reads the timings so far)
+write_timings "$base_cached"
+echo "results: [summarize] $BIN results summarize --dir $DIR --config $CONFIG --locate-items $LOCATE_ITEMS"
+t0=$(now)
+if ! "$BIN" results summarize --dir "$DIR" --config "$CONFIG" --locate-items "$LOCATE_ITEMS" 2>&1 |
+  tee "$DIR/logs/summarize.log"; then
+  echo "results: step summarize failed (log: $DIR/logs/summarize.log)" >&2
+  exit 1
+fi
+TIMINGS+=("\"summarize\": $(since "$t0")")
+write_timings "$base_cached"
+
+echo
+echo "results: timings (s), also in $DIR/timings.json:"
+for t in "${TIMINGS[@]}"; do echo "  ${t//\"/}"; done
+echo "  total: $(since "$T_START") s"
+if [ "$base_cached" = true ]; then
+  echo "  (the base came from the cache; its own pretraining time is timings.base_pretrain_seconds in $DIR/summary.json)"
+fi
+echo "results: $DIR/summary.json, curves $DIR/<arm>/curves.png, galleries $DIR/*.gallery.png"

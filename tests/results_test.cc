@@ -1,0 +1,394 @@
+// `gr1 results`: summary.json assembled from hand-made eval outputs (exact
+// box_score_given, target deltas and flags, missing and malformed arms), the
+// table, and the real executable on a tiny checkpoint.
+#include "learner/results.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/config.h"
+#include "common/policy.h"
+#include "common/tokenizer.h"
+
+namespace gr1 {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path dir;
+  TempDir() {
+    dir = fs::temp_directory_path() /
+          ("gr1_results_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    const fs::path p = dir / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  std::string str() const { return dir.string(); }
+};
+
+// An eval summary with the fields the table and targets read.
+json summary(double accuracy, double format_rate, double box_score, json box_score_given,
+             double small_third_accuracy) {
+  json s = {{"n", 6},
+            {"accuracy", accuracy},
+            {"format_rate", format_rate},
+            {"mean_turns", 2.0},
+            {"box_score", box_score},
+            {"box_rate", 0.5},
+            {"acc_at_05", 0.25}};
+  if (!box_score_given.is_discarded()) s["box_score_given"] = box_score_given;
+  s["per_evidence_third"] = {{"small", {{"accuracy", small_third_accuracy}}},
+                             {"medium", {{"accuracy", 0.5}}},
+                             {"large", {{"accuracy", 0.9}}}};
+  return s;
+}
+
+json item(json boxes, json box_score) {
+  return {{"problem_id", 1}, {"dataset", "synth_text"}, {"answer", "A"},         {"correct", 1.0},
+          {"format", 2.0},   {"boxes", boxes},          {"box_score", box_score}};
+}
+
+const json kBox = json::array({1, 2, 3, 4});
+const json kNoKey = json(json::value_t::discarded);  // summary() leaves box_score_given out
+
+// ---- box_score_given ----------------------------------------------------------
+
+TEST(Results, BoxScoreGivenIsTheSummarysWhenPresent) {
+  json e = {{"items", json::array({item(json::array({kBox}), 0.9)})},
+            {"summary", summary(0.5, 1, 0.2, 0.25, 0.1)}};
+  EXPECT_DOUBLE_EQ(eval_box_score_given(e).get<double>(), 0.25);
+  e["summary"]["box_score_given"] = nullptr;  // present and null: no item had a box
+  EXPECT_TRUE(eval_box_score_given(e).is_null());
+}
+
+TEST(Results, BoxScoreGivenIsComputedFromItemsThatEmittedABox) {
+  json items = json::array({item(json::array({kBox}), 0.8),
+                            item(json::array(), nullptr),  // no box: left out
+                            item(json::array({kBox, kBox}), 0.4),
+                            item(json::array({kBox}), nullptr),  // box, no evidence
+                            item(json::array(), 0.0)});          // no box: left out
+  json e = {{"items", items}, {"summary", summary(0.5, 1, 0.2, kNoKey, 0.1)}};
+  EXPECT_DOUBLE_EQ(eval_box_score_given(e).get<double>(), (0.8 + 0.4) / 2);
+  json none = {{"items", json::array({item(json::array(), nullptr)})},
+               {"summary", summary(0.5, 1, 0.2, kNoKey, 0.1)}};
+  EXPECT_TRUE(eval_box_score_given(none).is_null());
+}
+
+// ---- summary.json ---------------------------------------------------------------
+
+struct Arms {
+  TempDir tmp;
+  // base and direct_grpo carry box_score_given in their summaries;
+  // ground_r1's is computed from its items ((0.7 + 0.5 + 0.6) / 3 = 0.6).
+  Arms() {
+    write("base", {{"items", json::array()}, {"summary", summary(0.30, 0.50, 0.20, 0.52, 0.10)}});
+    json gr_items = json::array({item(json::array({kBox}), 0.7), item(json::array({kBox}), 0.5),
+                                 item(json::array(), nullptr), item(json::array({kBox}), 0.6)});
+    write("ground_r1", {{"items", gr_items}, {"summary", summary(0.75, 0.98, 0.45, kNoKey, 0.30)}});
+    write("direct_grpo",
+          {{"items", json::array()}, {"summary", summary(0.50, 1.00, 0.00, nullptr, 0.20)}});
+    write("srpo", {{"items", json::array()}, {"summary", summary(0.70, 0.99, 0.50, 0.64, 0.40)}});
+  }
+  void write(const std::string& arm, const json& j) const {
+    tmp.write(arm + ".eval.json", j.dump(1));
+  }
+  std::string path(const std::string& arm) const {
+    return (tmp.dir / (arm + ".eval.json")).string();
+  }
+  std::vector<ArmResult> load(const std::vector<double>& locate) const {
+    std::vector<ArmResult> out;
+    for (size_t i = 0; i < results_arms().size(); ++i) {
+      ArmResult a;
+      a.arm = results_arms()[i];
+      auto ev = load_eval_file(path(a.arm));
+      EXPECT_TRUE(ev.ok()) << ev.error();
+      if (ev.ok()) a.eval = *ev;
+      a.locate_skill = locate[i];
+      out.push_back(a);
+    }
+    return out;
+  }
+};
+
+TEST(Results, SummaryHoldsEachArmsEvalSummaryBoxScoreGivenAndLocateSkill) {
+  Arms arms;
+  const json s = assemble_results(arms.load({0.62, 0.60, 0.55, 0.70}), json{{"base", 12.5}});
+  EXPECT_EQ(results_arms(), (std::vector<std::string>{"base", "ground_r1", "direct_grpo", "srpo"}));
+  EXPECT_DOUBLE_EQ(s["base"]["accuracy"].get<double>(), 0.30);
+  EXPECT_DOUBLE_EQ(s["base"]["box_score_given"].get<double>(), 0.52);
+  EXPECT_DOUBLE_EQ(s["ground_r1"]["box_score_given"].get<double>(), (0.7 + 0.5 + 0.6) / 3);
+  EXPECT_TRUE(s["direct_grpo"]["box_score_given"].is_null());
+  EXPECT_DOUBLE_EQ(s["srpo"]["locate_skill"].get<double>(), 0.70);
+  EXPECT_DOUBLE_EQ(s["ground_r1"]["locate_skill"].get<double>(), 0.60);
+  EXPECT_DOUBLE_EQ(s["ground_r1"]["per_evidence_third"]["small"]["accuracy"].get<double>(), 0.30);
+  EXPECT_DOUBLE_EQ(s["timings"]["base"].get<double>(), 12.5);
+  EXPECT_TRUE(s["warnings"].is_array());
+}
+
+TEST(Results, TargetsAreTheIssuesDeltasWithTheirFlags) {
+  Arms arms;
+  const json t = assemble_results(arms.load({0.62, 0.60, 0.55, 0.70}), nullptr)["targets"];
+  auto expect = [&](const std::string& name, double value, double target, bool met) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(t.contains(name));
+    EXPECT_NEAR(t[name]["value"].get<double>(), value, 1e-12);
+    EXPECT_DOUBLE_EQ(t[name]["target"].get<double>(), target);
+    EXPECT_EQ(t[name]["met"].get<bool>(), met);
+  };
+  expect("accuracy_gain_over_base", 0.75 - 0.30, 0.40, true);
+  expect("accuracy_gain_over_direct_grpo", 0.75 - 0.50, 0.30, false);
+  expect("box_score_given_gain_over_base", (0.7 + 0.5 + 0.6) / 3 - 0.52, 0.05, true);
+  expect("box_score_gain_over_base", 0.45 - 0.20, 0.30, false);
+  expect("format_rate", 0.98, 0.97, true);
+  expect("locate_skill_drift", 0.02, 0.05, true);  // |0.60 - 0.62|
+  EXPECT_EQ(t["locate_skill_drift"]["comparison"], "<=");
+  EXPECT_EQ(t["format_rate"]["comparison"], ">=");
+  const json& third = t["srpo_vs_grpo_smallest_third"];
+  EXPECT_DOUBLE_EQ(third["srpo"].get<double>(), 0.40);
+  EXPECT_DOUBLE_EQ(third["ground_r1"].get<double>(), 0.30);
+  EXPECT_NEAR(third["value"].get<double>(), 0.10, 1e-12);
+  EXPECT_TRUE(third["met"].is_null());
+
+  // Drift is an absolute difference: 0.70 vs 0.62 misses whichever way round.
+  const json up = assemble_results(arms.load({0.62, 0.70, 0.55, 0.70}), nullptr)["targets"];
+  EXPECT_NEAR(up["locate_skill_drift"]["value"].get<double>(), 0.08, 1e-12);
+  EXPECT_FALSE(up["locate_skill_drift"]["met"].get<bool>());
+  const json down = assemble_results(arms.load({0.70, 0.62, 0.55, 0.70}), nullptr)["targets"];
+  EXPECT_NEAR(down["locate_skill_drift"]["value"].get<double>(), 0.08, 1e-12);
+  EXPECT_FALSE(down["locate_skill_drift"]["met"].get<bool>());
+}
+
+TEST(Results, ATargetMetExactlyIsMetDespiteRounding) {
+  Arms arms;
+  // 0.7 - 0.3 is 0.39999999999999997 in double.
+  arms.write("base", {{"summary", summary(0.3, 0.5, 0.2, 0.5, 0.1)}});
+  arms.write("ground_r1", {{"summary", summary(0.7, 0.97, 0.5, 0.55, 0.1)}});
+  const json t = assemble_results(arms.load({0.5, 0.55, 0.5, 0.5}), nullptr)["targets"];
+  EXPECT_LT(0.7 - 0.3, 0.40);
+  EXPECT_TRUE(t["accuracy_gain_over_base"]["met"].get<bool>());
+  EXPECT_TRUE(t["format_rate"]["met"].get<bool>());
+  EXPECT_TRUE(t["box_score_given_gain_over_base"]["met"].get<bool>());  // 0.55 - 0.5
+  EXPECT_TRUE(t["locate_skill_drift"]["met"].get<bool>());              // |0.55 - 0.5|
+  arms.write("ground_r1", {{"summary", summary(0.699, 0.969, 0.5, 0.549, 0.1)}});
+  const json miss = assemble_results(arms.load({0.5, 0.5501, 0.5, 0.5}), nullptr)["targets"];
+  EXPECT_FALSE(miss["accuracy_gain_over_base"]["met"].get<bool>());
+  EXPECT_FALSE(miss["format_rate"]["met"].get<bool>());
+  EXPECT_FALSE(miss["box_score_given_gain_over_base"]["met"].get<bool>());
+  EXPECT_FALSE(miss["locate_skill_drift"]["met"].get<bool>());
+}
+
+TEST(Results, AMissingArmIsNullAndItsTargetsAreUnmet) {
+  Arms arms;
+  fs::remove(arms.path("direct_grpo"));
+  auto ev = load_eval_file(arms.path("direct_grpo"));
+  ASSERT_TRUE(ev.ok()) << ev.error();
+  EXPECT_FALSE(ev->has_value());
+  std::vector<ArmResult> in = arms.load({0.62, 0.60, 0.55, 0.70});
+  EXPECT_FALSE(in[2].eval.has_value());
+  const json s = assemble_results(in, nullptr, {"direct_grpo missing"});
+  EXPECT_TRUE(s.contains("direct_grpo"));
+  EXPECT_TRUE(s["direct_grpo"].is_null());
+  EXPECT_TRUE(s["targets"]["accuracy_gain_over_direct_grpo"]["value"].is_null());
+  EXPECT_FALSE(s["targets"]["accuracy_gain_over_direct_grpo"]["met"].get<bool>());
+  EXPECT_TRUE(s["targets"]["accuracy_gain_over_base"]["met"].get<bool>());
+  EXPECT_EQ(s["warnings"], json::array({"direct_grpo missing"}));
+  EXPECT_TRUE(s["timings"].is_null());
+
+  // A missing locate number (no checkpoint) is null and leaves the drift unmeasured.
+  in[0].locate_skill = nullptr;
+  const json n = assemble_results(in, nullptr);
+  EXPECT_TRUE(n["base"]["locate_skill"].is_null());
+  EXPECT_TRUE(n["targets"]["locate_skill_drift"]["value"].is_null());
+  EXPECT_FALSE(n["targets"]["locate_skill_drift"]["met"].get<bool>());
+}
+
+TEST(Results, AMalformedEvalFileIsAnErrorNamingIt) {
+  TempDir tmp;
+  struct Case {
+    std::string name, text, names;
+  } cases[] = {
+      {"truncated.eval.json", "{\"summary\": {\"accuracy\": 0.5", "not JSON"},
+      {"array.eval.json", "[1, 2]", "not a JSON object"},
+      {"nosummary.eval.json", "{\"items\": []}", "summary"},
+      {"badfield.eval.json", "{\"summary\": {\"accuracy\": \"high\"}}", "summary.accuracy"},
+      {"baditems.eval.json", "{\"summary\": {}, \"items\": {}}", "items"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const std::string path = tmp.write(c.name, c.text);
+    auto ev = load_eval_file(path);
+    ASSERT_FALSE(ev.ok());
+    EXPECT_NE(ev.error().find(path), std::string::npos) << ev.error();
+    EXPECT_NE(ev.error().find(c.names), std::string::npos) << ev.error();
+  }
+  // A well-formed one with null means loads.
+  const std::string ok = tmp.write("ok.eval.json", "{\"summary\": {\"box_score\": null}}");
+  auto ev = load_eval_file(ok);
+  ASSERT_TRUE(ev.ok()) << ev.error();
+  EXPECT_TRUE(ev->has_value());
+}
+
+// ---- table ----------------------------------------------------------------------------
+
+TEST(Results, TableShowsEachArmsNumbersInAlignedColumns) {
+  Arms arms;
+  const json s = assemble_results(arms.load({0.62, 0.60, 0.55, 0.70}), nullptr);
+  std::vector<std::pair<std::string, json>> cols;
+  for (const auto& a : results_arms()) cols.emplace_back(a, s[a]);
+  cols[3].second = nullptr;  // a missing arm
+  const std::string table = render_results_table(cols, results_table_rows());
+  std::istringstream in(table);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 1 + results_table_rows().size()) << table;
+  for (const auto& l : lines) EXPECT_EQ(l.size(), lines[0].size()) << table;  // aligned
+  EXPECT_NE(lines[0].find("ground_r1"), std::string::npos);
+  EXPECT_NE(lines[0].find("direct_grpo"), std::string::npos);
+  auto row = [&](const std::string& name) {
+    for (const auto& l : lines)
+      if (l.rfind(name + " ", 0) == 0) return l;
+    ADD_FAILURE() << "no row " << name << " in\n" << table;
+    return std::string();
+  };
+  std::istringstream acc(row("accuracy"));
+  std::string name, c1, c2, c3, c4;
+  acc >> name >> c1 >> c2 >> c3 >> c4;
+  EXPECT_EQ(c1, "0.300");
+  EXPECT_EQ(c2, "0.750");
+  EXPECT_EQ(c3, "0.500");
+  EXPECT_EQ(c4, "-");  // the missing arm
+  std::istringstream given(row("box_score_given"));
+  given >> name >> c1 >> c2 >> c3 >> c4;
+  EXPECT_EQ(c1, "0.520");
+  EXPECT_EQ(c2, "0.600");
+  EXPECT_EQ(c3, "n/a");  // null
+  std::istringstream loc(row("locate_skill"));
+  loc >> name >> c1 >> c2;
+  EXPECT_EQ(c1, "0.620");
+  EXPECT_EQ(c2, "0.600");
+
+  const std::string cmp = render_results_table({{"base", s["base"]}, {"trained", s["ground_r1"]}},
+                                               {"accuracy", "mean_turns"}, /*delta=*/true);
+  EXPECT_NE(cmp.find("change"), std::string::npos) << cmp;
+  EXPECT_NE(cmp.find("+0.450"), std::string::npos) << cmp;  // 0.75 - 0.30
+  EXPECT_NE(cmp.find("+0.000"), std::string::npos) << cmp;  // mean_turns 2 vs 2
+}
+
+TEST(Results, PretrainReportSecondsAddTheVisionStage) {
+  EXPECT_DOUBLE_EQ(
+      pretrain_report_seconds({{"train_seconds", 10.5}, {"vision", {{"seconds", 4.0}}}})
+          .get<double>(),
+      14.5);
+  EXPECT_DOUBLE_EQ(pretrain_report_seconds({{"train_seconds", 10.5}}).get<double>(), 10.5);
+  EXPECT_TRUE(pretrain_report_seconds({{"steps", 3}}).is_null());
+}
+
+// ---- the executable -------------------------------------------------------------
+
+struct CliRun {
+  int rc = -1;
+  std::string out, err;
+};
+
+CliRun run(const std::string& args, const TempDir& tmp) {
+  const std::string err = (tmp.dir / "stderr.txt").string();
+  const std::string cmd = std::string(GR1_BINARY_DIR) + "/bin/gr1 " + args + " 2>" + err;
+  CliRun r;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
+  if (!pipe) return r;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(pipe.release());
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(err);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
+  const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";
+  if (!fs::exists(gr1)) GTEST_SKIP() << gr1 << " not built";
+  const std::string config = std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml";
+  auto cfg = load_config(config);
+  ASSERT_TRUE(cfg.ok()) << cfg.error();
+  TempDir tmp;
+  // base: evaluated, with a (random) checkpoint and its pretraining report;
+  // ground_r1: evaluated, no checkpoint; direct_grpo, srpo: not evaluated.
+  torch::manual_seed(3);
+  Policy policy(cfg->model, Tokenizer().vocab_size());
+  ASSERT_TRUE(save_policy((tmp.dir / "base.safetensors").string(), policy, cfg->model).ok());
+  tmp.write("base.safetensors.report.json",
+            json{{"train_seconds", 30.0}, {"vision", {{"seconds", 5.0}}}}.dump());
+  tmp.write("base.eval.json", json{{"summary", summary(0.25, 0.5, 0.1, 0.4, 0.1)}}.dump());
+  tmp.write("ground_r1.eval.json", json{{"summary", summary(0.70, 1.0, 0.5, 0.6, 0.2)}}.dump());
+  tmp.write("timings.json",
+            json{{"base", 1.0}, {"base_cached", true}, {"total_seconds", 100.0}}.dump());
+
+  const CliRun r = run(
+      "results summarize --dir " + tmp.str() + " --config " + config + " --locate-items 3", tmp);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  std::ifstream f(tmp.dir / "summary.json");
+  ASSERT_TRUE(f.good());
+  const json s = json::parse(f);
+  ASSERT_TRUE(s["base"]["locate_skill"].is_number()) << s.dump(1);
+  EXPECT_GE(s["base"]["locate_skill"].get<double>(), 0.0);
+  EXPECT_LE(s["base"]["locate_skill"].get<double>(), 1.0);
+  EXPECT_TRUE(s["ground_r1"]["locate_skill"].is_null());  // no checkpoint
+  EXPECT_TRUE(s["direct_grpo"].is_null());
+  EXPECT_TRUE(s["srpo"].is_null());
+  EXPECT_NEAR(s["targets"]["accuracy_gain_over_base"]["value"].get<double>(), 0.45, 1e-12);
+  EXPECT_DOUBLE_EQ(s["timings"]["base_pretrain_seconds"].get<double>(), 35.0);
+  const double own = s["timings"]["summarize_seconds"].get<double>();
+  EXPECT_DOUBLE_EQ(s["timings"]["total_seconds"].get<double>(), 100.0 + own);
+  EXPECT_DOUBLE_EQ(s["timings"]["total_with_base_pretrain_seconds"].get<double>(),
+                   100.0 + own + 35.0);
+  EXPECT_EQ(s["warnings"].size(), 3u) << s["warnings"];  // 2 missing evals, 1 missing checkpoint
+  EXPECT_NE(r.err.find("srpo.eval.json"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("0.700"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("box_score_given"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(tmp.dir / "summary.json.tmp"));
+
+  // compare: side by side with a change column.
+  const CliRun c = run("results compare --base " + (tmp.dir / "base.eval.json").string() +
+                           " --trained " + (tmp.dir / "ground_r1.eval.json").string(),
+                       tmp);
+  EXPECT_EQ(c.rc, 0) << c.out << c.err;
+  EXPECT_NE(c.out.find("+0.450"), std::string::npos) << c.out;
+
+  // A malformed arm stops the summary, naming the file.
+  const std::string bad = tmp.write("srpo.eval.json", "{\"summary\": ");
+  const CliRun m = run("results summarize --dir " + tmp.str() + " --config " + config, tmp);
+  EXPECT_NE(m.rc, 0);
+  EXPECT_NE(m.err.find(bad), std::string::npos) << m.err;
+  const CliRun mc = run("results compare --base " + bad + " --trained " + bad, tmp);
+  EXPECT_EQ(mc.rc, 2);
+  EXPECT_NE(mc.err.find(bad), std::string::npos) << mc.err;
+}
+
+}  // namespace
+}  // namespace gr1
