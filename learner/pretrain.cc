@@ -375,7 +375,8 @@ std::vector<TrajectoryGroup> rollouts(RolloutEngine& engine, const std::vector<S
 
 }  // namespace
 
-Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint) {
+Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,
+                                       bool locate_only) {
   auto loaded = load_policy(checkpoint);
   if (!loaded.ok()) return Status::Error("checkpoint: " + loaded.error());
   if (Status v = check_vocab_size(loaded->vocab_size); !v.ok())
@@ -413,6 +414,7 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     }
     rep["locate_box_score"] = sum / n;
   }
+  if (locate_only) return rep;
   // Zoom-read: greedy grounded rollouts up to rollout.max_turns; exact answer.
   {
     RolloutOptions ro = cfg.rollout;

@@ -73,6 +73,8 @@ int run_pretrain(const Config& cfg, const std::string& out);
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last
 // step): {"locate_box_score", "zoom_read_accuracy", "refine_accuracy",
 // "box_choice_rate", "items"}.
-Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint);
+// `locate_only` measures locate_box_score alone (what `gr1 results` needs).
+Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,
+                                       bool locate_only = false);
 
 }  // namespace gr1

@@ -294,7 +294,7 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     }
     std::cerr << "gr1 results: locate skill of " << ckpt << " (" << cli.locate_items
               << " held-out items)\n";
-    auto rep = pretrain_report(*cfg, ckpt);
+    auto rep = pretrain_report(*cfg, ckpt, /*locate_only=*/true);
     if (!rep.ok()) {
       warn(ckpt + ": locate skill not measured: " + rep.error());
       continue;

@@ -246,6 +246,13 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
     EXPECT_LE(rep[k].get<double>(), 1.0);
   }
   EXPECT_EQ(rep["steps"], 40);
+  // The locate-only report measures the same locate score and nothing else.
+  auto locate = pretrain_report(cfg, out, /*locate_only=*/true);
+  ASSERT_TRUE(locate.ok()) << locate.error();
+  EXPECT_DOUBLE_EQ((*locate)["locate_box_score"].get<double>(),
+                   rep["locate_box_score"].get<double>());
+  EXPECT_FALSE(locate->contains("zoom_read_accuracy"));
+  EXPECT_FALSE(locate->contains("box_choice_rate"));
   // The vision stage ran first and reported; the objectness head was trained.
   ASSERT_TRUE(rep.contains("vision")) << rep.dump();
   EXPECT_EQ(rep["vision"]["steps"], cfg.pretrain.vision_steps);
