@@ -1,12 +1,14 @@
 #include "actors/rollout.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <stdexcept>
 #include <tuple>
 
 #include "common/crop.h"
 #include "common/image_tensor.h"
+#include "common/prompt.h"
 #include "common/tokenizer.h"
 #include "common/turns.h"
 
@@ -74,7 +76,8 @@ torch::Tensor append_in_pieces(DecodeSession& sess, const std::vector<std::vecto
       }
     torch::Tensor valid;
     auto tokens = to_tensor(part, &valid);
-    auto e = rows.empty() ? torch::Tensor() : emb.index_select(0, torch::tensor(rows, torch::kInt64));
+    auto e =
+        rows.empty() ? torch::Tensor() : emb.index_select(0, torch::tensor(rows, torch::kInt64));
     last = sess.append(tokens, valid, e);
   }
   return last;
@@ -82,14 +85,20 @@ torch::Tensor append_in_pieces(DecodeSession& sess, const std::vector<std::vecto
 
 PromptMode mode_or_throw(const std::string& name) {
   auto m = prompt_mode_from_name(name);
-  if (!m) throw std::invalid_argument("rollout.mode: unknown mode '" + name + "' (known: grounded, direct)");
+  if (!m)
+    throw std::invalid_argument("rollout.mode: unknown mode '" + name +
+                                "' (known: grounded, direct)");
   return *m;
 }
 
 }  // namespace
 
-RolloutEngine::RolloutEngine(Policy policy, const ModelOptions& model, const RolloutOptions& rollout)
-    : policy_(std::move(policy)), model_(model), opt_(rollout), mode_(mode_or_throw(rollout.mode)) {}
+RolloutEngine::RolloutEngine(Policy policy, const ModelOptions& model,
+                             const RolloutOptions& rollout)
+    : policy_(std::move(policy)),
+      model_(model),
+      opt_(rollout),
+      mode_(mode_or_throw(rollout.mode)) {}
 
 TrajectoryGroup RolloutEngine::rollout(const Sample& sample, torch::Generator gen, bool greedy,
                                        RolloutStats* stats) {
@@ -134,8 +143,9 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
                                   " has no pixels (Sample::image is empty)");
     prompts[q] = first_user_turn(s.problem, S, S, n_img, mode_);
     if (static_cast<int>(prompts[q].size()) >= model_.max_seq_len)
-      throw std::invalid_argument("rollout: sample " + std::to_string(s.problem_id) + ": its prompt has " +
-                                  std::to_string(prompts[q].size()) + " tokens, model.max_seq_len is " +
+      throw std::invalid_argument("rollout: sample " + std::to_string(s.problem_id) +
+                                  ": its prompt has " + std::to_string(prompts[q].size()) +
+                                  " tokens, model.max_seq_len is " +
                                   std::to_string(model_.max_seq_len));
     full_pixels[q] = to_policy_tensor(s.image, S);
   }
@@ -182,7 +192,8 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
       bool any = false;
       for (int64_t b = 0; b < B; ++b) any |= (active[b] = rows[b].in_turn);
       if (!any) break;
-      Sampled s = greedy ? greedy_tokens(last, opt_.temperature) : sample_tokens(last, sampling, gen);
+      Sampled s =
+          greedy ? greedy_tokens(last, opt_.temperature) : sample_tokens(last, sampling, gen);
       ++st.decode_steps;
       auto ta = s.tokens.accessor<int64_t, 1>();
       auto la = s.logprobs.accessor<float, 1>();
@@ -233,7 +244,8 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
   // ---- answering phase: G2 continuations per root ----
   if (!direct) {
     std::vector<int64_t> expand;
-    for (int64_t i = 0; i < static_cast<int64_t>(rows.size()); ++i) expand.insert(expand.end(), g2, i);
+    for (int64_t i = 0; i < static_cast<int64_t>(rows.size()); ++i)
+      expand.insert(expand.end(), g2, i);
     fork(expand);
   }
   // Rows are question-major: question q owns rows [q*G, (q+1)*G).
@@ -304,6 +316,121 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
   }
   for (auto& r : rows) groups[r.question].trajectories.push_back(std::move(r.traj));
   return groups;
+}
+
+namespace {
+
+// The given grounding turn of a forced-box evaluation: the first evidence
+// box in the shown frame, its sides scaled by `scale` about its centre,
+// clamped to the frame and snapped outward to the location grid.
+Box forced_box(const Sample& s, int S, double scale) {
+  const int W = s.width > 0 ? s.width : s.image.cols, H = s.height > 0 ? s.height : s.image.rows;
+  const Box& e = s.bboxs.front();
+  const double sx = double(S) / W, sy = double(S) / H;
+  const double cx = (e.x1 + e.x2) / 2 * sx, cy = (e.y1 + e.y2) / 2 * sy;
+  const double hw = (e.x2 - e.x1) * sx * scale / 2, hh = (e.y2 - e.y1) * sy * scale / 2;
+  auto clampf = [&](double v) { return static_cast<float>(std::clamp(v, 0.0, double(S))); };
+  return snap_box_to_location_grid(
+      Box{clampf(cx - hw), clampf(cy - hh), clampf(cx + hw), clampf(cy + hh)}, S);
+}
+
+}  // namespace
+
+// Prompt, the given grounding turn (context, never sampled), the crop the
+// rollout would cut for it, then ONE greedily decoded assistant turn, for a
+// batch of samples with evidence. Decoded together in one DecodeSession.
+std::vector<Trajectory> forced_box_trajectories(Policy& policy, const ModelOptions& model,
+                                                const RolloutOptions& ro,
+                                                const std::vector<Sample>& samples, double scale) {
+  torch::NoGradGuard ng;
+  const int S = model.image_size;
+  const Tokenizer tok(S);
+  const int64_t B = static_cast<int64_t>(samples.size());
+  std::vector<Trajectory> out(samples.size());
+  std::vector<torch::Tensor> pixels;
+  int64_t T = 0;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const Sample& s = samples[i];
+    Trajectory& t = out[i];
+    auto add = [&t](const std::vector<int32_t>& ids) {
+      t.tokens.insert(t.tokens.end(), ids.begin(), ids.end());
+      t.logprobs.insert(t.logprobs.end(), ids.size(), 0.f);
+      t.policy_mask.insert(t.policy_mask.end(), ids.size(), 0);
+    };
+    add(first_user_turn(s.problem, S, S, model.image_tokens(), PromptMode::kGrounded));
+    t.images.push_back(ImageRef{false, {}});
+    const Box b = forced_box(s, S, scale);
+    std::string text = "<think>the evidence is here</think><box>[";
+    const float c[4] = {b.x1, b.y1, b.x2, b.y2};
+    for (int k = 0; k < 4; ++k)
+      text += (k ? "," : "") + tok.location_text(*tok.location_index(c[k]));
+    text += "]</box>";
+    TurnSpan span;
+    span.begin = static_cast<int32_t>(t.tokens.size());
+    add(tok.encode(text, BoxCoordinates::kLocationTokens));
+    span.end = static_cast<int32_t>(t.tokens.size());
+    t.turns.push_back(span);
+    t.boxes_shown.push_back(b);
+    add(later_user_turn(s.problem, S, S, model.image_tokens(), /*close_assistant=*/true));
+    const int W = s.width > 0 ? s.width : s.image.cols, H = s.height > 0 ? s.height : s.image.rows;
+    ImageRef ref{false, {}};
+    if (auto crop = shown_box_to_crop(b, S, S, W, H, ro.min_crop_px, ro.max_aspect); crop.ok())
+      ref = ImageRef{true, *crop};
+    t.images.push_back(ref);
+    for (const auto& r : t.images) pixels.push_back(image_block_tensor(s.image, r, S));
+    T = std::max<int64_t>(T, static_cast<int64_t>(t.tokens.size()));
+  }
+  if (B == 0) return out;
+  if (T + ro.max_new_tokens > model.max_seq_len)
+    throw std::invalid_argument("forced-box prefix of " + std::to_string(T) +
+                                " tokens leaves no room for the answer in model.max_seq_len");
+  auto tokens = torch::full({B, T}, Tokenizer::kPad, torch::kInt64);
+  auto valid = torch::zeros({B, T}, torch::kBool);
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& ids = out[i].tokens;
+    for (size_t j = 0; j < ids.size(); ++j) {
+      tokens[i][static_cast<int64_t>(j)] = ids[j];
+      valid[i][static_cast<int64_t>(j)] = true;
+    }
+  }
+  auto emb = policy->encode_images(torch::stack(pixels));
+  DecodeSession session(policy, B);
+  auto logits = session.append(tokens, valid, emb.reshape({-1, emb.size(2)}));
+  std::vector<bool> done(samples.size(), false);
+  for (size_t i = 0; i < samples.size(); ++i)
+    out[i].turns.push_back(TurnSpan{static_cast<int32_t>(out[i].tokens.size()),
+                                    static_cast<int32_t>(out[i].tokens.size())});
+  for (int step = 0; step < ro.max_new_tokens; ++step) {
+    Sampled g = greedy_tokens(logits, ro.temperature);
+    auto next = torch::full({B, 1}, Tokenizer::kPad, torch::kInt64);
+    auto nv = torch::zeros({B, 1}, torch::kBool);
+    bool any = false;
+    for (int64_t i = 0; i < B; ++i) {
+      if (done[i]) continue;
+      const int32_t id = static_cast<int32_t>(g.tokens[i].item<int64_t>());
+      Trajectory& t = out[i];
+      t.tokens.push_back(id);
+      t.logprobs.push_back(g.logprobs[i].item<float>());
+      t.policy_mask.push_back(1);
+      t.turns.back().end = static_cast<int32_t>(t.tokens.size());
+      if (is_stop_token(id)) {
+        done[i] = true;
+        continue;
+      }
+      next[i][0] = id;
+      nv[i][0] = true;
+      any = true;
+    }
+    if (!any) break;
+    logits = session.append(next, nv, torch::Tensor());
+  }
+  for (size_t i = 0; i < samples.size(); ++i) {
+    Trajectory& t = out[i];
+    const auto texts = turn_texts(t, S);
+    t.boxes_shown.push_back(extract_box(texts.back()));
+    t.finished = extract_answer(texts.back()).has_value();
+  }
+  return out;
 }
 
 }  // namespace gr1

@@ -79,4 +79,18 @@ class RolloutEngine {
   PromptMode mode_;
 };
 
+// The box-precision probe (gr1 eval --forced-box; the base's reading
+// measure): for each sample WITH evidence, the prompt, then a GIVEN grounding
+// turn (context, policy_mask 0) whose box is the first evidence box in the
+// shown frame with its sides scaled by `scale` about its centre, clamped and
+// snapped outward to the location grid, then the crop the rollout would cut
+// for it, then ONE greedily decoded assistant turn. All samples are decoded
+// together in one DecodeSession. turns = {given, decoded}; boxes_shown =
+// {given box, the decoded turn's box if any}; finished = the decoded turn
+// holds an answer. Throws std::invalid_argument when a prefix leaves no room
+// for max_new_tokens in model.max_seq_len.
+std::vector<Trajectory> forced_box_trajectories(Policy& policy, const ModelOptions& model,
+                                                const RolloutOptions& rollout,
+                                                const std::vector<Sample>& samples, double scale);
+
 }  // namespace gr1

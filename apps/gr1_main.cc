@@ -78,6 +78,14 @@ int main(int argc, char** argv) {
   pretrain->add_option("--out", pretrain_out, "checkpoint to write (.safetensors); its report goes to OUT.report.json")->required();
   pretrain->add_option("--steps", steps, "pretraining steps (overrides pretrain.steps)")->check(CLI::PositiveNumber);
 
+  std::string report_ckpt;
+  auto* report = app.add_subcommand(
+      "report", "the held-out skill report of a checkpoint (what gr1 pretrain writes to CKPT.report.json)");
+  add_common(report);
+  report->add_option("--checkpoint", report_ckpt, "policy checkpoint (.safetensors)")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   gr1::EvalCli ev;
   auto* eval = app.add_subcommand("eval", "greedy evaluation of a checkpoint on a dataset");
   eval->add_option("--checkpoint", ev.checkpoint, "policy checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
@@ -174,6 +182,17 @@ int main(int argc, char** argv) {
     if (steps > 0) sets.push_back("pretrain.steps=" + std::to_string(steps));
     if (!load(config_path, sets, run_dir, 0, &cfg)) return 2;
     return gr1::run_pretrain(cfg, pretrain_out);
+  }
+  if (report->parsed()) {
+    if (!load(config_path, sets, run_dir, 0, &cfg)) return 2;
+    gr1::configure_compute_threads(cfg.pretrain.threads);
+    auto rep = gr1::pretrain_report(cfg, report_ckpt);
+    if (!rep.ok()) {
+      std::cerr << "gr1 report: " << rep.error() << "\n";
+      return 2;
+    }
+    std::cout << rep->dump(2) << "\n";
+    return 0;
   }
   if (!load(config_path, sets, run_dir, steps, &cfg)) return 2;
   if (learner->parsed()) return gr1::run_learner(cfg);

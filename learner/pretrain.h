@@ -71,8 +71,9 @@ std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m);
 int run_pretrain(const Config& cfg, const std::string& out);
 
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last
-// step): {"locate_box_score", "zoom_read_accuracy", "refine_accuracy",
-// "box_choice_rate", "items"}.
+// step): {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy"
+// (the zoom-read items with the shape's box given as the first turn: reading
+// apart from locating), "box_choice_rate", "items"}.
 // `locate_only` measures locate_box_score alone (what `gr1 results` needs).
 Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,
                                        bool locate_only = false);

@@ -240,7 +240,8 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   ASSERT_EQ(rep["log"].size(), 4u);
   const double first = rep["log"][0]["loss"], last = rep["log"][3]["loss"];
   EXPECT_LT(last, 0.85 * first) << rep["log"].dump();
-  for (const char* k : {"locate_box_score", "zoom_read_accuracy", "box_choice_rate"}) {
+  for (const char* k :
+       {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy", "box_choice_rate"}) {
     ASSERT_TRUE(rep.contains(k)) << k;
     EXPECT_GE(rep[k].get<double>(), 0.0);
     EXPECT_LE(rep[k].get<double>(), 1.0);
