@@ -121,6 +121,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
       GR1_FIELD(pretrain, vision_steps, int, "vision-encoder pretraining steps before the decoder stage (0 = none)"),
       GR1_FIELD(pretrain, vision_batch, int, "images per vision pretraining step"),
+      GR1_FIELD(pretrain, freeze_vision, bool, "freeze the vision encoder in the decoder stage"),
       GR1_FIELD(pretrain, vision_lr, double, "vision pretraining learning rate"),
 
       GR1_FIELD(learner, steps, int, "optimizer steps"),

@@ -130,6 +130,9 @@ struct PretrainOptions {
   // encoder alone learns per-patch colour/shape/objectness and the detail
   // of a zoomed-in object (0 steps = skipped).
   int vision_steps = 600;
+  // Freeze the vision encoder during the decoder stage (after the vision
+  // stage): the decoder learns to use the encoder instead of reshaping it.
+  bool freeze_vision = false;
   int vision_batch = 32;          // images per vision step
   double vision_lr = 2e-3;
 };

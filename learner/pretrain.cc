@@ -514,7 +514,14 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   policy->train();
   // The per-patch objectness head exists only during pretraining.
   torch::nn::Linear obj_head(cfg.model.d_model, 1);
-  std::vector<torch::Tensor> params = policy->parameters();
+  std::vector<torch::Tensor> params;
+  for (auto& np : policy->named_parameters()) {
+    if (po.freeze_vision && np.key().rfind("vision.", 0) == 0) {
+      np.value().set_requires_grad(false);
+      continue;
+    }
+    params.push_back(np.value());
+  }
   for (auto& p : obj_head->parameters()) params.push_back(p);
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(po.lr).weight_decay(po.weight_decay));
 

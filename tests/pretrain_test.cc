@@ -221,6 +221,37 @@ TEST(Pretrain, PatchObjectnessMarksPatchesWhoseCentreIsInTheBox) {
   EXPECT_EQ(std::count(none.begin(), none.end(), 1.f), 0);
 }
 
+TEST(Pretrain, FreezeVisionKeepsTheEncoderAndTrainsTheDecoder) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 5;
+  cfg.pretrain.vision_steps = 0;  // the encoder stays at its seeded init
+  cfg.pretrain.freeze_vision = true;
+  cfg.pretrain.report_items = 0;
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_freeze_test";
+  std::filesystem::remove_all(dir);
+  const std::string out = (dir / "base.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  auto loaded = load_policy(out);
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  torch::manual_seed(cfg.run.seed);
+  Policy init(cfg.model, Tokenizer::kVocabSize);  // what run_pretrain started from
+  auto trained = loaded->policy->named_parameters();
+  int vision = 0, decoder_changed = 0;
+  for (const auto& np : init->named_parameters()) {
+    const bool is_vision = np.key().rfind("vision.", 0) == 0;
+    const bool same = torch::equal(np.value(), trained[np.key()]);
+    if (is_vision) {
+      ++vision;
+      EXPECT_TRUE(same) << np.key();
+    } else {
+      decoder_changed += !same;
+    }
+  }
+  EXPECT_GT(vision, 0);
+  EXPECT_GT(decoder_changed, 0);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 40;
