@@ -71,6 +71,9 @@ const FieldTable& fields() {
       GR1_FIELD(model, vision_layers, int, "vision transformer layers"),
       GR1_FIELD(model, summary_token, bool, "append a max-pooled summary token to each image's tokens"),
       GR1_FIELD(model, conv_stem, bool, "CNN vision front end (else one linear patch embedding)"),
+      GR1_FIELD(model, stem_grid_convs, int, "conv_stem: residual 3x3 convs at the patch grid after the stem"),
+      GR1_FIELD(model, image_context, bool, "add the latest image's projected summary to every later text token (needs summary_token)"),
+      GR1_FIELD(model, image_slot_pos, bool, "learned per-slot (grid cell) embedding added to image rows at the decoder input"),
       GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
       GR1_FIELD(model, rope_theta, double, "RoPE base"),
 
@@ -212,6 +215,12 @@ Status validate_config(const Config& c) {
   if (m.image_size <= 0 || m.image_size % m.patch_size != 0)
     return err("model.image_size", "must be > 0 and a multiple of model.patch_size");
   if (m.vision_layers < 0) return err("model.vision_layers", "must be >= 0");
+  if (m.stem_grid_convs < 0 || m.stem_grid_convs > 16)
+    return err("model.stem_grid_convs", "must be in [0, 16]");
+  if (m.stem_grid_convs > 0 && !m.conv_stem)
+    return err("model.stem_grid_convs", "needs model.conv_stem: true");
+  if (m.image_context && !m.summary_token)
+    return err("model.image_context", "needs model.summary_token: true (the context is the summary row)");
   if (m.conv_stem && (m.patch_size < 1 || (m.patch_size & (m.patch_size - 1)) != 0))
     return err("model.patch_size", "must be a power of 2 with model.conv_stem");
   if (m.max_seq_len < 64) return err("model.max_seq_len", "must be >= 64");

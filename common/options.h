@@ -27,6 +27,20 @@ struct ModelOptions {
   // same g x g grid of tokens. Measured on the vision stage (docs/results.md):
   // the CNN labels patches better but read details worse at 1000 steps.
   bool conv_stem = false;
+  // conv_stem only: residual 3x3 convolutions at the patch grid after the
+  // stem (x + conv(gelu(x))), each widening a patch's receptive field by
+  // two patches: a detail larger than a patch is seen whole by one token.
+  int stem_grid_convs = 0;
+  // Image context: every text token after an image block gets, added to its
+  // embedding, a learned projection of that block's summary row (the latest
+  // image before it), so that a token reads the newest image without having
+  // to find it by attention. Needs summary_token.
+  bool image_context = false;
+  // A learned embedding per slot of an image block (patch index in the grid,
+  // then the summary) added to each image row at the decoder's input: the
+  // decoder's 1-D positions do not say which grid row and column a patch
+  // is, and boxes need exactly that.
+  bool image_slot_pos = false;
   int patch_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
   int image_tokens() const { return patch_tokens() + (summary_token ? 1 : 0); }
 };

@@ -94,6 +94,11 @@ class VisionEncoderImpl : public torch::nn::Module {
         c = next;
       }
       if (o.patch_size == 1) stem->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(c, d, 1)));
+      if (o.stem_grid_convs > 0) {
+        grid_convs = register_module("grid_convs", torch::nn::ModuleList());
+        for (int i = 0; i < o.stem_grid_convs; ++i)
+          grid_convs->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(d, d, 3).padding(1)));
+      }
     } else {
       patch_embed = register_module(
           "patch_embed", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, d, o.patch_size).stride(o.patch_size)));
@@ -121,6 +126,9 @@ class VisionEncoderImpl : public torch::nn::Module {
         x = stem[i]->as<torch::nn::Conv2d>()->forward(x);
         if (i + 1 < stem->size()) x = torch::gelu(x);
       }
+      if (grid_convs)
+        for (size_t i = 0; i < grid_convs->size(); ++i)
+          x = x + grid_convs[i]->as<torch::nn::Conv2d>()->forward(torch::gelu(x));
     } else {
       x = patch_embed(x);
     }  // [N,d,g,g]
@@ -135,6 +143,7 @@ class VisionEncoderImpl : public torch::nn::Module {
 
   torch::nn::Conv2d patch_embed{nullptr};
   torch::nn::ModuleList stem{nullptr};
+  torch::nn::ModuleList grid_convs{nullptr};  // stem_grid_convs
   torch::Tensor pos_embed;
   torch::nn::ModuleList layers{nullptr};
   std::vector<std::shared_ptr<BlockImpl>> blocks;
@@ -160,6 +169,9 @@ void check_options(const ModelOptions& o, int64_t vocab) {
   if (o.image_size % o.patch_size != 0) bad("policy: image_size must be a multiple of patch_size");
   if (o.conv_stem && (o.patch_size & (o.patch_size - 1)) != 0)
     bad("policy: patch_size must be a power of 2 with conv_stem");
+  if (o.stem_grid_convs < 0 || (o.stem_grid_convs > 0 && !o.conv_stem))
+    bad("policy: stem_grid_convs needs conv_stem");
+  if (o.image_context && !o.summary_token) bad("policy: image_context needs summary_token");
 }
 
 // Additive attention bias [B,1,Tq,Tk] (0 = may attend, -inf = masked):
@@ -199,9 +211,16 @@ PolicyImpl::PolicyImpl(const ModelOptions& options, int64_t vocab_size) : opt_(o
   }
   norm_ = register_module("norm", std::make_shared<detail::RMSNormImpl>(d));
   lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(d, vocab_).bias(false)));
+  if (opt_.image_slot_pos)
+    image_slot_pos_ = register_parameter("image_slot_pos", torch::zeros({opt_.image_tokens(), d}));
+  if (opt_.image_context)
+    image_ctx_ = register_module("image_ctx", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
 
   // GPT-2 style init: N(0, 0.02); residual output projections scaled by
-  // 1/sqrt(2 * blocks); norms one, biases zero.
+  // 1/sqrt(2 * blocks); norms one, biases zero. Convolutions of the vision
+  // front end get He init, N(0, 2 / fan_in): at N(0, 0.02) a stack of convs
+  // shrinks its signal layer by layer, and the measured vision stage then
+  // learned to read crop details several times slower (docs/results.md).
   torch::NoGradGuard ng;
   const double resid_std = 0.02 / std::sqrt(2.0 * std::max(1, opt_.n_layers + opt_.vision_layers));
   for (auto& np : named_parameters()) {
@@ -210,7 +229,9 @@ PolicyImpl::PolicyImpl(const ModelOptions& options, int64_t vocab_size) : opt_(o
     auto ends = [&](const std::string& s) {
       return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
     };
-    if (ends("norm.weight")) {
+    if (p.dim() == 4) {  // conv kernels [out, in, kh, kw]
+      p.normal_(0.0, std::sqrt(2.0 / static_cast<double>(p[0].numel())));
+    } else if (ends("norm.weight")) {
       p.fill_(1.0);
     } else if (ends(".bias")) {
       p.zero_();
@@ -252,6 +273,32 @@ torch::Tensor PolicyImpl::embed(const torch::Tensor& tokens, const torch::Tensor
     bad("policy: image_embeds must be [M," + std::to_string(d) + "], got " + c10::str(image_embeds.sizes()));
   auto idx = slots.reshape({-1}).nonzero().squeeze(1);
   return x.reshape({B * T, d}).index_put({idx}, image_embeds.to(x.dtype())).view({B, T, d});
+}
+
+torch::Tensor PolicyImpl::add_image_terms(const torch::Tensor& x_in, const torch::Tensor& slots,
+                                          torch::Tensor& slots_before, torch::Tensor& carry) {
+  if (!opt_.image_context && !opt_.image_slot_pos) return x_in;
+  const int64_t B = x_in.size(0), T = x_in.size(1), d = x_in.size(2), n = opt_.image_tokens();
+  if (T == 0) return x_in;
+  auto count = slots_before.unsqueeze(1) + slots.to(torch::kInt64).cumsum(1);  // [B,T] slots up to j
+  auto x = x_in;
+  if (opt_.image_slot_pos) {
+    auto k = (count - 1).remainder(n).clamp_min(0);  // slot index within its block
+    auto pos = image_slot_pos_.index_select(0, k.reshape({-1})).view({B, T, d});
+    x = x + pos * slots.unsqueeze(2).to(x.dtype());
+  }
+  if (opt_.image_context) {
+    auto ends = slots & count.remainder(n).eq(0);  // block-closing slots
+    auto col = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
+    auto last = std::get<0>(torch::where(ends, col, torch::full_like(col, -1)).cummax(1));  // [B,T]
+    // The summary row as the encoder gave it (x_in), without its slot embedding.
+    auto at = x_in.gather(1, last.clamp_min(0).unsqueeze(2).expand({B, T, d}));
+    auto ctx = torch::where(last.ge(0).unsqueeze(2), at, carry.to(x.dtype()).unsqueeze(1));  // [B,T,d]
+    x = x + image_ctx_(ctx) * slots.logical_not().unsqueeze(2).to(x.dtype());
+    carry = ctx.select(1, T - 1).detach();
+  }
+  slots_before = count.select(1, T - 1);
+  return x;
 }
 
 std::pair<torch::Tensor, torch::Tensor> PolicyImpl::rope(const torch::Tensor& positions) const {
@@ -297,7 +344,13 @@ torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const to
   }
   // Padding may hold any id; only valid entries are looked up as given.
   tokens = tokens.masked_fill(key_mask.logical_not(), Tokenizer::kPad);
-  auto x = embed(tokens, tokens.eq(Tokenizer::kImage) & key_mask, image_embeds);
+  const auto slots = tokens.eq(Tokenizer::kImage) & key_mask;
+  auto x = embed(tokens, slots, image_embeds);
+  if (opt_.image_context || opt_.image_slot_pos) {
+    auto before = torch::zeros({B}, torch::kInt64);
+    auto carry = torch::zeros({B, opt_.d_model}, x.dtype());
+    x = add_image_terms(x, slots, before, carry);
+  }
   auto [cos, sin] = rope(positions);
   return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
 }
@@ -318,6 +371,8 @@ DecodeSession::DecodeSession(Policy policy, int64_t batch) : policy_(std::move(p
   v_.assign(L, torch::Tensor());
   counter_ = torch::zeros({batch_}, torch::kInt64);
   last_ = torch::zeros({batch_, policy_->vocab_}, torch::kFloat32);
+  slots_ = torch::zeros({batch_}, torch::kInt64);
+  ctx_ = torch::zeros({batch_, policy_->opt_.d_model}, torch::kFloat32);
   reserve(64);
 }
 
@@ -373,7 +428,9 @@ torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch:
     bad("DecodeSession.append: sequence longer than max_seq_len=" + std::to_string(o.max_seq_len));
 
   tokens = tokens.masked_fill(valid.logical_not(), Tokenizer::kPad);
-  auto x = policy_->embed(tokens, tokens.eq(Tokenizer::kImage) & valid, image_embeds);
+  const auto slots = tokens.eq(Tokenizer::kImage) & valid;
+  auto x = policy_->embed(tokens, slots, image_embeds);
+  x = policy_->add_image_terms(x, slots, slots_, ctx_);
   auto [cos, sin] = policy_->rope(positions);
   reserve(len_ + n);
   key_valid_.slice(1, len_, len_ + n).copy_(valid);
@@ -418,6 +475,8 @@ void DecodeSession::select_rows(const torch::Tensor& index_in) {
   key_valid_ = cols.defined() ? kv.index_select(1, cols) : kv;
   counter_ = counter_.index_select(0, index);
   last_ = last_.index_select(0, index);
+  slots_ = slots_.index_select(0, index);
+  ctx_ = ctx_.index_select(0, index);
   batch_ = nb;
   len_ = keep;
   cap_ = keep;  // the next append grows the cache (doubling)
@@ -497,6 +556,30 @@ Status copy_parameters(const Policy& src, const Policy& dst) {
   return Status::Ok();
 }
 
+Result<std::vector<std::string>> copy_shared_parameters(const Policy& src, const Policy& dst) {
+  auto s = src->named_parameters();
+  auto d = dst->named_parameters();
+  for (const auto& np : s) {
+    const auto* t = d.find(np.key());
+    if (!t) return Status::Error("copy_shared_parameters: the target has no parameter " + np.key());
+    if (t->sizes() != np.value().sizes())
+      return Status::Error("copy_shared_parameters: " + np.key() + " has shape " +
+                           c10::str(np.value().sizes()) + " in the source, " + c10::str(t->sizes()) +
+                           " in the target");
+  }
+  std::vector<std::string> kept;
+  torch::NoGradGuard ng;
+  for (auto& np : d) {
+    const auto* t = s.find(np.key());
+    if (t) {
+      np.value().copy_(*t);
+    } else {
+      kept.push_back(np.key());
+    }
+  }
+  return kept;
+}
+
 namespace {
 
 std::string format_double(double v) {
@@ -517,6 +600,9 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
           {"vision_layers", std::to_string(o.vision_layers)},
           {"summary_token", o.summary_token ? "1" : "0"},
           {"conv_stem", o.conv_stem ? "1" : "0"},
+          {"stem_grid_convs", std::to_string(o.stem_grid_convs)},
+          {"image_context", o.image_context ? "1" : "0"},
+          {"image_slot_pos", o.image_slot_pos ? "1" : "0"},
           {"max_seq_len", std::to_string(o.max_seq_len)},
           {"rope_theta", format_double(o.rope_theta)},
           {"vocab_size", std::to_string(vocab)}};
@@ -525,7 +611,9 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
 bool same_model(const ModelOptions& a, const ModelOptions& b) {
   return a.d_model == b.d_model && a.n_layers == b.n_layers && a.n_heads == b.n_heads &&
          a.ffn_hidden == b.ffn_hidden && a.image_size == b.image_size && a.patch_size == b.patch_size &&
-         a.vision_layers == b.vision_layers && a.summary_token == b.summary_token && a.conv_stem == b.conv_stem && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
+         a.vision_layers == b.vision_layers && a.summary_token == b.summary_token && a.conv_stem == b.conv_stem &&
+         a.stem_grid_convs == b.stem_grid_convs &&
+         a.image_context == b.image_context && a.image_slot_pos == b.image_slot_pos && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
 }
 
 // Strict integer in [lo, hi] from metadata.
@@ -608,6 +696,21 @@ Result<LoadedPolicy> load_policy(const std::string& path) {
       if (Status s = meta_int(m, "conv_stem", 0, 1, &cs); !s.ok()) return R::Error(path + ": " + s.message());
     }
     o.conv_stem = cs == 1;
+    int64_t gc = 0;  // likewise for the grid convolutions
+    if (m.count("stem_grid_convs")) {
+      if (Status s = meta_int(m, "stem_grid_convs", 0, 16, &gc); !s.ok()) return R::Error(path + ": " + s.message());
+    }
+    o.stem_grid_convs = static_cast<int>(gc);
+    int64_t ic = 0;  // likewise for the image context
+    if (m.count("image_context")) {
+      if (Status s = meta_int(m, "image_context", 0, 1, &ic); !s.ok()) return R::Error(path + ": " + s.message());
+    }
+    o.image_context = ic == 1;
+    int64_t sp = 0;  // likewise for the image slot embedding
+    if (m.count("image_slot_pos")) {
+      if (Status s = meta_int(m, "image_slot_pos", 0, 1, &sp); !s.ok()) return R::Error(path + ": " + s.message());
+    }
+    o.image_slot_pos = sp == 1;
   }
   {
     auto it = m.find("rope_theta");

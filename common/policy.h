@@ -11,7 +11,9 @@
 // RMSNorm, [summary_token: the max over the patches appended as one more
 // token], projector Linear-GELU-Linear to d_model. Output rows: the
 // patch_tokens() patches in row-major order, then the summary.
-// Decoder: token embedding, n_layers pre-RMSNorm blocks (multi-head attention
+// Decoder: token embedding (+ image_slot_pos: a learned embedding per image
+// slot; + image_context: a projection of the latest image's summary row on
+// every later text token), n_layers pre-RMSNorm blocks (multi-head attention
 // with RoPE at explicit positions, SwiGLU), final RMSNorm, untied LM head.
 //
 // Two paths compute the same function and agree to float rounding: forward()
@@ -66,6 +68,19 @@ class PolicyImpl : public torch::nn::Module {
                               const torch::Tensor& positions, const torch::Tensor& key_mask);
   torch::Tensor logits(const torch::Tensor& hidden);
 
+  // The image terms of the decoder input, on x [B,T,d] (token embeddings
+  // with image rows in their slots). Slot k of a block (k = the row's slot
+  // count minus one, mod image_tokens()) gets image_slot_pos[k]
+  // (model.image_slot_pos); every non-slot token gets image_ctx(summary row
+  // of the latest complete block before it) (model.image_context; a block
+  // ends at the slot that makes the row's slot count a multiple of
+  // image_tokens()). `slots_before` [B] counts each row's slots in earlier
+  // chunks and `carry` [B,d] is the summary row in effect before this chunk
+  // (zeros: none); both are updated to their values after the chunk, so a
+  // sequence appended in pieces gets exactly what one forward() gives.
+  torch::Tensor add_image_terms(const torch::Tensor& x, const torch::Tensor& slots,
+                                torch::Tensor& slots_before, torch::Tensor& carry);
+
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
 
@@ -94,6 +109,8 @@ class PolicyImpl : public torch::nn::Module {
   std::vector<std::shared_ptr<detail::BlockImpl>> blocks_;  // the same modules, typed
   std::shared_ptr<detail::RMSNormImpl> norm_;
   torch::nn::Linear lm_head_{nullptr};
+  torch::nn::Linear image_ctx_{nullptr};  // model.image_context only
+  torch::Tensor image_slot_pos_;          // [image_tokens, d], model.image_slot_pos only
   torch::Tensor rope_cos_, rope_sin_;  // [max_seq_len, head_dim/2]; constants, not parameters
 };
 TORCH_MODULE(Policy);
@@ -144,6 +161,8 @@ class DecodeSession {
   torch::Tensor key_valid_;           // [B,cap] bool
   torch::Tensor counter_;             // [B] int64
   torch::Tensor last_;                // [B,V] float32
+  torch::Tensor slots_;               // [B] int64: image slots appended so far (image terms)
+  torch::Tensor ctx_;                 // [B,d] summary row in effect (image terms)
 };
 
 // ---- sampling ----
@@ -186,6 +205,13 @@ std::vector<std::pair<std::string, torch::Tensor>> ordered_parameters(const Poli
 // Names and shapes must match, else nothing is changed and an error names
 // the first difference.
 Status copy_parameters(const Policy& src, const Policy& dst);
+
+// Copies every parameter of `src` whose name `dst` also has (shapes must
+// match, else nothing is changed and the error names it). Parameters of
+// `dst` that `src` lacks keep their values; their names are returned (e.g.
+// starting pretraining from a checkpoint of a smaller architecture).
+// Parameters of `src` that `dst` lacks are an error.
+Result<std::vector<std::string>> copy_shared_parameters(const Policy& src, const Policy& dst);
 
 struct LoadedPolicy {
   Policy policy{nullptr};

@@ -497,10 +497,16 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                 << v.message() << "\n";
       return 2;
     }
-    if (Status s = copy_parameters(loaded->policy, policy); !s.ok()) {
-      std::cerr << "gr1 pretrain: learner.init_checkpoint: " << s.message() << "\n";
+    // The checkpoint may be of a smaller architecture (e.g. a vision-stage
+    // checkpoint before image_context): its parameters are copied, the
+    // others keep their seeded init and are listed.
+    auto kept = copy_shared_parameters(loaded->policy, policy);
+    if (!kept.ok()) {
+      std::cerr << "gr1 pretrain: learner.init_checkpoint: " << kept.error() << "\n";
       return 2;
     }
+    for (const auto& name : *kept)
+      std::printf("gr1 pretrain: %s is not in learner.init_checkpoint: initialised\n", name.c_str());
   }
   nlohmann::json vision_report;
   if (po.vision_steps > 0) {

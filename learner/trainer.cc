@@ -61,7 +61,9 @@ Trainer::Trainer(const Config& cfg)
     if (a.d_model != m.d_model || a.n_layers != m.n_layers || a.n_heads != m.n_heads ||
         a.ffn_hidden != m.ffn_hidden || a.image_size != m.image_size ||
         a.patch_size != m.patch_size || a.vision_layers != m.vision_layers ||
-        a.summary_token != m.summary_token || a.conv_stem != m.conv_stem)
+        a.summary_token != m.summary_token || a.conv_stem != m.conv_stem ||
+        a.stem_grid_convs != m.stem_grid_convs ||
+        a.image_context != m.image_context || a.image_slot_pos != m.image_slot_pos)
       throw std::runtime_error("learner.init_checkpoint: its model architecture differs from the "
                                "config's model section (actors build the config's)");
   }

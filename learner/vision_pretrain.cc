@@ -102,6 +102,7 @@ struct Item {
 struct Batch {
   torch::Tensor pixels;                 // [N,3,S,S]
   torch::Tensor colour, shape, object;  // [N*P] int64
+  torch::Tensor patch_detail;           // [N*P] int64: 0 none, else 1 + detail class
   torch::Tensor full_patch;             // [N*P] bool: the patch belongs to a full view
   torch::Tensor crop_rows;              // [K] int64: images that are crops
   torch::Tensor detail;                 // [K] int64
@@ -110,7 +111,7 @@ struct Batch {
 Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
                          const std::vector<Item>& items, uint64_t stream) {
   std::vector<torch::Tensor> pixels;
-  std::vector<int64_t> colour, shape, object, crop_rows, detail;
+  std::vector<int64_t> colour, shape, object, patch_detail, crop_rows, detail;
   std::vector<uint8_t> full;
   Scene sc;
   uint64_t scene_index = 0;
@@ -129,6 +130,7 @@ Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
     colour.insert(colour.end(), l.colour.begin(), l.colour.end());
     shape.insert(shape.end(), l.shape.begin(), l.shape.end());
     object.insert(object.end(), l.object.begin(), l.object.end());
+    patch_detail.insert(patch_detail.end(), l.detail.begin(), l.detail.end());
     full.insert(full.end(), l.colour.size(), items[i].crop ? 0 : 1);
     if (items[i].crop) {
       crop_rows.push_back(static_cast<int64_t>(i));
@@ -146,6 +148,7 @@ Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
   b.colour = vec(colour);
   b.shape = vec(shape);
   b.object = vec(object);
+  b.patch_detail = vec(patch_detail);
   b.full_patch = torch::from_blob(full.data(), {static_cast<int64_t>(full.size())}, torch::kUInt8)
                      .to(torch::kBool);
   b.crop_rows = vec(crop_rows);
@@ -172,12 +175,13 @@ struct HeadsImpl : torch::nn::Module {
     shape = linear("shape", static_cast<int64_t>(vision_shape_classes().size()));
     object = linear("object", 2);
     detail = linear("detail", static_cast<int64_t>(vision_detail_classes().size()));
+    patch_detail = linear("patch_detail", static_cast<int64_t>(vision_detail_classes().size()) + 1);
   }
   torch::Tensor apply(const std::pair<torch::Tensor, torch::Tensor>& l, torch::Tensor x) const {
     if (shift.defined()) x = (x - shift) * scale;
     return torch::addmm(l.second, x, l.first.t());
   }
-  std::pair<torch::Tensor, torch::Tensor> colour, shape, object, detail;  // weight, bias
+  std::pair<torch::Tensor, torch::Tensor> colour, shape, object, detail, patch_detail;  // weight, bias
   torch::Tensor shift, scale;  // standardisation (undefined: none)
 };
 TORCH_MODULE(Heads);
@@ -196,27 +200,30 @@ Features features(const torch::Tensor& emb, const torch::Tensor& crop_rows, cons
 }
 
 struct Logits {
-  torch::Tensor colour, shape, object, detail;
+  torch::Tensor colour, shape, object, detail, patch_detail;
 };
 
 Logits apply_heads(Heads& h, const Features& f) {
   return {h->apply(h->colour, f.patches), h->apply(h->shape, f.patches),
-          h->apply(h->object, f.patches), h->apply(h->detail, f.pooled)};
+          h->apply(h->object, f.patches), h->apply(h->detail, f.pooled),
+          h->apply(h->patch_detail, f.patches)};
 }
 
 struct LossParts {
-  torch::Tensor total, colour, shape, object, detail;
+  torch::Tensor total, colour, shape, object, detail, patch_detail;
 };
 
 LossParts loss_of(const Logits& lg, const torch::Tensor& colour, const torch::Tensor& shape,
-                  const torch::Tensor& object, const torch::Tensor& detail) {
+                  const torch::Tensor& object, const torch::Tensor& detail,
+                  const torch::Tensor& patch_detail) {
   namespace F = torch::nn::functional;
   LossParts l;
   l.colour = F::cross_entropy(lg.colour, colour);
   l.shape = F::cross_entropy(lg.shape, shape);
   l.object = F::cross_entropy(lg.object, object);
   l.detail = detail.numel() > 0 ? F::cross_entropy(lg.detail, detail) : torch::zeros({});
-  l.total = l.colour + l.shape + l.object + l.detail;
+  l.patch_detail = F::cross_entropy(lg.patch_detail, patch_detail);
+  l.total = l.colour + l.shape + l.object + l.detail + l.patch_detail;
   return l;
 }
 
@@ -234,13 +241,13 @@ std::vector<Item> pair_items(uint64_t first, int n) {
 // Frozen-encoder features and labels of `items` (no grad, in chunks).
 struct Encoded {
   Features f;
-  torch::Tensor colour, shape, object, full_patch, detail;
+  torch::Tensor colour, shape, object, full_patch, detail, patch_detail;
 };
 
 Result<Encoded> encode_items(Policy& policy, const SyntheticTask& task, const Config& cfg,
                              const std::vector<Item>& items, uint64_t stream) {
   torch::NoGradGuard ng;
-  std::vector<torch::Tensor> patches, pooled, colour, shape, object, full, detail;
+  std::vector<torch::Tensor> patches, pooled, colour, shape, object, full, detail, patch_detail;
   for (size_t s = 0; s < items.size(); s += kEncodeChunk) {
     const std::vector<Item> chunk(items.begin() + s,
                                   items.begin() + std::min(items.size(), s + kEncodeChunk));
@@ -254,13 +261,15 @@ Result<Encoded> encode_items(Policy& policy, const SyntheticTask& task, const Co
     object.push_back(b->object);
     full.push_back(b->full_patch);
     detail.push_back(b->detail);
+    patch_detail.push_back(b->patch_detail);
   }
   return Encoded{{torch::cat(patches), torch::cat(pooled)},
                  torch::cat(colour),
                  torch::cat(shape),
                  torch::cat(object),
                  torch::cat(full),
-                 torch::cat(detail)};
+                 torch::cat(detail),
+                 torch::cat(patch_detail)};
 }
 
 // Held-out accuracies of `heads` on the encoder's features of `n` scenes.
@@ -290,6 +299,7 @@ Status measure_heads(Policy& policy, Heads& heads, const SyntheticTask& task, co
       enc->detail.numel() > 0
           ? (lg.detail.argmax(1) == enc->detail).to(torch::kFloat64).mean().item<double>()
           : 0.0;
+  rep.patch_detail_accuracy = frac(lg.patch_detail.argmax(1) == enc->patch_detail, enc->patch_detail > 0);
   rep.held_out_images = 2 * n;
   return Status::Ok();
 }
@@ -400,8 +410,14 @@ Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const 
     return Status::Error("patch_labels: image_size must be a positive multiple of patch_size");
   if (!(region.width() > 0) || !(region.height() > 0))
     return Status::Error("patch_labels: empty region");
-  std::vector<int64_t> colour_of, shape_of;
+  std::vector<int64_t> colour_of, shape_of, detail_of;
   for (const SceneObject& o : objects) {
+    detail_of.push_back(o.detail == DetailKind::kNone
+                            ? -1
+                            : class_index(vision_detail_classes(), o.value));
+    if (o.detail != DetailKind::kNone && detail_of.back() < 0)
+      return Status::Error("patch_labels: detail value \"" + o.value + "\" of \"" +
+                           o.description() + "\" not in the detail vocabulary");
     colour_of.push_back(class_index(vision_colour_classes(), o.colour));
     shape_of.push_back(class_index(vision_shape_classes(), o.shape));
     if (colour_of.back() <= 0 || shape_of.back() <= 0)
@@ -413,7 +429,31 @@ Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const 
   l.colour.assign(static_cast<size_t>(g) * g, 0);
   l.shape.assign(l.colour.size(), 0);
   l.object.assign(l.colour.size(), 0);
+  l.detail.assign(l.colour.size(), 0);
   const double sx = region.width() / image_size, sy = region.height() / image_size;
+  // Dense detail labels: overlap of each patch's original-pixel rectangle
+  // with each detail box.
+  for (int r = 0; r < g; ++r) {
+    for (int c = 0; c < g; ++c) {
+      const double px1 = region.x1 + c * patch_size * sx, px2 = px1 + patch_size * sx;
+      const double py1 = region.y1 + r * patch_size * sy, py2 = py1 + patch_size * sy;
+      double best = 0;
+      for (size_t i = 0; i < objects.size(); ++i) {
+        if (detail_of[i] < 0) continue;
+        const Box& d = objects[i].detail_box;
+        const double ow = std::min<double>(px2, d.x2) - std::max<double>(px1, d.x1);
+        const double oh = std::min<double>(py2, d.y2) - std::max<double>(py1, d.y1);
+        if (ow <= 0 || oh <= 0) continue;
+        const double area = ow * oh;
+        const double small = std::min((px2 - px1) * (py2 - py1),
+                                      static_cast<double>(d.width()) * d.height());
+        if (area >= 0.25 * small && area > best) {
+          best = area;
+          l.detail[static_cast<size_t>(r) * g + c] = 1 + detail_of[i];
+        }
+      }
+    }
+  }
   for (int r = 0; r < g; ++r) {
     for (int c = 0; c < g; ++c) {
       const double x = region.x1 + (c + 0.5) * patch_size * sx;
@@ -463,6 +503,7 @@ nlohmann::json VisionPretrainReport::to_json() const {
           {"shape_accuracy_objects", shape_accuracy_objects},
           {"background_share", background_share},
           {"detail_accuracy", detail_accuracy},
+          {"patch_detail_accuracy", patch_detail_accuracy},
           {"held_out_images", held_out_images}};
 }
 
@@ -501,7 +542,7 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
     std::fflush(stdout);
 
     const auto t0 = std::chrono::steady_clock::now();
-    double acc_loss = 0, acc_colour = 0, acc_shape = 0, acc_object = 0, acc_detail = 0;
+    double acc_loss = 0, acc_colour = 0, acc_shape = 0, acc_object = 0, acc_detail = 0, acc_pd = 0;
     double hit_object = 0, n_object = 0, hit_detail = 0, n_detail = 0;
     int64_t images = 0;
     for (int step = 1; step <= steps; ++step) {
@@ -524,7 +565,8 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       opt.zero_grad();
       const Logits lg =
           apply_heads(heads, features(policy->encode_images(b->pixels), b->crop_rows, m));
-      const LossParts loss = loss_of(lg, b->colour, b->shape, b->object, b->detail);
+      const LossParts loss =
+          loss_of(lg, b->colour, b->shape, b->object, b->detail, b->patch_detail);
       loss.total.backward();
       torch::nn::utils::clip_grad_norm_(params, po.grad_clip);
       opt.step();
@@ -537,6 +579,7 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       acc_shape += loss.shape.item<double>();
       acc_object += loss.object.item<double>();
       acc_detail += loss.detail.item<double>();
+      acc_pd += loss.patch_detail.item<double>();
       hit_object += (lg.object.argmax(1) == b->object).sum().item<double>();
       n_object += b->object.numel();
       hit_detail += (lg.detail.argmax(1) == b->detail).sum().item<double>();
@@ -547,13 +590,14 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
         const double secs = seconds_since(t0);
         rep.final_loss = acc_loss / k;
         std::printf(
-            "vision step %5d  loss %.4f (colour %.3f shape %.3f object %.3f detail %.3f)  "
-            "acc object %.3f detail %.3f  lr %.2e  %.0f img/s  %.0f s\n",
+            "vision step %5d  loss %.4f (colour %.3f shape %.3f object %.3f detail %.3f patch "
+            "detail %.3f)  acc object %.3f detail %.3f  lr %.2e  %.0f img/s  %.0f s\n",
             step, acc_loss / k, acc_colour / k, acc_shape / k, acc_object / k, acc_detail / k,
+            acc_pd / k,
             hit_object / std::max(1.0, n_object), hit_detail / std::max(1.0, n_detail), lr,
             images / std::max(1e-9, secs), secs);
         std::fflush(stdout);
-        acc_loss = acc_colour = acc_shape = acc_object = acc_detail = 0;
+        acc_loss = acc_colour = acc_shape = acc_object = acc_detail = acc_pd = 0;
         hit_object = n_object = hit_detail = n_detail = 0;
       }
     }
@@ -566,10 +610,11 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
     if (rep.held_out_images > 0) {
       std::printf(
           "vision pretrain done in %.0f s: held-out per patch colour %.3f (objects %.3f) shape "
-          "%.3f (objects %.3f) object %.3f (background %.3f), crop detail %.3f, %d images\n",
+          "%.3f (objects %.3f) object %.3f (background %.3f), crop detail %.3f, patch detail "
+          "%.3f, %d images\n",
           rep.seconds, rep.colour_accuracy, rep.colour_accuracy_objects, rep.shape_accuracy,
           rep.shape_accuracy_objects, rep.object_accuracy, rep.background_share,
-          rep.detail_accuracy, rep.held_out_images);
+          rep.detail_accuracy, rep.patch_detail_accuracy, rep.held_out_images);
       std::fflush(stdout);
     }
     return rep;
@@ -600,7 +645,8 @@ Result<VisionPretrainReport> measure_vision(Policy& policy, const Config& cfg, i
     for (int it = 0; it < kProbeIterations; ++it) {
       opt.zero_grad();
       const Logits lg = apply_heads(probes, fit->f);
-      loss_of(lg, fit->colour, fit->shape, fit->object, fit->detail).total.backward();
+      loss_of(lg, fit->colour, fit->shape, fit->object, fit->detail, fit->patch_detail)
+          .total.backward();
       opt.step();
     }
     if (Status s = measure_heads(policy, probes, *task, cfg, n, rep); !s.ok()) return s;

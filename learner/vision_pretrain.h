@@ -16,12 +16,14 @@
 //      the encoder and discarded afterwards:
 //        per patch (every image)  colour (background + the task's colours),
 //                                 shape (background, circle, square,
-//                                 triangle), objectness (any object)
+//                                 triangle), objectness (any object), the
+//                                 detail covering the patch (none + the
+//                                 detail vocabulary)
 //        per crop                 the cropped object's detail value (glyph,
 //                                 badge colour name or dot count) over the
 //                                 union vocabulary, from the summary row
 //                                 (summary_token) or the max over the patches
-//   -> loss = sum of the four mean cross-entropies; AdamW over the vision
+//   -> loss = sum of the five mean cross-entropies; AdamW over the vision
 //      parameters and the heads, linear warm-up over
 //      min(warmup_steps, vision_steps / 10) steps, then linear decay to
 //      vision_lr * lr_final_frac; global grad-norm clipping (grad_clip).
@@ -73,6 +75,11 @@ struct PatchLabels {
   std::vector<int64_t> colour;  // index into vision_colour_classes()
   std::vector<int64_t> shape;   // index into vision_shape_classes()
   std::vector<int64_t> object;  // 1 inside some object's shape box, else 0
+  // 1 + index into vision_detail_classes() of the detail whose pixels cover
+  // the patch (the detail box overlaps at least a quarter of the smaller of
+  // the patch's and the detail's areas, original pixels; the largest overlap
+  // wins), else 0: dense reading supervision, on full views and crops alike.
+  std::vector<int64_t> detail;
 };
 
 // The ORIGINAL-pixel rectangle a shown image block covers: the whole W x H
@@ -117,6 +124,8 @@ struct VisionPretrainReport {
   double colour_accuracy_objects = 0, shape_accuracy_objects = 0;
   double background_share = 0;
   double detail_accuracy = 0;  // held-out object crops
+  // Per patch covered by a detail (full views and crops): its detail read.
+  double patch_detail_accuracy = 0;
   int held_out_images = 0;     // full scenes + crops measured
   nlohmann::json to_json() const;
 };

@@ -205,6 +205,29 @@ TEST(PolicyTest, CopyParametersMakesAnIdenticalPolicy) {
   EXPECT_FALSE(copy_parameters(a, c).ok());
 }
 
+TEST(PolicyTest, CopySharedParametersFillsALargerArchitectureAndListsTheRest) {
+  ModelOptions small = small_model();
+  small.summary_token = true;
+  ModelOptions big = small;
+  big.image_context = true;
+  big.image_slot_pos = true;
+  Policy a = sharp_policy(1, small), b = sharp_policy(2, big);
+  const auto before = b->named_parameters()["image_slot_pos"].clone();
+  auto kept = copy_shared_parameters(a, b);
+  ASSERT_TRUE(kept.ok()) << kept.error();
+  EXPECT_EQ(*kept, (std::vector<std::string>{"image_slot_pos", "image_ctx.weight"}));
+  for (const auto& np : a->named_parameters())
+    EXPECT_TRUE(torch::equal(np.value(), b->named_parameters()[np.key()])) << np.key();
+  EXPECT_TRUE(torch::equal(before, b->named_parameters()["image_slot_pos"]));
+  // The other way round: the source has parameters the target lacks.
+  EXPECT_FALSE(copy_shared_parameters(b, a).ok());
+  ModelOptions wide = small;
+  wide.ffn_hidden = 48;
+  auto bad = copy_shared_parameters(a, sharp_policy(3, wide));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("shape"), std::string::npos) << bad.error();
+}
+
 // Right or left padding, garbage in the padding, and explicit positions:
 // the valid logits equal those of each sequence alone.
 TEST(PolicyTest, PaddingIsInvisibleToValidTokens) {
@@ -269,8 +292,12 @@ struct Track {
 // Multi-chunk decoding with forks, inactive rows, a second image turn on some
 // rows, shrinking, and top-k/top-p sampling: the actor-side log-probs equal
 // the full-sequence recomputation at compact positions 0..L-1.
-TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputation) {
-  Policy p = sharp_policy(7);
+// Samples a branching, forking multi-turn batch through DecodeSession and
+// recomputes every sampled token's log-prob with forward(), per row and
+// batched. The first image block is split over two appends.
+void check_decode_matches_forward(const ModelOptions& o) {
+  Policy p = sharp_policy(7, o);
+  const int n_img = o.image_tokens();
   p->eval();
   torch::NoGradGuard ng;
   const SamplingOptions so{0.8, 40, 0.95};
@@ -330,17 +357,20 @@ TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputation) {
   auto image = [&]() { return p->encode_images(torch::rand({1, 3, 16, 16}))[0]; };
   auto user_turn = [&](const std::string& q) {
     auto ids = text_ids("<|user|>" + q);
-    for (int i = 0; i < 4; ++i) ids.push_back(Tokenizer::kImage);
+    for (int i = 0; i < n_img; ++i) ids.push_back(Tokenizer::kImage);
     for (auto t : text_ids("<|end|><|assistant|>")) ids.push_back(t);
     return ids;
   };
 
-  // Prompt with an image, split over two appends.
+  // Prompt with an image, split over two appends inside the image block.
   auto prompt = user_turn("What is on the sign?");
   prompt.insert(prompt.begin(), Tokenizer::kBos);
-  std::vector<int64_t> head(prompt.begin(), prompt.begin() + 5), tail(prompt.begin() + 5, prompt.end());
-  append_chunks({head}, {{}});
-  auto last = append_chunks({tail}, {{image()}});
+  const auto first_slot = std::find(prompt.begin(), prompt.end(), Tokenizer::kImage) - prompt.begin();
+  const int64_t split = first_slot + 2;
+  std::vector<int64_t> head(prompt.begin(), prompt.begin() + split), tail(prompt.begin() + split, prompt.end());
+  auto im0 = image();
+  append_chunks({head}, {{im0.slice(0, 0, 2)}});
+  auto last = append_chunks({tail}, {{im0.slice(0, 2)}});
 
   // Fork into 3 roots; turns of different lengths.
   fork({0, 0, 0});
@@ -403,6 +433,75 @@ TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputation) {
                            torch::arange(L).view({1, L}), torch::ones({1, L}, torch::kBool));
     EXPECT_LE((full[0][L - 1] - last[b]).abs().max().item<double>(), 1e-3);
   }
+}
+
+TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputation) {
+  check_decode_matches_forward(small_model());
+}
+
+TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithImageTerms) {
+  ModelOptions o = small_model();
+  o.summary_token = true;
+  o.image_context = true;
+  o.image_slot_pos = true;
+  check_decode_matches_forward(o);
+}
+
+TEST(PolicyTest, ImageTermsAddSlotEmbeddingsAndTheLatestSummaryRowToLaterText) {
+  ModelOptions o = small_model();
+  o.summary_token = true;
+  o.image_context = true;  // 5 slots per image, the 5th the summary row
+  o.image_slot_pos = true;
+  torch::manual_seed(3);
+  Policy p(o, kV);
+  int has = 0;
+  for (const auto& np : p->named_parameters())
+    has += np.key() == "image_ctx.weight" || np.key() == "image_slot_pos";
+  ASSERT_EQ(has, 2);
+  torch::NoGradGuard ng;
+  torch::Tensor slot_pos;
+  for (auto& np : p->named_parameters()) {
+    if (np.key() == "image_ctx.weight") np.value().copy_(torch::eye(o.d_model));
+    if (np.key() == "image_slot_pos") slot_pos = np.value();
+  }
+  slot_pos.normal_();
+  // t t [5 slots] t t [5 slots] t, split into two chunks after column 4.
+  const std::vector<int> slot_cols = {2, 3, 4, 5, 6, 9, 10, 11, 12, 13};
+  const int64_t T = 15;
+  auto slots = torch::zeros({1, T}, torch::kBool);
+  for (int c : slot_cols) slots[0][c] = true;
+  auto x = torch::randn({1, T, o.d_model});
+  auto before = torch::zeros({1}, torch::kInt64);
+  auto carry = torch::zeros({1, o.d_model});
+  auto y1 = p->add_image_terms(x.slice(1, 0, 5), slots.slice(1, 0, 5), before, carry);
+  EXPECT_EQ(before[0].item<int64_t>(), 3);
+  EXPECT_EQ(carry.abs().sum().item<double>(), 0.0);  // no block closed yet
+  auto y2 = p->add_image_terms(x.slice(1, 5), slots.slice(1, 5), before, carry);
+  EXPECT_EQ(before[0].item<int64_t>(), 10);
+  EXPECT_TRUE(torch::equal(carry[0], x[0][13]));
+  auto y = torch::cat({y1, y2}, 1)[0];
+  auto d = y - x[0];
+  for (int64_t c = 0; c < T; ++c) {
+    const bool is_slot = std::count(slot_cols.begin(), slot_cols.end(), c) > 0;
+    torch::Tensor want = torch::zeros({o.d_model});
+    if (!is_slot && c > 6) want = c > 13 ? x[0][13] : x[0][6];  // summary rows of blocks 1, 2
+    if (is_slot) want = slot_pos[c < 9 ? c - 2 : c - 9];      // slot index within its block
+    EXPECT_TRUE(torch::allclose(d[c], want, 1e-6, 1e-6)) << "column " << c;
+  }
+  EXPECT_THROW(
+      [] {
+        ModelOptions bad = small_model();
+        bad.image_context = true;  // without a summary token
+        Policy q(bad, kV);
+      }(),
+      std::invalid_argument);
+  const auto path = temp_path("ctx.safetensors");
+  ASSERT_TRUE(save_policy(path.string(), p, o).ok());
+  auto loaded = load_policy(path.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_TRUE(loaded->options.image_context);
+  EXPECT_TRUE(loaded->options.image_slot_pos);
+  fs::remove(path);
 }
 
 TEST(DecodeSessionTest, RejectsBadChunks) {

@@ -273,6 +273,28 @@ TEST(RolloutBatchTest, SampledBatchGivesValidGroupsWithMatchingLearnerLogprobs) 
   EXPECT_LE(max_diff, 1e-4);
 }
 
+// Sampled rollouts of two questions against the learner's recomputation:
+// the largest log-prob difference over every sampled token.
+double learner_parity(const Config& cfg, int* compared) {
+  Trainer trainer(cfg);
+  RolloutEngine engine(trainer.policy(), cfg.model, cfg.rollout);
+  std::vector<Sample> samples{trainer.task().get(0), trainer.task().get(1)};
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(3);
+  auto groups = engine.rollout_batch(samples, cfg.rollout.g1, cfg.rollout.g2, gen, false, nullptr);
+  double max_diff = 0;
+  *compared = 0;
+  for (size_t q = 0; q < groups.size(); ++q)
+    for (const auto& t : groups[q].trajectories) {
+      auto lp = trainer.recompute_logprobs(t, samples[q]);
+      for (size_t j = 0; j < t.tokens.size(); ++j)
+        if (t.policy_mask[j]) {
+          max_diff = std::max(max_diff, std::abs(double(lp[j]) - t.logprobs[j]));
+          ++*compared;
+        }
+    }
+  return max_diff;
+}
+
 TEST(RolloutBatchTest, LearnerParityHoldsWhenImageBlocksSpanPrefillPieces) {
   // User turns are appended in pieces of 64 tokens; a 64-token image block
   // (64 px shown, 8 px patches) always spans two pieces unless aligned, so
@@ -282,24 +304,28 @@ TEST(RolloutBatchTest, LearnerParityHoldsWhenImageBlocksSpanPrefillPieces) {
   cfg.rollout.g1 = 2;
   cfg.rollout.g2 = 1;
   cfg.rollout.max_new_tokens = 8;
-  Trainer trainer(cfg);
-  RolloutEngine engine(trainer.policy(), cfg.model, cfg.rollout);
-  std::vector<Sample> samples{trainer.task().get(0), trainer.task().get(1)};
-  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(3);
-  auto groups = engine.rollout_batch(samples, 2, 1, gen, false, nullptr);
-  double max_diff = 0;
   int compared = 0;
-  for (size_t q = 0; q < groups.size(); ++q)
-    for (const auto& t : groups[q].trajectories) {
-      auto lp = trainer.recompute_logprobs(t, samples[q]);
-      for (size_t j = 0; j < t.tokens.size(); ++j)
-        if (t.policy_mask[j]) {
-          max_diff = std::max(max_diff, std::abs(double(lp[j]) - t.logprobs[j]));
-          ++compared;
-        }
-    }
+  EXPECT_LE(learner_parity(cfg, &compared), 1e-4);
   EXPECT_GE(compared, 16);
-  EXPECT_LE(max_diff, 1e-4);
+}
+
+TEST(RolloutBatchTest, LearnerParityHoldsWithImageTermsAndAConvStem) {
+  // The image slot embeddings and the summary context carried across
+  // prefill pieces and turns (crops), with the CNN front end.
+  Config cfg = long_config();
+  cfg.model.image_size = 64;
+  cfg.model.summary_token = true;
+  cfg.model.image_context = true;
+  cfg.model.image_slot_pos = true;
+  cfg.model.conv_stem = true;
+  cfg.model.stem_grid_convs = 1;
+  cfg.rollout.g1 = 2;
+  cfg.rollout.g2 = 2;
+  cfg.rollout.max_turns = 3;
+  cfg.rollout.max_new_tokens = 8;
+  int compared = 0;
+  EXPECT_LE(learner_parity(cfg, &compared), 1e-4);
+  EXPECT_GE(compared, 32);
 }
 
 TEST(RolloutBatchTest, DirectModeGivesOneTurnAndNoCropEvenWhenThePolicyWritesABox) {

@@ -161,6 +161,50 @@ TEST(VisionPretrain, PatchLabelsFollowTheShapeBoxAtPatchCentres) {
   EXPECT_FALSE(patch_labels({odd}, Box{0, 0, 128, 128}, 32, 8).ok());
 }
 
+TEST(VisionPretrain, PatchDetailLabelsMarkPatchesTheDetailCovers) {
+  // 128 x 128 shown at 32 with patch 8: each patch covers 32 x 32 original
+  // pixels. A glyph "K" at [40,40,52,60] (12 x 20 px) and a badge "cyan" at
+  // [90,90,94,94] (4 x 4 px).
+  SceneObject a = object("red", "square", Box{30, 30, 70, 70});
+  a.detail = DetailKind::kGlyph;
+  a.value = "K";
+  a.detail_box = Box{40, 40, 52, 60};
+  SceneObject b = object("blue", "circle", Box{80, 80, 110, 110});
+  b.detail = DetailKind::kBadge;
+  b.value = "cyan";
+  b.detail_box = Box{90, 90, 94, 94};
+  const SceneObject plain = object("green", "triangle", Box{0, 96, 30, 128});
+  auto l = patch_labels({a, b, plain}, Box{0, 0, 128, 128}, 32, 8);
+  ASSERT_TRUE(l.ok()) << l.error();
+  const auto& D = vision_detail_classes();
+  const int64_t k = 1 + (std::find(D.begin(), D.end(), "K") - D.begin());
+  const int64_t cyan = 1 + (std::find(D.begin(), D.end(), "cyan") - D.begin());
+  ASSERT_GT(k, 0);
+  ASSERT_GT(cyan, 0);
+  // The glyph lies in patch (1,1) ([32,64)^2) entirely: overlap 240 px, its
+  // whole area. The badge in patch (2,2) ([64,96)^2) entirely.
+  std::vector<int64_t> want(16, 0);
+  want[1 * 4 + 1] = k;
+  want[2 * 4 + 2] = cyan;
+  EXPECT_EQ(l->detail, want);
+  // A crop [36,36,68,68] shown at 32: patches of 8 x 8 original px. The
+  // glyph [40,52) x [40,60) covers columns 0..2 (x 36..60) partly: a patch
+  // is labelled where the overlap is at least a quarter of the patch (16 px).
+  auto c = patch_labels({a, b, plain}, Box{36, 36, 68, 68}, 32, 8);
+  ASSERT_TRUE(c.ok()) << c.error();
+  for (int r = 0; r < 4; ++r) {
+    for (int q = 0; q < 4; ++q) {
+      const double x1 = 36 + 8 * q, y1 = 36 + 8 * r;
+      const double ow = std::max(0.0, std::min(x1 + 8, 52.0) - std::max(x1, 40.0));
+      const double oh = std::max(0.0, std::min(y1 + 8, 60.0) - std::max(y1, 40.0));
+      EXPECT_EQ(c->detail[r * 4 + q], ow * oh >= 16 ? k : 0) << r << "," << q;
+    }
+  }
+  SceneObject odd = a;
+  odd.value = "??";
+  EXPECT_FALSE(patch_labels({odd}, Box{0, 0, 128, 128}, 32, 8).ok());
+}
+
 TEST(VisionPretrain, ShownRegionRoundsLikeCropAndResize) {
   const Box full = shown_region(ImageRef{false, {}}, 200, 100);
   EXPECT_EQ(full, (Box{0, 0, 200, 100}));
