@@ -73,6 +73,7 @@ const FieldTable& fields() {
       GR1_FIELD(model, conv_stem, bool, "CNN vision front end (else one linear patch embedding)"),
       GR1_FIELD(model, stem_grid_convs, int, "conv_stem: residual 3x3 convs at the patch grid after the stem"),
       GR1_FIELD(model, image_context, bool, "add the latest image's projected summary to every later text token (needs summary_token)"),
+      GR1_FIELD(model, image_query, bool, "image slots get a projection of their user turn's mean text embedding"),
       GR1_FIELD(model, image_slot_pos, bool, "learned per-slot (grid cell) embedding added to image rows at the decoder input"),
       GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
       GR1_FIELD(model, rope_theta, double, "RoPE base"),
@@ -124,6 +125,9 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
       GR1_FIELD(pretrain, vision_steps, int, "vision-encoder pretraining steps before the decoder stage (0 = none)"),
       GR1_FIELD(pretrain, vision_batch, int, "images per vision pretraining step"),
+      GR1_FIELD(pretrain, vision_box_weight, double, "weight of the vision stage's per-patch box loss"),
+      GR1_FIELD(pretrain, vision_crop_fraction, double, "share of a vision step's images that are object crops"),
+      GR1_FIELD(pretrain, encoder_lr_scale, double, "decoder stage: the vision encoder's lr as a fraction of pretrain.lr"),
       GR1_FIELD(pretrain, freeze_vision, bool, "freeze the vision encoder in the decoder stage"),
       GR1_FIELD(pretrain, vision_lr, double, "vision pretraining learning rate"),
 
@@ -286,6 +290,12 @@ Status validate_config(const Config& c) {
     return err("pretrain.objectness_weight", "must be >= 0");
   if (pt.vision_steps < 0) return err("pretrain.vision_steps", "must be >= 0");
   if (pt.vision_batch < 1) return err("pretrain.vision_batch", "must be >= 1");
+  if (!(pt.vision_box_weight >= 0) || !std::isfinite(pt.vision_box_weight))
+    return err("pretrain.vision_box_weight", "must be >= 0");
+  if (!(pt.vision_crop_fraction >= 0 && pt.vision_crop_fraction <= 1))
+    return err("pretrain.vision_crop_fraction", "must be in [0, 1]");
+  if (!(pt.encoder_lr_scale >= 0) || !std::isfinite(pt.encoder_lr_scale))
+    return err("pretrain.encoder_lr_scale", "must be >= 0");
   if (!(pt.vision_lr > 0) || !std::isfinite(pt.vision_lr)) return err("pretrain.vision_lr", "must be > 0");
 
   const auto& l = c.learner;

@@ -41,6 +41,12 @@ struct ModelOptions {
   // decoder's 1-D positions do not say which grid row and column a patch
   // is, and boxes need exactly that.
   bool image_slot_pos = false;
+  // Instruction-aware image tokens: each image slot gets a learned
+  // projection of the mean embedding of its user turn's text so far (the
+  // question comes before the image), so that a patch can tell whether it
+  // is what the question names without first learning to find the words by
+  // attention (cf. InstructBLIP's instruction-aware visual queries).
+  bool image_query = false;
   int patch_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
   int image_tokens() const { return patch_tokens() + (summary_token ? 1 : 0); }
 };
@@ -148,6 +154,11 @@ struct PretrainOptions {
   // stage): the decoder learns to use the encoder instead of reshaping it.
   bool freeze_vision = false;
   int vision_batch = 32;          // images per vision step
+  double vision_crop_fraction = 0.5;  // share of a vision step's images that are object crops
+  double vision_box_weight = 0.25;    // weight of the per-patch box loss (grid units, smooth L1)
+  // Decoder stage: the encoder's learning rate as a fraction of pretrain.lr
+  // (1 = the same; freeze_vision: true freezes it outright).
+  double encoder_lr_scale = 1.0;
   double vision_lr = 2e-3;
 };
 

@@ -213,6 +213,8 @@ PolicyImpl::PolicyImpl(const ModelOptions& options, int64_t vocab_size) : opt_(o
   lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(d, vocab_).bias(false)));
   if (opt_.image_slot_pos)
     image_slot_pos_ = register_parameter("image_slot_pos", torch::zeros({opt_.image_tokens(), d}));
+  if (opt_.image_query)
+    image_query_ = register_module("image_query", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
   if (opt_.image_context)
     image_ctx_ = register_module("image_ctx", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
 
@@ -275,29 +277,61 @@ torch::Tensor PolicyImpl::embed(const torch::Tensor& tokens, const torch::Tensor
   return x.reshape({B * T, d}).index_put({idx}, image_embeds.to(x.dtype())).view({B, T, d});
 }
 
-torch::Tensor PolicyImpl::add_image_terms(const torch::Tensor& x_in, const torch::Tensor& slots,
-                                          torch::Tensor& slots_before, torch::Tensor& carry) {
-  if (!opt_.image_context && !opt_.image_slot_pos) return x_in;
+PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::zeros(int64_t B, int64_t d) {
+  return {torch::zeros({B}, torch::kInt64), torch::zeros({B, d}), torch::zeros({B, d}),
+          torch::zeros({B})};
+}
+
+PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::select(const torch::Tensor& index) const {
+  return {slots.index_select(0, index), ctx.index_select(0, index), qsum.index_select(0, index),
+          qcount.index_select(0, index)};
+}
+
+torch::Tensor PolicyImpl::add_image_terms(const torch::Tensor& x_in, const torch::Tensor& tokens,
+                                          const torch::Tensor& valid, ImageTermsState& st) {
+  if (!has_image_terms()) return x_in;
   const int64_t B = x_in.size(0), T = x_in.size(1), d = x_in.size(2), n = opt_.image_tokens();
   if (T == 0) return x_in;
-  auto count = slots_before.unsqueeze(1) + slots.to(torch::kInt64).cumsum(1);  // [B,T] slots up to j
+  const auto slots = tokens.eq(Tokenizer::kImage) & valid;
+  const auto slot_f = slots.unsqueeze(2).to(x_in.dtype());
+  auto count = st.slots.unsqueeze(1) + slots.to(torch::kInt64).cumsum(1);  // [B,T] slots up to j
+  auto col = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
   auto x = x_in;
   if (opt_.image_slot_pos) {
     auto k = (count - 1).remainder(n).clamp_min(0);  // slot index within its block
     auto pos = image_slot_pos_.index_select(0, k.reshape({-1})).view({B, T, d});
-    x = x + pos * slots.unsqueeze(2).to(x.dtype());
+    x = x + pos * slot_f;
+  }
+  if (opt_.image_query) {
+    // Running sums of the text embeddings, restarted at each <|user|>.
+    const auto text = (valid & slots.logical_not()).unsqueeze(2).to(x_in.dtype());  // [B,T,1]
+    auto csum = (x_in * text).cumsum(1);                                          // [B,T,d]
+    auto ccnt = text.squeeze(2).cumsum(1);                                        // [B,T]
+    const auto user = tokens.eq(Tokenizer::kUser) & valid;
+    auto u = std::get<0>(torch::where(user, col, torch::full_like(col, -1)).cummax(1));  // [B,T]
+    auto uc = u.clamp_min(0);
+    // Sum over [u, j] = csum[j] - csum[u] + e[u]; no <|user|> yet in this
+    // chunk: carried sum + csum[j].
+    auto at_u = csum.gather(1, uc.unsqueeze(2).expand({B, T, d})) -
+                (x_in * text).gather(1, uc.unsqueeze(2).expand({B, T, d}));
+    auto cnt_u = ccnt.gather(1, uc) - text.squeeze(2).gather(1, uc);
+    const auto has_u = u.ge(0);
+    auto qsum = torch::where(has_u.unsqueeze(2), csum - at_u, st.qsum.unsqueeze(1) + csum);
+    auto qcnt = torch::where(has_u, ccnt - cnt_u, st.qcount.unsqueeze(1) + ccnt);
+    x = x + image_query_(qsum / qcnt.clamp_min(1).unsqueeze(2)) * slot_f;
+    st.qsum = qsum.select(1, T - 1).detach();
+    st.qcount = qcnt.select(1, T - 1).detach();
   }
   if (opt_.image_context) {
     auto ends = slots & count.remainder(n).eq(0);  // block-closing slots
-    auto col = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
     auto last = std::get<0>(torch::where(ends, col, torch::full_like(col, -1)).cummax(1));  // [B,T]
-    // The summary row as the encoder gave it (x_in), without its slot embedding.
+    // The summary row as the encoder gave it (x_in), without its slot terms.
     auto at = x_in.gather(1, last.clamp_min(0).unsqueeze(2).expand({B, T, d}));
-    auto ctx = torch::where(last.ge(0).unsqueeze(2), at, carry.to(x.dtype()).unsqueeze(1));  // [B,T,d]
+    auto ctx = torch::where(last.ge(0).unsqueeze(2), at, st.ctx.to(x.dtype()).unsqueeze(1));  // [B,T,d]
     x = x + image_ctx_(ctx) * slots.logical_not().unsqueeze(2).to(x.dtype());
-    carry = ctx.select(1, T - 1).detach();
+    st.ctx = ctx.select(1, T - 1).detach();
   }
-  slots_before = count.select(1, T - 1);
+  st.slots = count.select(1, T - 1);
   return x;
 }
 
@@ -346,10 +380,9 @@ torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const to
   tokens = tokens.masked_fill(key_mask.logical_not(), Tokenizer::kPad);
   const auto slots = tokens.eq(Tokenizer::kImage) & key_mask;
   auto x = embed(tokens, slots, image_embeds);
-  if (opt_.image_context || opt_.image_slot_pos) {
-    auto before = torch::zeros({B}, torch::kInt64);
-    auto carry = torch::zeros({B, opt_.d_model}, x.dtype());
-    x = add_image_terms(x, slots, before, carry);
+  if (has_image_terms()) {
+    auto state = ImageTermsState::zeros(B, opt_.d_model);
+    x = add_image_terms(x, tokens, key_mask, state);
   }
   auto [cos, sin] = rope(positions);
   return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
@@ -371,8 +404,7 @@ DecodeSession::DecodeSession(Policy policy, int64_t batch) : policy_(std::move(p
   v_.assign(L, torch::Tensor());
   counter_ = torch::zeros({batch_}, torch::kInt64);
   last_ = torch::zeros({batch_, policy_->vocab_}, torch::kFloat32);
-  slots_ = torch::zeros({batch_}, torch::kInt64);
-  ctx_ = torch::zeros({batch_, policy_->opt_.d_model}, torch::kFloat32);
+  terms_ = PolicyImpl::ImageTermsState::zeros(batch_, policy_->opt_.d_model);
   reserve(64);
 }
 
@@ -430,7 +462,7 @@ torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch:
   tokens = tokens.masked_fill(valid.logical_not(), Tokenizer::kPad);
   const auto slots = tokens.eq(Tokenizer::kImage) & valid;
   auto x = policy_->embed(tokens, slots, image_embeds);
-  x = policy_->add_image_terms(x, slots, slots_, ctx_);
+  x = policy_->add_image_terms(x, tokens, valid, terms_);
   auto [cos, sin] = policy_->rope(positions);
   reserve(len_ + n);
   key_valid_.slice(1, len_, len_ + n).copy_(valid);
@@ -475,8 +507,7 @@ void DecodeSession::select_rows(const torch::Tensor& index_in) {
   key_valid_ = cols.defined() ? kv.index_select(1, cols) : kv;
   counter_ = counter_.index_select(0, index);
   last_ = last_.index_select(0, index);
-  slots_ = slots_.index_select(0, index);
-  ctx_ = ctx_.index_select(0, index);
+  terms_ = terms_.select(index);
   batch_ = nb;
   len_ = keep;
   cap_ = keep;  // the next append grows the cache (doubling)
@@ -603,6 +634,7 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
           {"stem_grid_convs", std::to_string(o.stem_grid_convs)},
           {"image_context", o.image_context ? "1" : "0"},
           {"image_slot_pos", o.image_slot_pos ? "1" : "0"},
+          {"image_query", o.image_query ? "1" : "0"},
           {"max_seq_len", std::to_string(o.max_seq_len)},
           {"rope_theta", format_double(o.rope_theta)},
           {"vocab_size", std::to_string(vocab)}};
@@ -613,7 +645,8 @@ bool same_model(const ModelOptions& a, const ModelOptions& b) {
          a.ffn_hidden == b.ffn_hidden && a.image_size == b.image_size && a.patch_size == b.patch_size &&
          a.vision_layers == b.vision_layers && a.summary_token == b.summary_token && a.conv_stem == b.conv_stem &&
          a.stem_grid_convs == b.stem_grid_convs &&
-         a.image_context == b.image_context && a.image_slot_pos == b.image_slot_pos && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
+         a.image_context == b.image_context && a.image_slot_pos == b.image_slot_pos &&
+         a.image_query == b.image_query && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
 }
 
 // Strict integer in [lo, hi] from metadata.
@@ -711,6 +744,11 @@ Result<LoadedPolicy> load_policy(const std::string& path) {
       if (Status s = meta_int(m, "image_slot_pos", 0, 1, &sp); !s.ok()) return R::Error(path + ": " + s.message());
     }
     o.image_slot_pos = sp == 1;
+    int64_t iq = 0;  // likewise for the image query
+    if (m.count("image_query")) {
+      if (Status s = meta_int(m, "image_query", 0, 1, &iq); !s.ok()) return R::Error(path + ": " + s.message());
+    }
+    o.image_query = iq == 1;
   }
   {
     auto it = m.find("rope_theta");

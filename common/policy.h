@@ -12,7 +12,8 @@
 // token], projector Linear-GELU-Linear to d_model. Output rows: the
 // patch_tokens() patches in row-major order, then the summary.
 // Decoder: token embedding (+ image_slot_pos: a learned embedding per image
-// slot; + image_context: a projection of the latest image's summary row on
+// slot; + image_query: on image slots, a projection of the mean text
+// embedding of their user turn; + image_context: a projection of the latest image's summary row on
 // every later text token), n_layers pre-RMSNorm blocks (multi-head attention
 // with RoPE at explicit positions, SwiGLU), final RMSNorm, untied LM head.
 //
@@ -68,18 +69,33 @@ class PolicyImpl : public torch::nn::Module {
                               const torch::Tensor& positions, const torch::Tensor& key_mask);
   torch::Tensor logits(const torch::Tensor& hidden);
 
+  // Running state of the image terms across chunks of one batch of rows
+  // (DecodeSession keeps one; a whole-sequence forward starts from zeros).
+  struct ImageTermsState {
+    torch::Tensor slots;   // [B] int64: image slots in earlier chunks
+    torch::Tensor ctx;     // [B,d]: summary row in effect (zeros: none yet)
+    torch::Tensor qsum;    // [B,d]: sum of the current user turn's text embeddings
+    torch::Tensor qcount;  // [B]: their number
+    static ImageTermsState zeros(int64_t B, int64_t d);
+    ImageTermsState select(const torch::Tensor& index) const;
+  };
   // The image terms of the decoder input, on x [B,T,d] (token embeddings
-  // with image rows in their slots). Slot k of a block (k = the row's slot
-  // count minus one, mod image_tokens()) gets image_slot_pos[k]
-  // (model.image_slot_pos); every non-slot token gets image_ctx(summary row
-  // of the latest complete block before it) (model.image_context; a block
-  // ends at the slot that makes the row's slot count a multiple of
-  // image_tokens()). `slots_before` [B] counts each row's slots in earlier
-  // chunks and `carry` [B,d] is the summary row in effect before this chunk
-  // (zeros: none); both are updated to their values after the chunk, so a
+  // with image rows in their slots); `tokens`/`valid` [B,T] give the slots
+  // (<image> at valid entries). Slot k of a block (k = the row's slot count
+  // minus one, mod image_tokens()) gets image_slot_pos[k]
+  // (model.image_slot_pos) and image_query(mean embedding of the text of its
+  // user turn so far: the valid non-slot tokens since the latest <|user|>)
+  // (model.image_query: image tokens that know the question); every
+  // non-slot token gets image_ctx(summary row of the latest complete block
+  // before it) (model.image_context; a block ends at the slot that makes the
+  // row's slot count a multiple of image_tokens()). `state` holds what
+  // earlier chunks left and is updated to the state after this chunk, so a
   // sequence appended in pieces gets exactly what one forward() gives.
-  torch::Tensor add_image_terms(const torch::Tensor& x, const torch::Tensor& slots,
-                                torch::Tensor& slots_before, torch::Tensor& carry);
+  torch::Tensor add_image_terms(const torch::Tensor& x, const torch::Tensor& tokens,
+                                const torch::Tensor& valid, ImageTermsState& state);
+  bool has_image_terms() const {
+    return opt_.image_context || opt_.image_slot_pos || opt_.image_query;
+  }
 
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
@@ -111,6 +127,7 @@ class PolicyImpl : public torch::nn::Module {
   torch::nn::Linear lm_head_{nullptr};
   torch::nn::Linear image_ctx_{nullptr};  // model.image_context only
   torch::Tensor image_slot_pos_;          // [image_tokens, d], model.image_slot_pos only
+  torch::nn::Linear image_query_{nullptr};  // model.image_query only
   torch::Tensor rope_cos_, rope_sin_;  // [max_seq_len, head_dim/2]; constants, not parameters
 };
 TORCH_MODULE(Policy);
@@ -161,8 +178,7 @@ class DecodeSession {
   torch::Tensor key_valid_;           // [B,cap] bool
   torch::Tensor counter_;             // [B] int64
   torch::Tensor last_;                // [B,V] float32
-  torch::Tensor slots_;               // [B] int64: image slots appended so far (image terms)
-  torch::Tensor ctx_;                 // [B,d] summary row in effect (image terms)
+  PolicyImpl::ImageTermsState terms_;  // image terms carried across appends
 };
 
 // ---- sampling ----

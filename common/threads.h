@@ -3,9 +3,10 @@
 
 namespace gr1 {
 
-// Sets LibTorch's intra-op threads and OpenBLAS's own pool (which LibTorch's
-// setting does not reach) to `n`. Several processes share this machine's
-// cores; oversubscribing them costs more than it gains.
+// Sets LibTorch's intra-op threads to `n` and OpenBLAS's own pool (which
+// LibTorch's setting does not reach) to 1: BLAS calls run inside LibTorch's
+// threads. Several processes share this machine's cores; oversubscribing
+// them costs more than it gains.
 void configure_compute_threads(int n);
 
 // Keeps freed heap memory for reuse (glibc mallopt): with the defaults every

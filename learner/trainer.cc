@@ -63,7 +63,8 @@ Trainer::Trainer(const Config& cfg)
         a.patch_size != m.patch_size || a.vision_layers != m.vision_layers ||
         a.summary_token != m.summary_token || a.conv_stem != m.conv_stem ||
         a.stem_grid_convs != m.stem_grid_convs ||
-        a.image_context != m.image_context || a.image_slot_pos != m.image_slot_pos)
+        a.image_context != m.image_context || a.image_slot_pos != m.image_slot_pos ||
+        a.image_query != m.image_query)
       throw std::runtime_error("learner.init_checkpoint: its model architecture differs from the "
                                "config's model section (actors build the config's)");
   }

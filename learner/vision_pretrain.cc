@@ -103,6 +103,7 @@ struct Batch {
   torch::Tensor pixels;                 // [N,3,S,S]
   torch::Tensor colour, shape, object;  // [N*P] int64
   torch::Tensor patch_detail;           // [N*P] int64: 0 none, else 1 + detail class
+  torch::Tensor box;                    // [N*P, 8] float: PatchLabels::box
   torch::Tensor full_patch;             // [N*P] bool: the patch belongs to a full view
   torch::Tensor crop_rows;              // [K] int64: images that are crops
   torch::Tensor detail;                 // [K] int64
@@ -112,6 +113,7 @@ Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
                          const std::vector<Item>& items, uint64_t stream) {
   std::vector<torch::Tensor> pixels;
   std::vector<int64_t> colour, shape, object, patch_detail, crop_rows, detail;
+  std::vector<float> box;
   std::vector<uint8_t> full;
   Scene sc;
   uint64_t scene_index = 0;
@@ -131,6 +133,7 @@ Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
     shape.insert(shape.end(), l.shape.begin(), l.shape.end());
     object.insert(object.end(), l.object.begin(), l.object.end());
     patch_detail.insert(patch_detail.end(), l.detail.begin(), l.detail.end());
+    box.insert(box.end(), l.box.begin(), l.box.end());
     full.insert(full.end(), l.colour.size(), items[i].crop ? 0 : 1);
     if (items[i].crop) {
       crop_rows.push_back(static_cast<int64_t>(i));
@@ -149,6 +152,7 @@ Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
   b.shape = vec(shape);
   b.object = vec(object);
   b.patch_detail = vec(patch_detail);
+  b.box = torch::tensor(box, torch::kFloat32).view({-1, 8});
   b.full_patch = torch::from_blob(full.data(), {static_cast<int64_t>(full.size())}, torch::kUInt8)
                      .to(torch::kBool);
   b.crop_rows = vec(crop_rows);
@@ -176,12 +180,13 @@ struct HeadsImpl : torch::nn::Module {
     object = linear("object", 2);
     detail = linear("detail", static_cast<int64_t>(vision_detail_classes().size()));
     patch_detail = linear("patch_detail", static_cast<int64_t>(vision_detail_classes().size()) + 1);
+    box = linear("box", 8);
   }
   torch::Tensor apply(const std::pair<torch::Tensor, torch::Tensor>& l, torch::Tensor x) const {
     if (shift.defined()) x = (x - shift) * scale;
     return torch::addmm(l.second, x, l.first.t());
   }
-  std::pair<torch::Tensor, torch::Tensor> colour, shape, object, detail, patch_detail;  // weight, bias
+  std::pair<torch::Tensor, torch::Tensor> colour, shape, object, detail, patch_detail, box;  // weight, bias
   torch::Tensor shift, scale;  // standardisation (undefined: none)
 };
 TORCH_MODULE(Heads);
@@ -200,22 +205,22 @@ Features features(const torch::Tensor& emb, const torch::Tensor& crop_rows, cons
 }
 
 struct Logits {
-  torch::Tensor colour, shape, object, detail, patch_detail;
+  torch::Tensor colour, shape, object, detail, patch_detail, box;
 };
 
 Logits apply_heads(Heads& h, const Features& f) {
   return {h->apply(h->colour, f.patches), h->apply(h->shape, f.patches),
           h->apply(h->object, f.patches), h->apply(h->detail, f.pooled),
-          h->apply(h->patch_detail, f.patches)};
+          h->apply(h->patch_detail, f.patches), h->apply(h->box, f.patches)};
 }
 
 struct LossParts {
-  torch::Tensor total, colour, shape, object, detail, patch_detail;
+  torch::Tensor total, colour, shape, object, detail, patch_detail, box;
 };
 
 LossParts loss_of(const Logits& lg, const torch::Tensor& colour, const torch::Tensor& shape,
                   const torch::Tensor& object, const torch::Tensor& detail,
-                  const torch::Tensor& patch_detail) {
+                  const torch::Tensor& patch_detail, const torch::Tensor& box, double box_weight) {
   namespace F = torch::nn::functional;
   LossParts l;
   l.colour = F::cross_entropy(lg.colour, colour);
@@ -223,7 +228,13 @@ LossParts loss_of(const Logits& lg, const torch::Tensor& colour, const torch::Te
   l.object = F::cross_entropy(lg.object, object);
   l.detail = detail.numel() > 0 ? F::cross_entropy(lg.detail, detail) : torch::zeros({});
   l.patch_detail = F::cross_entropy(lg.patch_detail, patch_detail);
-  l.total = l.colour + l.shape + l.object + l.detail + l.patch_detail;
+  // Smooth L1 over the object patches' 8 box numbers (grid units).
+  const auto on = object.eq(1).to(torch::kFloat32).unsqueeze(1);
+  const double n_on = std::max(1.0, on.sum().item<double>() * 8);
+  l.box = (F::smooth_l1_loss(lg.box, box, F::SmoothL1LossFuncOptions().reduction(torch::kNone)) * on)
+              .sum() /
+          n_on;
+  l.total = l.colour + l.shape + l.object + l.detail + l.patch_detail + box_weight * l.box;
   return l;
 }
 
@@ -241,13 +252,13 @@ std::vector<Item> pair_items(uint64_t first, int n) {
 // Frozen-encoder features and labels of `items` (no grad, in chunks).
 struct Encoded {
   Features f;
-  torch::Tensor colour, shape, object, full_patch, detail, patch_detail;
+  torch::Tensor colour, shape, object, full_patch, detail, patch_detail, box;
 };
 
 Result<Encoded> encode_items(Policy& policy, const SyntheticTask& task, const Config& cfg,
                              const std::vector<Item>& items, uint64_t stream) {
   torch::NoGradGuard ng;
-  std::vector<torch::Tensor> patches, pooled, colour, shape, object, full, detail, patch_detail;
+  std::vector<torch::Tensor> patches, pooled, colour, shape, object, full, detail, patch_detail, box;
   for (size_t s = 0; s < items.size(); s += kEncodeChunk) {
     const std::vector<Item> chunk(items.begin() + s,
                                   items.begin() + std::min(items.size(), s + kEncodeChunk));
@@ -262,6 +273,7 @@ Result<Encoded> encode_items(Policy& policy, const SyntheticTask& task, const Co
     full.push_back(b->full_patch);
     detail.push_back(b->detail);
     patch_detail.push_back(b->patch_detail);
+    box.push_back(b->box);
   }
   return Encoded{{torch::cat(patches), torch::cat(pooled)},
                  torch::cat(colour),
@@ -269,7 +281,8 @@ Result<Encoded> encode_items(Policy& policy, const SyntheticTask& task, const Co
                  torch::cat(object),
                  torch::cat(full),
                  torch::cat(detail),
-                 torch::cat(patch_detail)};
+                 torch::cat(patch_detail),
+                 torch::cat(box)};
 }
 
 // Held-out accuracies of `heads` on the encoder's features of `n` scenes.
@@ -300,6 +313,11 @@ Status measure_heads(Policy& policy, Heads& heads, const SyntheticTask& task, co
           ? (lg.detail.argmax(1) == enc->detail).to(torch::kFloat64).mean().item<double>()
           : 0.0;
   rep.patch_detail_accuracy = frac(lg.patch_detail.argmax(1) == enc->patch_detail, enc->patch_detail > 0);
+  {
+    const auto m = in_object.to(torch::kFloat32);
+    const auto err = (lg.box.slice(1, 0, 4) - enc->box.slice(1, 0, 4)).abs().mean(1);
+    rep.box_error_cells = (err * m).sum().item<double>() / std::max(1.0, m.sum().item<double>());
+  }
   rep.held_out_images = 2 * n;
   return Status::Ok();
 }
@@ -325,6 +343,10 @@ Status check_options(const PretrainOptions& po) {
     return Status::Error("pretrain." + f + ": " + what);
   };
   if (po.vision_batch < 1) return err("vision_batch", "must be >= 1");
+  if (!(po.vision_box_weight >= 0) || !std::isfinite(po.vision_box_weight))
+    return err("vision_box_weight", "must be >= 0");
+  if (!(po.vision_crop_fraction >= 0 && po.vision_crop_fraction <= 1))
+    return err("vision_crop_fraction", "must be in [0, 1]");
   if (!(po.vision_lr > 0) || !std::isfinite(po.vision_lr)) return err("vision_lr", "must be > 0");
   if (!(po.lr_final_frac >= 0) || !std::isfinite(po.lr_final_frac))
     return err("lr_final_frac", "must be >= 0");
@@ -430,6 +452,7 @@ Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const 
   l.shape.assign(l.colour.size(), 0);
   l.object.assign(l.colour.size(), 0);
   l.detail.assign(l.colour.size(), 0);
+  l.box.assign(l.colour.size() * 8, 0.f);
   const double sx = region.width() / image_size, sy = region.height() / image_size;
   // Dense detail labels: overlap of each patch's original-pixel rectangle
   // with each detail box.
@@ -465,6 +488,20 @@ Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const 
           l.colour[k] = colour_of[i];
           l.shape[k] = shape_of[i];
           l.object[k] = 1;
+          const double cells = Tokenizer::kLocationCells;
+          auto gx = [&](double v) {
+            return std::clamp((v - region.x1) / region.width() * cells, 0.0, cells);
+          };
+          auto gy = [&](double v) {
+            return std::clamp((v - region.y1) / region.height() * cells, 0.0, cells);
+          };
+          const double cx = gx(x), cy = gy(y);
+          const double bx[4] = {gx(b.x1), gy(b.y1), gx(b.x2), gy(b.y2)};
+          const double rel[4] = {cx - bx[0], cy - bx[1], bx[2] - cx, bx[3] - cy};
+          for (int q = 0; q < 4; ++q) {
+            l.box[k * 8 + q] = static_cast<float>(bx[q]);
+            l.box[k * 8 + 4 + q] = static_cast<float>(rel[q]);
+          }
           break;
         }
       }
@@ -504,6 +541,7 @@ nlohmann::json VisionPretrainReport::to_json() const {
           {"background_share", background_share},
           {"detail_accuracy", detail_accuracy},
           {"patch_detail_accuracy", patch_detail_accuracy},
+          {"box_error_cells", box_error_cells},
           {"held_out_images", held_out_images}};
 }
 
@@ -535,14 +573,19 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
 
     const int steps = po.vision_steps, B = po.vision_batch;
     const int warmup = std::min(po.warmup_steps, steps / 10);
-    const int pairs = (B + 1) / 2;  // scenes per step: each shown whole, the first B/2 cropped too
+    // Per step: n_crop object crops and n_full whole views; scene k of the
+    // step gives the k-th of each (both views of one scene when k is below
+    // both counts).
+    const int n_crop = static_cast<int>(std::floor(B * po.vision_crop_fraction));
+    const int n_full = B - n_crop;
+    const int scenes = std::max(n_full, n_crop);
     const uint64_t first_index = cfg.run.seed << 32;  // training scenes of this seed
     std::printf("vision pretrain: %zu encoder tensors, %d steps x %d images (%d full, %d crops)\n",
-                vision.size(), steps, B, pairs, B / 2);
+                vision.size(), steps, B, n_full, n_crop);
     std::fflush(stdout);
 
     const auto t0 = std::chrono::steady_clock::now();
-    double acc_loss = 0, acc_colour = 0, acc_shape = 0, acc_object = 0, acc_detail = 0, acc_pd = 0;
+    double acc_loss = 0, acc_colour = 0, acc_shape = 0, acc_object = 0, acc_detail = 0, acc_pd = 0, acc_box = 0;
     double hit_object = 0, n_object = 0, hit_detail = 0, n_detail = 0;
     int64_t images = 0;
     for (int step = 1; step <= steps; ++step) {
@@ -557,8 +600,11 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
         static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
 
       std::vector<Item> items;
-      const uint64_t base = first_index + static_cast<uint64_t>(step - 1) * pairs;
-      for (int j = 0; j < B; ++j) items.push_back({base + j / 2, j % 2 == 1});
+      const uint64_t base = first_index + static_cast<uint64_t>(step - 1) * scenes;
+      for (int k = 0; k < scenes; ++k) {
+        if (k < n_full) items.push_back({base + k, false});
+        if (k < n_crop) items.push_back({base + k, true});
+      }
       auto b = make_batch(*task, cfg, items, kVisionTrainStream);
       if (!b.ok()) return b.status();
 
@@ -566,7 +612,8 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       const Logits lg =
           apply_heads(heads, features(policy->encode_images(b->pixels), b->crop_rows, m));
       const LossParts loss =
-          loss_of(lg, b->colour, b->shape, b->object, b->detail, b->patch_detail);
+          loss_of(lg, b->colour, b->shape, b->object, b->detail, b->patch_detail, b->box,
+                  po.vision_box_weight);
       loss.total.backward();
       torch::nn::utils::clip_grad_norm_(params, po.grad_clip);
       opt.step();
@@ -580,6 +627,7 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       acc_object += loss.object.item<double>();
       acc_detail += loss.detail.item<double>();
       acc_pd += loss.patch_detail.item<double>();
+      acc_box += loss.box.item<double>();
       hit_object += (lg.object.argmax(1) == b->object).sum().item<double>();
       n_object += b->object.numel();
       hit_detail += (lg.detail.argmax(1) == b->detail).sum().item<double>();
@@ -591,13 +639,13 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
         rep.final_loss = acc_loss / k;
         std::printf(
             "vision step %5d  loss %.4f (colour %.3f shape %.3f object %.3f detail %.3f patch "
-            "detail %.3f)  acc object %.3f detail %.3f  lr %.2e  %.0f img/s  %.0f s\n",
+            "detail %.3f box %.3f)  acc object %.3f detail %.3f  lr %.2e  %.0f img/s  %.0f s\n",
             step, acc_loss / k, acc_colour / k, acc_shape / k, acc_object / k, acc_detail / k,
-            acc_pd / k,
+            acc_pd / k, acc_box / k,
             hit_object / std::max(1.0, n_object), hit_detail / std::max(1.0, n_detail), lr,
             images / std::max(1e-9, secs), secs);
         std::fflush(stdout);
-        acc_loss = acc_colour = acc_shape = acc_object = acc_detail = acc_pd = 0;
+        acc_loss = acc_colour = acc_shape = acc_object = acc_detail = acc_pd = acc_box = 0;
         hit_object = n_object = hit_detail = n_detail = 0;
       }
     }
@@ -611,10 +659,11 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       std::printf(
           "vision pretrain done in %.0f s: held-out per patch colour %.3f (objects %.3f) shape "
           "%.3f (objects %.3f) object %.3f (background %.3f), crop detail %.3f, patch detail "
-          "%.3f, %d images\n",
+          "%.3f, box error %.2f cells, %d images\n",
           rep.seconds, rep.colour_accuracy, rep.colour_accuracy_objects, rep.shape_accuracy,
           rep.shape_accuracy_objects, rep.object_accuracy, rep.background_share,
-          rep.detail_accuracy, rep.patch_detail_accuracy, rep.held_out_images);
+          rep.detail_accuracy, rep.patch_detail_accuracy, rep.box_error_cells,
+          rep.held_out_images);
       std::fflush(stdout);
     }
     return rep;
@@ -645,7 +694,8 @@ Result<VisionPretrainReport> measure_vision(Policy& policy, const Config& cfg, i
     for (int it = 0; it < kProbeIterations; ++it) {
       opt.zero_grad();
       const Logits lg = apply_heads(probes, fit->f);
-      loss_of(lg, fit->colour, fit->shape, fit->object, fit->detail, fit->patch_detail)
+      loss_of(lg, fit->colour, fit->shape, fit->object, fit->detail, fit->patch_detail, fit->box,
+              cfg.pretrain.vision_box_weight)
           .total.backward();
       opt.step();
     }

@@ -18,12 +18,14 @@
 //                                 shape (background, circle, square,
 //                                 triangle), objectness (any object), the
 //                                 detail covering the patch (none + the
-//                                 detail vocabulary)
+//                                 detail vocabulary), and inside an object
+//                                 its box (absolute, and relative to the
+//                                 patch centre; smooth L1, grid units)
 //        per crop                 the cropped object's detail value (glyph,
 //                                 badge colour name or dot count) over the
 //                                 union vocabulary, from the summary row
 //                                 (summary_token) or the max over the patches
-//   -> loss = sum of the five mean cross-entropies; AdamW over the vision
+//   -> loss = sum of the five mean cross-entropies and the box loss; AdamW over the vision
 //      parameters and the heads, linear warm-up over
 //      min(warmup_steps, vision_steps / 10) steps, then linear decay to
 //      vision_lr * lr_final_frac; global grad-norm clipping (grad_clip).
@@ -80,6 +82,13 @@ struct PatchLabels {
   // the patch's and the detail's areas, original pixels; the largest overlap
   // wins), else 0: dense reading supervision, on full views and crops alike.
   std::vector<int64_t> detail;
+  // Per patch inside an object (object == 1), 8 numbers in location-grid
+  // units of the shown frame (Tokenizer::kLocationCells per side): the
+  // object's box x1, y1, x2, y2 (clamped to [0, cells]), then the distances
+  // from the patch centre to its left, top, right and bottom edges. Zeros
+  // elsewhere (masked). Trains the encoder to know where its object ends, to
+  // sub-patch precision: what a box needs.
+  std::vector<float> box;
 };
 
 // The ORIGINAL-pixel rectangle a shown image block covers: the whole W x H
@@ -126,6 +135,9 @@ struct VisionPretrainReport {
   double detail_accuracy = 0;  // held-out object crops
   // Per patch covered by a detail (full views and crops): its detail read.
   double patch_detail_accuracy = 0;
+  // Per object patch of full views: mean absolute error of the absolute box
+  // edges, in location-grid cells.
+  double box_error_cells = 0;
   int held_out_images = 0;     // full scenes + crops measured
   nlohmann::json to_json() const;
 };

@@ -444,49 +444,64 @@ TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithImageTer
   o.summary_token = true;
   o.image_context = true;
   o.image_slot_pos = true;
+  o.image_query = true;
   check_decode_matches_forward(o);
 }
 
-TEST(PolicyTest, ImageTermsAddSlotEmbeddingsAndTheLatestSummaryRowToLaterText) {
+TEST(PolicyTest, ImageTermsAddSlotEmbeddingsQueriesAndTheLatestSummaryRowToLaterText) {
   ModelOptions o = small_model();
   o.summary_token = true;
   o.image_context = true;  // 5 slots per image, the 5th the summary row
   o.image_slot_pos = true;
+  o.image_query = true;
   torch::manual_seed(3);
   Policy p(o, kV);
   int has = 0;
   for (const auto& np : p->named_parameters())
-    has += np.key() == "image_ctx.weight" || np.key() == "image_slot_pos";
-  ASSERT_EQ(has, 2);
+    has += np.key() == "image_ctx.weight" || np.key() == "image_slot_pos" ||
+           np.key() == "image_query.weight";
+  ASSERT_EQ(has, 3);
   torch::NoGradGuard ng;
   torch::Tensor slot_pos;
   for (auto& np : p->named_parameters()) {
-    if (np.key() == "image_ctx.weight") np.value().copy_(torch::eye(o.d_model));
+    if (np.key() == "image_ctx.weight" || np.key() == "image_query.weight")
+      np.value().copy_(torch::eye(o.d_model));
     if (np.key() == "image_slot_pos") slot_pos = np.value();
   }
   slot_pos.normal_();
-  // t t [5 slots] t t [5 slots] t, split into two chunks after column 4.
+  // <|user|> a [5 slots] <|user|> b [5 slots] c <pad>, split into two chunks
+  // after column 4 (inside the first block).
   const std::vector<int> slot_cols = {2, 3, 4, 5, 6, 9, 10, 11, 12, 13};
-  const int64_t T = 15;
-  auto slots = torch::zeros({1, T}, torch::kBool);
-  for (int c : slot_cols) slots[0][c] = true;
+  const int64_t T = 16;
+  auto tokens = torch::full({1, T}, int64_t{Tokenizer::kImage}, torch::kInt64);
+  tokens[0][0] = Tokenizer::kUser;
+  tokens[0][1] = text_ids("a")[0];
+  tokens[0][7] = Tokenizer::kUser;
+  tokens[0][8] = text_ids("b")[0];
+  tokens[0][14] = text_ids("c")[0];
+  tokens[0][15] = Tokenizer::kImage;  // padding: neither a slot nor text
+  auto valid = torch::ones({1, T}, torch::kBool);
+  valid[0][15] = false;
   auto x = torch::randn({1, T, o.d_model});
-  auto before = torch::zeros({1}, torch::kInt64);
-  auto carry = torch::zeros({1, o.d_model});
-  auto y1 = p->add_image_terms(x.slice(1, 0, 5), slots.slice(1, 0, 5), before, carry);
-  EXPECT_EQ(before[0].item<int64_t>(), 3);
-  EXPECT_EQ(carry.abs().sum().item<double>(), 0.0);  // no block closed yet
-  auto y2 = p->add_image_terms(x.slice(1, 5), slots.slice(1, 5), before, carry);
-  EXPECT_EQ(before[0].item<int64_t>(), 10);
-  EXPECT_TRUE(torch::equal(carry[0], x[0][13]));
+  auto st = PolicyImpl::ImageTermsState::zeros(1, o.d_model);
+  auto y1 = p->add_image_terms(x.slice(1, 0, 5), tokens.slice(1, 0, 5), valid.slice(1, 0, 5), st);
+  EXPECT_EQ(st.slots[0].item<int64_t>(), 3);
+  EXPECT_EQ(st.ctx.abs().sum().item<double>(), 0.0);  // no block closed yet
+  EXPECT_EQ(st.qcount[0].item<float>(), 2.f);
+  auto y2 = p->add_image_terms(x.slice(1, 5), tokens.slice(1, 5), valid.slice(1, 5), st);
+  EXPECT_EQ(st.slots[0].item<int64_t>(), 10);
+  EXPECT_TRUE(torch::equal(st.ctx[0], x[0][13]));
+  EXPECT_EQ(st.qcount[0].item<float>(), 3.f);  // <|user|> b c
   auto y = torch::cat({y1, y2}, 1)[0];
   auto d = y - x[0];
-  for (int64_t c = 0; c < T; ++c) {
+  const auto q1 = (x[0][0] + x[0][1]) / 2, q2 = (x[0][7] + x[0][8]) / 2;
+  for (int64_t c = 0; c < 15; ++c) {
     const bool is_slot = std::count(slot_cols.begin(), slot_cols.end(), c) > 0;
     torch::Tensor want = torch::zeros({o.d_model});
     if (!is_slot && c > 6) want = c > 13 ? x[0][13] : x[0][6];  // summary rows of blocks 1, 2
-    if (is_slot) want = slot_pos[c < 9 ? c - 2 : c - 9];      // slot index within its block
-    EXPECT_TRUE(torch::allclose(d[c], want, 1e-6, 1e-6)) << "column " << c;
+    if (is_slot)  // slot embedding by index within its block, plus its turn's text mean
+      want = slot_pos[c < 9 ? c - 2 : c - 9] + (c < 9 ? q1 : q2);
+    EXPECT_TRUE(torch::allclose(d[c], want, 1e-5, 1e-5)) << "column " << c;
   }
   EXPECT_THROW(
       [] {
@@ -501,6 +516,7 @@ TEST(PolicyTest, ImageTermsAddSlotEmbeddingsAndTheLatestSummaryRowToLaterText) {
   ASSERT_TRUE(loaded.ok()) << loaded.error();
   EXPECT_TRUE(loaded->options.image_context);
   EXPECT_TRUE(loaded->options.image_slot_pos);
+  EXPECT_TRUE(loaded->options.image_query);
   fs::remove(path);
 }
 

@@ -288,7 +288,7 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   // The vision stage ran first and reported; the objectness head was trained.
   ASSERT_TRUE(rep.contains("vision")) << rep.dump();
   EXPECT_EQ(rep["vision"]["steps"], cfg.pretrain.vision_steps);
-  ASSERT_TRUE(rep["log"][3].contains("objectness_accuracy"));
+  ASSERT_TRUE(rep["log"][3].contains("objectness_balanced_accuracy"));
   EXPECT_GT(rep["log"][3]["objectness_loss"].get<double>(), 0.0);
 
   // A bad skill mix is a clear error, before any training.

@@ -317,6 +317,7 @@ TEST(RolloutBatchTest, LearnerParityHoldsWithImageTermsAndAConvStem) {
   cfg.model.summary_token = true;
   cfg.model.image_context = true;
   cfg.model.image_slot_pos = true;
+  cfg.model.image_query = true;
   cfg.model.conv_stem = true;
   cfg.model.stem_grid_convs = 1;
   cfg.rollout.g1 = 2;

@@ -122,6 +122,14 @@ TEST(VisionPretrain, PatchLabelsFollowTheShapeBoxAtPatchCentres) {
   EXPECT_EQ(at(l->colour, 1, 1), red_i);
   EXPECT_EQ(at(l->shape, 1, 1), sq);
   EXPECT_EQ(at(l->object, 1, 1), 1);
+  // Its box in grid units (16 cells over 128 px: 8 px a cell): red
+  // [40,40,90,60] -> [5,5,11.25,7.5]; the patch centre (6,6) lies 1, 1,
+  // 5.25 and 1.5 cells from its edges. Background patches carry zeros.
+  const std::vector<float> want_box = {5, 5, 11.25f, 7.5f, 1, 1, 5.25f, 1.5f};
+  for (int q = 0; q < 8; ++q) {
+    EXPECT_FLOAT_EQ(l->box[(1 * 4 + 1) * 8 + q], want_box[q]) << q;
+    EXPECT_EQ(l->box[(3 * 4 + 3) * 8 + q], 0.f) << q;
+  }
   // (80,48): inside both boxes -> the later (blue) one; drawn in the other
   // order, red.
   EXPECT_EQ(at(l->colour, 1, 2), blue_i);
