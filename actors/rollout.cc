@@ -242,20 +242,12 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
   for (auto& r : rows) close_turn(r, 0);
 
   // ---- answering phase: G2 continuations per root ----
-  if (!direct) {
-    std::vector<int64_t> expand;
-    for (int64_t i = 0; i < static_cast<int64_t>(rows.size()); ++i)
-      expand.insert(expand.end(), g2, i);
-    fork(expand);
-  }
-  // Rows are question-major: question q owns rows [q*G, (q+1)*G).
-  const int G = g1 * g2;
-  for (int i = 0; i < static_cast<int>(rows.size()); ++i) rows[i].traj.root = (i % G) / g2;
-
-  for (int turn = 1; turn < max_turns; ++turn) {
+  // Appends the next user turn (the crop of the row's last box, or the full
+  // image) to every unfinished row; false when no row takes one.
+  auto append_user_turns = [&]() {
     std::vector<std::vector<int32_t>> chunks(rows.size());
     std::vector<torch::Tensor> images;  // in row order: DecodeSession's row-major image order
-    // Continuations of one root ask for the same crop: cut and resize it once.
+    // Rows of one root ask for the same crop: cut and resize it once.
     std::map<std::tuple<int, float, float, float, float>, torch::Tensor> crop_cache;
     bool any = false;
     for (size_t b = 0; b < rows.size(); ++b) {
@@ -299,14 +291,39 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
       r.in_turn = true;
       any = true;
     }
-    if (!any) break;
+    if (!any) return false;
     auto emb = policy_->encode_images(torch::stack(images));  // [k, n, d]
     st.images_encoded += static_cast<int64_t>(images.size());
     last = append_in_pieces(sess, chunks, emb.reshape({-1, emb.size(2)}), kPrefillPiece);
+    return true;
+  };
+  auto sample_and_close = [&](int turn) {
     sample_turn();
     for (auto& r : rows)
       if (!r.in_turn && !r.done && r.traj.turns.size() == static_cast<size_t>(turn + 1))
         close_turn(r, turn);
+  };
+  // The second user turn of a root (its crop) is the same for all G2
+  // continuations: it is prefilled once per root, before the fork, so the
+  // cache holds it once and the encoder sees each crop once.
+  bool second = false;
+  if (!direct && max_turns > 1) second = append_user_turns();
+  if (!direct) {
+    std::vector<int64_t> expand;
+    for (int64_t i = 0; i < static_cast<int64_t>(rows.size()); ++i)
+      expand.insert(expand.end(), g2, i);
+    fork(expand);
+  }
+  // Rows are question-major: question q owns rows [q*G, (q+1)*G).
+  const int G = g1 * g2;
+  for (int i = 0; i < static_cast<int>(rows.size()); ++i) rows[i].traj.root = (i % G) / g2;
+
+  if (second) {
+    sample_and_close(1);
+    for (int turn = 2; turn < max_turns; ++turn) {
+      if (!append_user_turns()) break;
+      sample_and_close(turn);
+    }
   }
 
   std::vector<TrajectoryGroup> groups(Q);

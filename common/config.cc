@@ -153,6 +153,7 @@ const FieldTable& fields() {
       GR1_FIELD(learner, freeze_vision, bool, "freeze the vision encoder"),
       GR1_FIELD(learner, threads, int, "LibTorch threads in the learner"),
       GR1_FIELD(learner, micro_batch, int, "trajectories per forward/backward chunk"),
+      GR1_FIELD(learner, packed_forward, bool, "one forward per group over its prefix tree (shared prefixes once)"),
       GR1_FIELD(learner, init_checkpoint, std::string, "safetensors checkpoint to start from"),
 
       GR1_FIELD(actor, threads, int, "LibTorch threads per actor"),

@@ -116,7 +116,10 @@ struct LearnerOptions {
   int max_inflight_groups = 2;   // per actor: granted + sent but not consumed
   bool freeze_vision = false;    // freeze the vision encoder
   int threads = 1;               // LibTorch intra-op threads
-  int micro_batch = 16;          // trajectories per forward/backward chunk
+  int micro_batch = 16;          // trajectories per forward/backward chunk (unpacked)
+  // One forward per group over its prefix tree (learner/packing.h): shared
+  // prompts and crop turns computed once; same loss. Not with image_query.
+  bool packed_forward = true;
   std::string init_checkpoint;   // optional safetensors to start from (else random init by seed)
 };
 

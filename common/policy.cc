@@ -388,6 +388,52 @@ torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const to
   return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
 }
 
+torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
+                                               const torch::Tensor& image_embeds,
+                                               const torch::Tensor& positions_in,
+                                               const torch::Tensor& valid_in,
+                                               const torch::Tensor& allowed_in,
+                                               const torch::Tensor& slot_index_in,
+                                               const torch::Tensor& context_node_in) {
+  if (opt_.image_query) bad("policy.hidden_states_packed: model.image_query is not supported packed");
+  if (!tokens_in.defined() || tokens_in.dim() != 2) bad("policy.hidden_states_packed: tokens must be [B,T]");
+  const int64_t B = tokens_in.size(0), T = tokens_in.size(1), d = opt_.d_model;
+  const std::vector<int64_t> bt{B, T}, btt{B, T, T};
+  if (positions_in.sizes() != bt || valid_in.sizes() != bt || slot_index_in.sizes() != bt ||
+      context_node_in.sizes() != bt || allowed_in.sizes() != btt)
+    bad("policy.hidden_states_packed: positions, valid, slot_index, context_node must be [B,T] and "
+        "allowed [B,T,T]");
+  auto valid = valid_in.to(torch::kBool);
+  auto positions = positions_in.to(torch::kInt64);
+  if (B * T > 0) {
+    auto vp = positions.masked_select(valid);
+    if (vp.numel() > 0 && (item_i64(vp.min()) < 0 || item_i64(vp.max()) >= opt_.max_seq_len))
+      bad("policy.hidden_states_packed: positions must lie in [0, max_seq_len=" +
+          std::to_string(opt_.max_seq_len) + ")");
+  }
+  auto tokens = tokens_in.to(torch::kInt64).masked_fill(valid.logical_not(), Tokenizer::kPad);
+  const auto slots = tokens.eq(Tokenizer::kImage) & valid;
+  auto x_in = embed(tokens, slots, image_embeds);
+  auto x = x_in;
+  auto slot_index = slot_index_in.to(torch::kInt64);
+  if (opt_.image_slot_pos) {
+    auto pos = image_slot_pos_.index_select(0, slot_index.clamp_min(0).reshape({-1})).view({B, T, d});
+    x = x + pos * slots.unsqueeze(2).to(x.dtype());
+  }
+  if (opt_.image_context) {
+    auto ctx_node = context_node_in.to(torch::kInt64);
+    auto at = x_in.gather(1, ctx_node.clamp_min(0).unsqueeze(2).expand({B, T, d}));
+    auto use = (ctx_node.ge(0) & slots.logical_not() & valid).unsqueeze(2).to(x.dtype());
+    x = x + image_ctx_(at) * use;
+  }
+  auto allowed = allowed_in.to(torch::kBool) & valid.unsqueeze(1);
+  allowed = allowed.logical_or(torch::eye(T, torch::kBool).unsqueeze(0));  // every query sees itself
+  auto bias = torch::zeros({B, 1, T, T}, torch::kFloat32)
+                  .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  auto [cos, sin] = rope(positions);
+  return run_layers(x, cos, sin, bias, nullptr, nullptr, 0);
+}
+
 torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
                                   const torch::Tensor& positions, const torch::Tensor& key_mask) {
   return head(hidden_states(tokens, image_embeds, positions, key_mask));

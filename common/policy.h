@@ -97,6 +97,21 @@ class PolicyImpl : public torch::nn::Module {
     return opt_.image_context || opt_.image_slot_pos || opt_.image_query;
   }
 
+  // The last block's output over a PACKED sequence (learner/packing.h): each
+  // row holds the prefix tree of several trajectories. tokens, positions
+  // [B,T]; valid [B,T] bool (false = padding); allowed [B,T,T] bool (query
+  // i may attend key j: its ancestors and itself); slot_index [B,T] int64
+  // (an image slot's index within its block, else -1); context_node [B,T]
+  // int64 (the summary slot of the latest image block on the node's path,
+  // else -1); image_embeds [M,d] for the slots in row-major order. The
+  // image terms follow the same rules as add_image_terms along each path.
+  // Throws std::invalid_argument with model.image_query (its per-turn text
+  // mean is not supported packed) or on inconsistent shapes.
+  torch::Tensor hidden_states_packed(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
+                                     const torch::Tensor& positions, const torch::Tensor& valid,
+                                     const torch::Tensor& allowed, const torch::Tensor& slot_index,
+                                     const torch::Tensor& context_node);
+
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
 

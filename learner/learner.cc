@@ -162,6 +162,8 @@ int run_learner(const Config& cfg) {
     m["rollouts_per_s"] = span > 0 ? (c.trajectories_received - c0.trajectories_received) / span : 0.0;
     m["tokens_per_s"] = span > 0 ? (c.policy_tokens_received - c0.policy_tokens_received) / span : 0.0;
     m["train_tokens_per_s"] = stats->train_seconds > 0 ? stats->tokens / stats->train_seconds : 0.0;
+    // Tokens the forward actually computed (packed: each shared prefix once).
+    m["forward_tokens"] = stats->forward_tokens;
     m["policy_tokens_mean"] = stats->policy_tokens_mean;
     m["turns_mean"] = stats->turns_mean;
     m["logp_mismatch_max"] = stats->logp_mismatch_max;

@@ -11,6 +11,7 @@
 #include "common/turns.h"
 #include "learner/advantages.h"
 #include "learner/grpo.h"
+#include "learner/packing.h"
 
 namespace gr1 {
 
@@ -44,6 +45,124 @@ struct Trainer::Batch {
   torch::Tensor tokens, positions, key_mask, targets, policy_mask, old_logp;  // [B,T] / [B,T-1]
   torch::Tensor pixels;  // [M,3,S,S]
 };
+
+// One packed forward over several groups (learner/packing.h): row g holds
+// group g's prefix tree; the trajectories of all groups, in order, are
+// gathered back to a padded [N, L-1] layout like Batch's.
+struct Trainer::PackedBatch {
+  torch::Tensor tokens, positions, valid, allowed, slot_index, context_node, parent;  // [G,T(,T)]
+  torch::Tensor pixels;        // [M,3,S,S]
+  torch::Tensor gather_index;  // [N, L-1] flat index into [G*T] of token j+1's node (0 on padding)
+  torch::Tensor policy_mask, old_logp;  // [N, L-1]
+  int64_t nodes = 0;           // real nodes in all rows
+};
+
+Result<Trainer::PackedBatch> Trainer::make_packed_batch(
+    const std::vector<std::vector<const Trajectory*>>& groups,
+    const std::vector<const Sample*>& samples) const {
+  const int S = cfg_.model.image_size;
+  std::vector<PackedGroup> packs;
+  int64_t T = 0, N = 0, L = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    std::string err;
+    packs.push_back(pack_group(groups[g], Tokenizer::kImage, cfg_.model.image_tokens(), &err));
+    if (!err.empty()) return Status::Error(err);
+    T = std::max<int64_t>(T, packs.back().size());
+    for (auto* t : groups[g]) {
+      ++N;
+      L = std::max<int64_t>(L, t->tokens.size());
+    }
+  }
+  const int64_t G = static_cast<int64_t>(groups.size());
+  PackedBatch b;
+  b.tokens = torch::full({G, T}, Tokenizer::kPad, torch::kInt64);
+  b.positions = torch::zeros({G, T}, torch::kInt64);
+  b.valid = torch::zeros({G, T}, torch::kBool);
+  b.slot_index = torch::full({G, T}, -1, torch::kInt64);
+  b.context_node = torch::full({G, T}, -1, torch::kInt64);
+  b.parent = torch::zeros({G, T}, torch::kInt64);
+  b.allowed = torch::zeros({G, T, T}, torch::kBool);
+  auto ta = b.tokens.accessor<int64_t, 2>();
+  auto pa = b.positions.accessor<int64_t, 2>();
+  auto va = b.valid.accessor<bool, 2>();
+  auto sa = b.slot_index.accessor<int64_t, 2>();
+  auto ca = b.context_node.accessor<int64_t, 2>();
+  auto ra = b.parent.accessor<int64_t, 2>();
+  bool* al = b.allowed.data_ptr<bool>();
+  b.gather_index = torch::zeros({N, std::max<int64_t>(0, L - 1)}, torch::kInt64);
+  auto pm = torch::zeros({N, std::max<int64_t>(0, L - 1)}, torch::kFloat32);
+  auto old = torch::zeros({N, std::max<int64_t>(0, L - 1)}, torch::kFloat32);
+  auto ga = b.gather_index.accessor<int64_t, 2>();
+  auto pma = pm.accessor<float, 2>();
+  auto oa = old.accessor<float, 2>();
+  std::vector<torch::Tensor> pixels;
+  int64_t n = 0;
+  for (int64_t g = 0; g < G; ++g) {
+    const PackedGroup& pk = packs[g];
+    const int64_t Tg = static_cast<int64_t>(pk.size());
+    b.nodes += Tg;
+    bool* rows = al + g * T * T;
+    for (int64_t i = 0; i < Tg; ++i) {
+      ta[g][i] = pk.tokens[i];
+      pa[g][i] = pk.depth[i];
+      va[g][i] = true;
+      sa[g][i] = pk.slot_index[i];
+      ca[g][i] = pk.context_node[i];
+      ra[g][i] = std::max(0, pk.parent[i]);
+      // Ancestors and self: the parent's row plus the diagonal (parents
+      // precede their children).
+      if (pk.parent[i] >= 0) std::copy_n(rows + pk.parent[i] * T, T, rows + i * T);
+      rows[i * T + i] = true;
+    }
+    for (const auto& src : pk.images)
+      pixels.push_back(image_block_tensor(samples[g]->image,
+                                          groups[g][src.trajectory]->images[src.image], S));
+    for (size_t k = 0; k < groups[g].size(); ++k, ++n) {
+      const Trajectory& t = *groups[g][k];
+      for (size_t j = 1; j < t.tokens.size(); ++j) {
+        ga[n][j - 1] = g * T + pk.node_of[k][j];
+        pma[n][j - 1] = t.policy_mask[j];
+        oa[n][j - 1] = t.logprobs[j];
+      }
+    }
+  }
+  b.policy_mask = pm;
+  b.old_logp = old;
+  b.pixels = pixels.empty() ? torch::Tensor() : torch::stack(pixels);
+  return b;
+}
+
+torch::Tensor Trainer::packed_logprobs(Policy& p, const PackedBatch& b) const {
+  torch::Tensor emb;
+  if (b.pixels.defined()) {
+    auto e = p->encode_images(b.pixels);
+    emb = e.reshape({-1, e.size(2)});
+  }
+  auto h = p->hidden_states_packed(b.tokens, emb, b.positions, b.valid, b.allowed, b.slot_index,
+                                   b.context_node);
+  // A node's token is predicted at its parent: the parent's hidden state.
+  auto hp = h.gather(1, b.parent.unsqueeze(2).expand({h.size(0), h.size(1), h.size(2)}));
+  auto lp = token_logprobs(p->logits(hp), b.tokens, cfg_.rollout.temperature);  // [G,T]
+  return lp.reshape({-1}).index_select(0, b.gather_index.reshape({-1})).view(b.gather_index.sizes());
+}
+
+Result<std::vector<std::vector<float>>> Trainer::recompute_logprobs_packed(
+    const std::vector<const Trajectory*>& group, const Sample& sample) {
+  torch::NoGradGuard ng;
+  auto b = make_packed_batch({group}, {&sample});
+  if (!b.ok()) return b.status();
+  auto lp = packed_logprobs(policy_, *b);
+  auto a = lp.accessor<float, 2>();
+  std::vector<std::vector<float>> out;
+  for (size_t i = 0; i < group.size(); ++i) {
+    const Trajectory& t = *group[i];
+    std::vector<float> v(t.tokens.size(), 0.f);
+    for (size_t j = 1; j < t.tokens.size(); ++j)
+      if (t.policy_mask[j]) v[j] = a[i][j - 1];
+    out.push_back(std::move(v));
+  }
+  return out;
+}
 
 Trainer::Trainer(const Config& cfg)
     : cfg_(cfg), task_(cfg.task), policy_(nullptr), reference_(nullptr) {
@@ -236,7 +355,66 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     }
     return e;
   };
-  for (int64_t s = 0, e = 0; s < N; s = e) {
+  const bool packed = l.packed_forward && !cfg_.model.image_query;
+  if (packed) {
+    // Micro-batches of whole groups, each packed into its prefix tree, as
+    // many per micro-batch as keep one attention score buffer
+    // (groups x heads x T x T floats) under the same 24 MiB.
+    std::vector<int64_t> first(groups.size() + 1, 0);
+    std::vector<int64_t> nodes(groups.size(), 0);
+    for (size_t gi = 0; gi < groups.size(); ++gi) {
+      first[gi + 1] = first[gi] + static_cast<int64_t>(groups[gi].trajectories.size());
+      std::vector<const Trajectory*> gt(trajs.begin() + first[gi], trajs.begin() + first[gi + 1]);
+      std::string err;
+      nodes[gi] = static_cast<int64_t>(
+          pack_group(gt, Tokenizer::kImage, cfg_.model.image_tokens(), &err).size());
+      if (!err.empty()) return Status::Error("group " + std::to_string(gi) + ": " + err);
+    }
+    for (size_t g0 = 0, g1 = 0; g0 < groups.size(); g0 = g1) {
+      g1 = g0 + 1;
+      int64_t tmax = nodes[g0];
+      while (g1 < groups.size()) {
+        const double t = static_cast<double>(std::max(tmax, nodes[g1]));
+        if (static_cast<double>(g1 + 1 - g0) * heads * t * t * 4 > 24.0 * (1 << 20)) break;
+        tmax = std::max(tmax, nodes[g1]);
+        ++g1;
+      }
+      std::vector<std::vector<const Trajectory*>> mg;
+      std::vector<const Sample*> ms;
+      std::vector<float> madv;
+      for (size_t gi = g0; gi < g1; ++gi) {
+        mg.emplace_back(trajs.begin() + first[gi], trajs.begin() + first[gi + 1]);
+        ms.push_back(&samples[gi]);
+        for (int64_t k = first[gi]; k < first[gi + 1]; ++k) madv.push_back(advantages[k]);
+      }
+      auto b = make_packed_batch(mg, ms);
+      if (!b.ok()) return b.status();
+      torch::Tensor ref;
+      if (l.beta_kl > 0) {
+        torch::NoGradGuard ng;
+        ref = packed_logprobs(reference_, *b);
+      }
+      auto lp = packed_logprobs(policy_, *b);
+      if (!ref.defined()) ref = lp.detach();
+      auto loss = grpo_loss(lp, b->old_logp, ref, b->policy_mask, torch::tensor(madv), lo);
+      const int64_t n_mb = first[g1] - first[g0];
+      const double w = double(n_mb) / double(N);
+      (loss.loss * w).backward();
+      st.loss += loss.loss.item<double>() * w;
+      st.pg += loss.pg * w;
+      st.kl += loss.kl * w;
+      st.clip_frac += loss.clip_frac * w;
+      st.ratio_max = std::max(st.ratio_max, loss.ratio_max);
+      st.policy_tokens += loss.tokens;
+      st.forward_tokens += b->nodes;
+      torch::NoGradGuard ng;
+      auto diff = ((lp - b->old_logp).abs() * b->policy_mask);
+      for (int64_t k = 0; k < n_mb; ++k)
+        if (current[first[g0] + k])
+          st.logp_mismatch_max = std::max(st.logp_mismatch_max, diff[k].max().item<double>());
+    }
+  }
+  for (int64_t s = packed ? N : 0, e = s; s < N; s = e) {
     e = chunk_end(s);
     std::vector<const Trajectory*> mt;
     std::vector<const Sample*> ms;
@@ -263,6 +441,7 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     st.clip_frac += loss.clip_frac * w;
     st.ratio_max = std::max(st.ratio_max, loss.ratio_max);
     st.policy_tokens += loss.tokens;
+    st.forward_tokens += b.key_mask.sum().item<int64_t>();
     {
       torch::NoGradGuard ng;
       auto diff = ((lp - b.old_logp).abs() * b.policy_mask);

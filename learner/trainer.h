@@ -41,6 +41,7 @@ struct StepStats {
   double policy_tokens_mean = 0;   // policy tokens per trajectory
   double turns_mean = 0;
   int64_t policy_tokens = 0, tokens = 0;
+  int64_t forward_tokens = 0;      // tokens the policy forward computed (packed: distinct prefixes once)
   double logp_mismatch_max = 0;    // max |learner - actor| log-prob on groups of the current version
   double train_seconds = 0;
 };
@@ -58,6 +59,12 @@ class Trainer {
   // result has t.tokens.size() entries, 0 where policy_mask == 0.
   std::vector<float> recompute_logprobs(const Trajectory& t, const Sample& sample);
 
+  // The same for every trajectory of a group through ONE packed
+  // prefix-tree forward (learner/packing.h): what step() computes when
+  // learner.packed_forward is on. [i][j] for trajectory i, token j.
+  Result<std::vector<std::vector<float>>> recompute_logprobs_packed(
+      const std::vector<const Trajectory*>& group, const Sample& sample);
+
   Policy policy() const { return policy_; }
   uint64_t version() const { return version_; }
   const SyntheticTask& task() const { return task_; }
@@ -67,6 +74,14 @@ class Trainer {
   Batch make_batch(const std::vector<const Trajectory*>& trajs,
                    const std::vector<const Sample*>& samples) const;
   torch::Tensor batch_logprobs(Policy& p, const Batch& b) const;
+  struct PackedBatch;
+  // Groups (each a list of trajectories with its sample) -> one packed row
+  // per group; error on malformed image slots.
+  Result<PackedBatch> make_packed_batch(
+      const std::vector<std::vector<const Trajectory*>>& groups,
+      const std::vector<const Sample*>& samples) const;
+  // [trajectories of the batch, L-1] log-prob of token j+1 given its prefix.
+  torch::Tensor packed_logprobs(Policy& p, const PackedBatch& b) const;
 
   Config cfg_;
   SyntheticTask task_;

@@ -204,6 +204,26 @@ TEST(RolloutBatchTest, ScriptedPolicyWritesABoxThenAnswersFromTheCropOfItsMapped
   EXPECT_EQ(t.images[1].box_orig, (Box{0, 0, 64, 64}));
 }
 
+TEST(RolloutBatchTest, EachRootsCropIsPrefilledOnceForItsG2Continuations) {
+  // Greedy 2 x 3 tree: both roots box the same region, every continuation
+  // answers from the crop. The encoder sees the full image once and each
+  // root's crop once (not once per continuation), and every continuation
+  // carries the crop turn in its own tokens all the same.
+  const Scripted& sc = scripted();
+  RolloutEngine engine(sc.policy, sc.cfg.model, sc.cfg.rollout);
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(1);
+  RolloutStats stats;
+  TrajectoryGroup g = engine.rollout_tree(sc.samples[0], 2, 3, gen, /*greedy=*/true, &stats);
+  ASSERT_EQ(g.trajectories.size(), 6u);
+  EXPECT_EQ(stats.images_encoded, 1 + 2);
+  for (const auto& t : g.trajectories) {
+    EXPECT_EQ(texts(t), (std::vector<std::string>{testing::kScriptBoxTurn, testing::kScriptAnswerTurn}));
+    ASSERT_EQ(t.images.size(), 2u);
+    EXPECT_TRUE(t.images[1].is_crop);
+    EXPECT_EQ(t.tokens, g.trajectories[0].tokens);
+  }
+}
+
 TEST(RolloutBatchTest, BatchedGreedyEqualsPerQuestionGreedyWithCrops) {
   const Scripted& sc = scripted();
   RolloutEngine engine(sc.policy, sc.cfg.model, sc.cfg.rollout);
