@@ -142,6 +142,12 @@ struct PretrainOptions {
   // Skills and their weights: "name:weight,...". Known: locate, zoom_read,
   // refine, answer, direct (see learner/pretrain.h).
   std::string skills = "locate:3,zoom_read:4,refine:1.5,answer:1,direct:0.5";
+  // A first phase of the decoder stage: its first phase1_steps steps (of
+  // `steps`) draw from phase1_skills instead (e.g. locate only: short
+  // sequences, ~2.7x cheaper steps, and the binding of words to image
+  // patches that every other skill starts with).
+  int phase1_steps = 0;
+  std::string phase1_skills = "locate:1";
   int log_every = 50;             // steps between progress lines
   int report_items = 200;         // held-out items per skill in the final report
   int threads = 1;                // LibTorch intra-op threads

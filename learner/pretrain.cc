@@ -482,6 +482,15 @@ int run_pretrain(const Config& cfg, const std::string& out) {
     std::cerr << "gr1 pretrain: " << mix.error() << "\n";
     return 2;
   }
+  // The first phase1_steps decoder steps draw from their own mix.
+  Result<std::map<std::string, double>> mix1 = *mix;
+  if (cfg.pretrain.phase1_steps > 0) {
+    mix1 = parse_skill_mix(cfg.pretrain.phase1_skills);
+    if (!mix1.ok()) {
+      std::cerr << "gr1 pretrain: phase1_skills: " << mix1.error() << "\n";
+      return 2;
+    }
+  }
   configure_compute_threads(cfg.pretrain.threads);
   const PretrainOptions& po = cfg.pretrain;
   torch::manual_seed(cfg.run.seed);
@@ -547,25 +556,35 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(po.lr).weight_decay(po.weight_decay));
   const std::vector<double> group_scale = {1.0, po.encoder_lr_scale};
 
-  std::vector<std::string> names;
-  std::vector<double> cumulative;
-  double total = 0;
-  for (const auto& [name, w] : *mix) {
-    if (w <= 0) continue;
-    total += w;
-    names.push_back(name);
-    cumulative.push_back(total);
-  }
-  std::printf("gr1 pretrain: %lld parameters, %d steps x %d sequences, skills %s\n",
+  struct Mix {
+    std::vector<std::string> names;
+    std::vector<double> cumulative;
+    double total = 0;
+  };
+  auto make_mix = [](const std::map<std::string, double>& m) {
+    Mix x;
+    for (const auto& [name, w] : m) {
+      if (w <= 0) continue;
+      x.total += w;
+      x.names.push_back(name);
+      x.cumulative.push_back(x.total);
+    }
+    return x;
+  };
+  const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1);
+  std::printf("gr1 pretrain: %lld parameters, %d steps x %d sequences, skills %s",
               static_cast<long long>(count_parameters(policy)), po.steps, po.batch,
               po.skills.c_str());
+  if (po.phase1_steps > 0)
+    std::printf(" (the first %d steps: %s)", po.phase1_steps, po.phase1_skills.c_str());
+  std::printf("\n");
   std::fflush(stdout);
 
   const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json log = nlohmann::json::array();
   double loss_acc = 0, correct_acc = 0, tokens_acc = 0;
   double obj_loss_acc = 0, obj_tp = 0, obj_pos = 0, obj_tn = 0, obj_neg = 0;
-  int64_t seq_tokens = 0;
+  int64_t seq_tokens = 0, seq_tokens_logged = 0;
   uint64_t next_index = 0;
   for (int step = 1; step <= po.steps; ++step) {
     // Linear warm-up, then linear decay to lr * lr_final_frac.
@@ -582,12 +601,13 @@ int run_pretrain(const Config& cfg, const std::string& out) {
           .lr(lr * group_scale[gi]);
 
     std::vector<PretrainExample> batch;
+    const Mix& mx = step <= po.phase1_steps ? first_mix : main_mix;
     for (int i = 0; i < po.batch; ++i, ++next_index) {
       const double u =
-          (mix64(cfg.run.seed * 0x100000001B3ULL + next_index) >> 11) * 0x1.0p-53 * total;
+          (mix64(cfg.run.seed * 0x100000001B3ULL + next_index) >> 11) * 0x1.0p-53 * mx.total;
       const size_t k =
-          std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin();
-      auto ex = make_pretrain_example(cfg, names[std::min(k, names.size() - 1)], next_index, 1);
+          std::upper_bound(mx.cumulative.begin(), mx.cumulative.end(), u) - mx.cumulative.begin();
+      auto ex = make_pretrain_example(cfg, mx.names[std::min(k, mx.names.size() - 1)], next_index, 1);
       if (!ex.ok()) {
         std::cerr << "gr1 pretrain: " << ex.error() << "\n";
         return 2;
@@ -666,7 +686,9 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                             {"objectness_balanced_accuracy", obj_bal},
                             {"lr", lr},
                             {"wall_s", secs},
-                            {"tokens_per_s", seq_tokens / std::max(1e-9, secs)}};
+                            {"tokens_per_s", seq_tokens / std::max(1e-9, secs)},
+                            {"sequence_tokens", seq_tokens - seq_tokens_logged}};
+      seq_tokens_logged = seq_tokens;
       log.push_back(row);
       std::printf(
           "pretrain step %5d  loss %.4f  token acc %.3f  objectness balanced acc %.3f  lr %.2e  "
@@ -697,6 +719,8 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   report["report_seconds"] = seconds_since(t0) - train_s;
   report["steps"] = po.steps;
   report["skills"] = po.skills;
+  report["phase1_steps"] = po.phase1_steps;
+  report["phase1_skills"] = po.phase1_skills;
   report["checkpoint"] = out;
   report["log"] = log;
   if (!vision_report.is_null()) report["vision"] = vision_report;

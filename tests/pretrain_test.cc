@@ -221,6 +221,39 @@ TEST(Pretrain, PatchObjectnessMarksPatchesWhoseCentreIsInTheBox) {
   EXPECT_EQ(std::count(none.begin(), none.end(), 1.f), 0);
 }
 
+TEST(Pretrain, PhaseOneDrawsFromItsOwnMixAndBadMixesAreErrors) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 4;
+  cfg.pretrain.log_every = 1;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.phase1_steps = 2;
+  cfg.pretrain.phase1_skills = "locate:1";
+  cfg.pretrain.skills = "zoom_read:1";
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_phase1_test";
+  std::filesystem::remove_all(dir);
+  const std::string out = (dir / "base.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  std::ifstream in(out + ".report.json");
+  const auto rep = nlohmann::json::parse(in);
+  EXPECT_EQ(rep["phase1_steps"], 2);
+  EXPECT_EQ(rep["phase1_skills"], "locate:1");
+  // Locate examples (one user turn) are far shorter than zoom-read ones
+  // (two user turns): the phase shows in the tokens each step computed.
+  ASSERT_EQ(rep["log"].size(), 4u);
+  for (int k : {0, 1})
+    EXPECT_LT(1.5 * rep["log"][k]["sequence_tokens"].get<double>(),
+              rep["log"][k + 2]["sequence_tokens"].get<double>())
+        << rep["log"].dump();
+  cfg.pretrain.phase1_skills = "locate:1,peek:2";
+  EXPECT_EQ(run_pretrain(cfg, out), 2);
+  auto bad = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml",
+                         {"pretrain.steps=3", "pretrain.phase1_steps=4"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("pretrain.phase1_steps"), std::string::npos) << bad.error();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Pretrain, FreezeVisionKeepsTheEncoderAndTrainsTheDecoder) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 5;
