@@ -564,6 +564,22 @@ std::string mc_options(Rng& rng, const std::string& truth,
   return out;
 }
 
+// Every value a detail of `kind` can take: the option pool of multiple choice.
+std::vector<std::string> detail_pool(DetailKind kind) {
+  std::vector<std::string> pool;
+  switch (kind) {
+    case DetailKind::kBadge:
+      for (const auto& c : badge_palette()) pool.emplace_back(c.name);
+      break;
+    case DetailKind::kDots:
+      for (int k = 1; k <= 6; ++k) pool.push_back(std::to_string(k));
+      break;
+    default:
+      for (char c : kAlphabet) pool.emplace_back(1, c);
+  }
+  return pool;
+}
+
 DetailKind detail_of(Family f) {
   switch (f) {
     case Family::kText:
@@ -739,16 +755,7 @@ Sample SyntheticTask::get_family(uint64_t index, Family family, bool mc,
       if (static_cast<int>(i) != target && sc.objects[i].detail == t.detail)
         confusions.push_back(detail_value(sc.objects[i]));
     }
-    switch (t.detail) {
-      case DetailKind::kBadge:
-        for (const auto& c : badge_palette()) pool.emplace_back(c.name);
-        break;
-      case DetailKind::kDots:
-        for (int k = 1; k <= 6; ++k) pool.push_back(std::to_string(k));
-        break;
-      default:
-        for (char c : kAlphabet) pool.emplace_back(1, c);
-    }
+    pool = detail_pool(t.detail);
     char letter = 'A';
     out.problem += mc_options(rng, truth, confusions, pool, &letter);
     out.solution = "<answer>" + std::string(1, letter) + "</answer>";
@@ -757,6 +764,13 @@ Sample SyntheticTask::get_family(uint64_t index, Family family, bool mc,
   }
   out.image = std::move(sc.image);
   return out;
+}
+
+std::string multiple_choice_suffix(DetailKind kind, const std::string& truth,
+                                   const std::vector<std::string>& confusions, uint64_t seed,
+                                   char* letter) {
+  Rng rng(seed, 0x4D43);
+  return mc_options(rng, truth, confusions, detail_pool(kind), letter);
 }
 
 Scene SyntheticTask::scene(uint64_t index, Family family, uint64_t stream) const {

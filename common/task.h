@@ -66,6 +66,16 @@ struct Scene {
   std::vector<SceneObject> objects;
 };
 
+// The benchmark's multiple-choice suffix ("\nA. x\nB. y\nC. z\nD. w") for
+// `truth`, a detail value of `kind`: the truth, then `confusions` (e.g. the
+// scene's other details of that kind), then random values of the kind, in an
+// order drawn from `seed`; *letter gets the truth's letter. For generic-skill
+// pretraining (learner/pretrain.cc): the same option form as the benchmark's
+// multiple-choice questions, never their wording.
+std::string multiple_choice_suffix(DetailKind kind, const std::string& truth,
+                                   const std::vector<std::string>& confusions, uint64_t seed,
+                                   char* letter);
+
 class SyntheticTask {
  public:
   // Checks ranges: image sides in [32, 8192]; 4 <= min_glyph_px <=

@@ -35,7 +35,9 @@ namespace {
 // being mapped, faulted and zeroed again on every layer.
 constexpr double kAttentionBudgetBytes = 24.0 * (1 << 20);
 
-constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct"};
+// Appended only: a skill's index picks its scene sub-stream.
+constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct",
+                                   "zoom_read_mc"};
 
 // splitmix64: example draws are a pure function of (seed, index).
 uint64_t mix64(uint64_t z) {
@@ -145,7 +147,7 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
     name.erase(name.find_last_not_of(" \t") + 1);
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
       return Status::Error("pretrain.skills: unknown skill \"" + name +
-                           "\" (known: locate, zoom_read, refine, answer, direct)");
+                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc)");
     }
     if (mix.count(name)) return Status::Error("pretrain.skills: \"" + name + "\" listed twice");
     double w = 1.0;
@@ -231,6 +233,18 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     s.solution = target.value;
   }
   s.problem = q;
+  if (skill == "zoom_read_mc") {
+    // Options in the benchmark's multiple-choice form (the scene's other
+    // details of the kind first, as the benchmark does), answered by letter.
+    std::vector<std::string> confusions;
+    for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
+      if (i != ti && sc.objects[i].detail == target.detail) confusions.push_back(sc.objects[i].value);
+    char letter = 'A';
+    s.problem += multiple_choice_suffix(target.detail, target.value, confusions, mix64(r), &letter);
+    ex.answer = std::string(1, letter);
+    s.solution = "<answer>" + ex.answer + "</answer>";
+    s.dataset = "pretrain_zoom_read_mc";
+  }
 
   Trajectory& t = ex.traj;
   const PromptMode mode = skill == "direct" ? PromptMode::kDirect : PromptMode::kGrounded;
@@ -240,11 +254,11 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   const Box& shown = teach.box;
   const std::string ground = "<think>the " + desc + "</think><box>" + teach.text + "</box>";
   const std::string answer =
-      "<think>it shows " + target.value + "</think><answer>" + target.value + "</answer>";
+      "<think>it shows " + target.value + "</think><answer>" + ex.answer + "</answer>";
 
   if (skill == "locate") {
     append_turn(t, ground, true, S);
-  } else if (skill == "zoom_read") {
+  } else if (skill == "zoom_read" || skill == "zoom_read_mc") {
     append_turn(t, ground, true, S);
     append_crop_turn(t, cfg, s, shown);
     append_turn(t, answer, true, S);
@@ -452,6 +466,27 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
       }
     }
     rep["read_given_box_accuracy"] = static_cast<double>(read) / n;
+  }
+  // Multiple choice: the same kind of item with four options, answered by
+  // letter (the benchmark's multiple-choice rule); greedy, up to max_turns.
+  {
+    RolloutOptions ro = cfg.rollout;
+    ro.mode = "grounded";
+    RolloutEngine engine(policy, m, ro);
+    std::vector<Sample> samples;
+    for (int i = 0; i < n; ++i) {
+      auto ex = make_pretrain_example(cfg, "zoom_read_mc", static_cast<uint64_t>(i), 2);
+      if (!ex.ok()) return ex.status();
+      samples.push_back(ex->sample);
+    }
+    auto groups = rollouts(engine, samples, true, gen);
+    int right = 0;
+    for (size_t i = 0; i < groups.size(); ++i) {
+      const auto texts = turn_texts(groups[i].trajectories[0], S);
+      auto a = texts.empty() ? std::nullopt : extract_answer(texts.back());
+      right += a && accuracy_reward(AccuracyRule::kMultipleChoice, *a, samples[i].solution) == 1.0;
+    }
+    rep["zoom_read_mc_accuracy"] = static_cast<double>(right) / n;
   }
   // Box choice: sampled first turns on held-out benchmark questions.
   {

@@ -19,6 +19,9 @@
 //   answer     the same question about a detail large enough to read in the
 //              full view -> <answer> at once (grounding is a choice)
 //   direct     the direct-mode prompt (rollout.mode: direct) -> <answer>
+//   zoom_read_mc  zoom_read with four options "\nA. x\nB. y..." after the
+//              question (the benchmark's multiple-choice form) -> ... ->
+//              <answer> with the right option's letter
 // Supervised boxes are whole-shape boxes, never a detail's (evidence) box,
 // and the wording differs from every benchmark template: nothing the
 // benchmark asks, nor its evidence boxes, is ever supervised.
@@ -73,7 +76,8 @@ int run_pretrain(const Config& cfg, const std::string& out);
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last
 // step): {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy"
 // (the zoom-read items with the shape's box given as the first turn: reading
-// apart from locating), "box_choice_rate", "items"}.
+// apart from locating), "zoom_read_mc_accuracy" (zoom_read_mc items, letter
+// answers), "box_choice_rate", "items"}.
 // `locate_only` measures locate_box_score alone (what `gr1 results` needs).
 Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,
                                        bool locate_only = false);

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "common/config.h"
@@ -166,6 +167,52 @@ TEST(Pretrain, ZoomReadAndRefineCropWhatTheyBoxAndAnswerTheDetail) {
   }
 }
 
+TEST(Pretrain, MultipleChoiceZoomReadAnswersWithTheRightOptionsLetter) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  const std::string letters = "ABCD";
+  std::set<char> seen;
+  for (uint64_t i = 0; i < 30; ++i) {
+    auto plain = make_pretrain_example(cfg, "zoom_read", i, 1);
+    auto ex = make_pretrain_example(cfg, "zoom_read_mc", i, 1);
+    ASSERT_TRUE(ex.ok()) << ex.error();
+    const Sample& smp = ex->sample;
+    // Four options "\nA. v" after the question; the taught letter is the
+    // option whose value is the target's detail, and the solution is in
+    // the benchmark's multiple-choice form.
+    const size_t first = smp.problem.find("\nA. ");
+    ASSERT_NE(first, std::string::npos) << smp.problem;
+    std::vector<std::string> values;
+    for (char L : letters) {
+      const std::string tag = std::string("\n") + L + ". ";
+      const size_t at = smp.problem.find(tag);
+      ASSERT_NE(at, std::string::npos) << smp.problem;
+      const size_t end = smp.problem.find('\n', at + 1);
+      values.push_back(smp.problem.substr(at + tag.size(), end - at - tag.size()));
+    }
+    ASSERT_EQ(ex->answer.size(), 1u);
+    const int k = static_cast<int>(letters.find(ex->answer[0]));
+    ASSERT_GE(k, 0) << ex->answer;
+    seen.insert(ex->answer[0]);
+    EXPECT_EQ(smp.solution, "<answer>" + ex->answer + "</answer>");
+    EXPECT_EQ(std::set<std::string>(values.begin(), values.end()).size(), 4u) << smp.problem;
+    const Trajectory& t = ex->traj;
+    ASSERT_EQ(t.turns.size(), 2u);
+    ASSERT_TRUE(t.images[1].is_crop);
+    const AnswerTurn a = parse_answer_turn(turn_text(t.tokens, t.turns[1], S));
+    ASSERT_TRUE(a.ok);
+    EXPECT_EQ(a.answer, ex->answer);
+    EXPECT_DOUBLE_EQ(accuracy_reward(AccuracyRule::kMultipleChoice, a.answer, smp.solution), 1.0);
+    // The thought names the value read; the option with that value is the answer.
+    const std::string think = turn_text(t.tokens, t.turns[1], S);
+    EXPECT_NE(think.find("it shows " + values[k] + "<"), std::string::npos) << think;
+    ASSERT_TRUE(plain.ok());
+    EXPECT_EQ(plain->sample.problem.find("\nA. "), std::string::npos);
+  }
+  // The right letter is not always the same one.
+  EXPECT_GE(seen.size(), 3u);
+}
+
 TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
   const Config cfg = tests_config();
   const int S = cfg.model.image_size;
@@ -190,7 +237,7 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
                              "Read the character",   "What colour is the small",
                              "Which colour does",    "How many dots are on",
                              "Count the dots",       "What character is on the shape"};
-  for (const char* skill : {"locate", "zoom_read", "refine", "answer", "direct"}) {
+  for (const char* skill : {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       auto ex = make_pretrain_example(cfg, skill, i, 1);
       ASSERT_TRUE(ex.ok()) << ex.error();
@@ -305,7 +352,8 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   const double first = rep["log"][0]["loss"], last = rep["log"][3]["loss"];
   EXPECT_LT(last, 0.85 * first) << rep["log"].dump();
   for (const char* k :
-       {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy", "box_choice_rate"}) {
+       {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy",
+        "zoom_read_mc_accuracy", "box_choice_rate"}) {
     ASSERT_TRUE(rep.contains(k)) << k;
     EXPECT_GE(rep[k].get<double>(), 0.0);
     EXPECT_LE(rep[k].get<double>(), 1.0);
