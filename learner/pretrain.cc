@@ -405,6 +405,22 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
   rep["items"] = n;
   if (n == 0) return rep;
   auto gen = at::detail::createCPUGenerator(cfg.run.seed + 99);
+  // The first n held-out items (stream 2) of a skill.
+  auto held_out = [&](const char* skill) -> Result<std::vector<Sample>> {
+    std::vector<Sample> samples;
+    for (int i = 0; i < n; ++i) {
+      auto ex = make_pretrain_example(cfg, skill, static_cast<uint64_t>(i), 2);
+      if (!ex.ok()) return ex.status();
+      samples.push_back(ex->sample);
+    }
+    return samples;
+  };
+  // Whether the final turn's answer earns the full accuracy reward.
+  auto answered_right = [&](const Trajectory& t, const std::string& solution, AccuracyRule rule) {
+    const auto texts = turn_texts(t, S);
+    auto a = texts.empty() ? std::nullopt : extract_answer(texts.back());
+    return a && accuracy_reward(rule, *a, solution) == 1.0;
+  };
 
   // Locate: the first (only) turn's box against the named shape's box.
   {
@@ -412,12 +428,9 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     ro.mode = "grounded";
     ro.max_turns = 1;
     RolloutEngine engine(policy, m, ro);
-    std::vector<Sample> samples;
-    for (int i = 0; i < n; ++i) {
-      auto ex = make_pretrain_example(cfg, "locate", static_cast<uint64_t>(i), 2);
-      if (!ex.ok()) return ex.status();
-      samples.push_back(ex->sample);
-    }
+    auto held = held_out("locate");
+    if (!held.ok()) return held.status();
+    const std::vector<Sample>& samples = *held;
     auto groups = rollouts(engine, samples, true, gen);
     double sum = 0;
     for (size_t i = 0; i < groups.size(); ++i) {
@@ -434,19 +447,14 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     RolloutOptions ro = cfg.rollout;
     ro.mode = "grounded";
     RolloutEngine engine(policy, m, ro);
-    std::vector<Sample> samples;
-    for (int i = 0; i < n; ++i) {
-      auto ex = make_pretrain_example(cfg, "zoom_read", static_cast<uint64_t>(i), 2);
-      if (!ex.ok()) return ex.status();
-      samples.push_back(ex->sample);
-    }
+    auto held = held_out("zoom_read");
+    if (!held.ok()) return held.status();
+    const std::vector<Sample>& samples = *held;
     auto groups = rollouts(engine, samples, true, gen);
     int right = 0;
-    for (size_t i = 0; i < groups.size(); ++i) {
-      const auto texts = turn_texts(groups[i].trajectories[0], S);
-      auto a = texts.empty() ? std::nullopt : extract_answer(texts.back());
-      right += a && accuracy_reward(AccuracyRule::kShortAnswer, *a, samples[i].solution) == 1.0;
-    }
+    for (size_t i = 0; i < groups.size(); ++i)
+      right += answered_right(groups[i].trajectories[0], samples[i].solution,
+                              AccuracyRule::kShortAnswer);
     rep["zoom_read_accuracy"] = static_cast<double>(right) / n;
     // Reading alone: the same items with the named shape's box GIVEN as the
     // first turn (forced_box_trajectories, scale 1), its crop shown, one
@@ -459,11 +467,8 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
       std::vector<Sample> chunk(samples.begin() + i,
                                 samples.begin() + std::min(samples.size(), i + kChunk));
       const auto trajs = forced_box_trajectories(policy, m, fo, chunk, 1.0);
-      for (size_t k = 0; k < chunk.size(); ++k) {
-        const auto texts = turn_texts(trajs[k], S);
-        auto a = texts.empty() ? std::nullopt : extract_answer(texts.back());
-        read += a && accuracy_reward(AccuracyRule::kShortAnswer, *a, chunk[k].solution) == 1.0;
-      }
+      for (size_t k = 0; k < chunk.size(); ++k)
+        read += answered_right(trajs[k], chunk[k].solution, AccuracyRule::kShortAnswer);
     }
     rep["read_given_box_accuracy"] = static_cast<double>(read) / n;
   }
@@ -473,19 +478,14 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     RolloutOptions ro = cfg.rollout;
     ro.mode = "grounded";
     RolloutEngine engine(policy, m, ro);
-    std::vector<Sample> samples;
-    for (int i = 0; i < n; ++i) {
-      auto ex = make_pretrain_example(cfg, "zoom_read_mc", static_cast<uint64_t>(i), 2);
-      if (!ex.ok()) return ex.status();
-      samples.push_back(ex->sample);
-    }
+    auto held = held_out("zoom_read_mc");
+    if (!held.ok()) return held.status();
+    const std::vector<Sample>& samples = *held;
     auto groups = rollouts(engine, samples, true, gen);
     int right = 0;
-    for (size_t i = 0; i < groups.size(); ++i) {
-      const auto texts = turn_texts(groups[i].trajectories[0], S);
-      auto a = texts.empty() ? std::nullopt : extract_answer(texts.back());
-      right += a && accuracy_reward(AccuracyRule::kMultipleChoice, *a, samples[i].solution) == 1.0;
-    }
+    for (size_t i = 0; i < groups.size(); ++i)
+      right += answered_right(groups[i].trajectories[0], samples[i].solution,
+                              AccuracyRule::kMultipleChoice);
     rep["zoom_read_mc_accuracy"] = static_cast<double>(right) / n;
   }
   // Box choice: sampled first turns on held-out benchmark questions.

@@ -15,6 +15,16 @@
 
 namespace gr1 {
 
+namespace {
+// The encoder's rows of every image in `pixels` [N,3,S,S], flattened to
+// [N * rows, d_model]; undefined when there are no images.
+torch::Tensor image_rows(Policy& p, const torch::Tensor& pixels) {
+  if (!pixels.defined()) return {};
+  auto e = p->encode_images(pixels);
+  return e.reshape({-1, e.size(2)});
+}
+}  // namespace
+
 Result<std::vector<TrajectoryScore>> score_group(const TrajectoryGroup& g, const Sample& sample,
                                                  int shown_size) {
   std::vector<TrajectoryScore> out;
@@ -133,11 +143,7 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
 }
 
 torch::Tensor Trainer::packed_logprobs(Policy& p, const PackedBatch& b) const {
-  torch::Tensor emb;
-  if (b.pixels.defined()) {
-    auto e = p->encode_images(b.pixels);
-    emb = e.reshape({-1, e.size(2)});
-  }
+  const torch::Tensor emb = image_rows(p, b.pixels);
   auto h = p->hidden_states_packed(b.tokens, emb, b.positions, b.valid, b.allowed, b.slot_index,
                                    b.context_node);
   // A node's token is predicted at its parent: the parent's hidden state.
@@ -246,11 +252,7 @@ Trainer::Batch Trainer::make_batch(const std::vector<const Trajectory*>& trajs,
 
 // Log-prob of every token given its prefix: [B, T-1] (entry j is token j+1).
 torch::Tensor Trainer::batch_logprobs(Policy& p, const Batch& b) const {
-  torch::Tensor emb;
-  if (b.pixels.defined()) {
-    auto e = p->encode_images(b.pixels);
-    emb = e.reshape({-1, e.size(2)});
-  }
+  const torch::Tensor emb = image_rows(p, b.pixels);
   auto logits = p->forward(b.tokens, emb, b.positions, b.key_mask);
   return token_logprobs(logits.slice(1, 0, logits.size(1) - 1), b.targets,
                         cfg_.rollout.temperature);
