@@ -503,42 +503,10 @@ std::string describe(const Object& o) {
          std::string(kShapeNames[static_cast<int>(o.shape)]);
 }
 
-// Spatial relation: among objects whose centre lies in the 90-degree cone
-// of `dir` from the anchor, the nearest; unique when the runner-up is at
-// least 25% farther. Returns the target index or -1.
 int related_object(const std::vector<Object>& objs, int anchor, int dir) {
-  int best = -1;
-  double d1 = 1e18, d2 = 1e18;
-  for (int i = 0; i < static_cast<int>(objs.size()); ++i) {
-    if (i == anchor) continue;
-    const double dx = objs[i].centre.x - objs[anchor].centre.x;
-    const double dy = objs[i].centre.y - objs[anchor].centre.y;
-    bool in = false;
-    switch (dir) {
-      case 0:
-        in = -dx > std::abs(dy);
-        break;  // left of
-      case 1:
-        in = dx > std::abs(dy);
-        break;  // right of
-      case 2:
-        in = -dy > std::abs(dx);
-        break;  // above
-      case 3:
-        in = dy > std::abs(dx);
-        break;  // below
-    }
-    if (!in) continue;
-    const double d = std::sqrt(dx * dx + dy * dy);
-    if (d < d1) {
-      d2 = d1;
-      d1 = d;
-      best = i;
-    } else if (d < d2) {
-      d2 = d;
-    }
-  }
-  return (best >= 0 && d2 >= 1.25 * d1) ? best : -1;
+  std::vector<cv::Point> centres;
+  for (const auto& o : objs) centres.push_back(o.centre);
+  return gr1::related_object(centres, anchor, dir);
 }
 
 // Four options: the truth first, then `confusions`, then `pool`; shuffled.
@@ -766,6 +734,41 @@ Sample SyntheticTask::get_family(uint64_t index, Family family, bool mc,
   return out;
 }
 
+int related_object(const std::vector<cv::Point>& objs, int anchor, int dir) {
+  int best = -1;
+  double d1 = 1e18, d2 = 1e18;
+  for (int i = 0; i < static_cast<int>(objs.size()); ++i) {
+    if (i == anchor) continue;
+    const double dx = objs[i].x - objs[anchor].x;
+    const double dy = objs[i].y - objs[anchor].y;
+    bool in = false;
+    switch (dir) {
+      case 0:
+        in = -dx > std::abs(dy);
+        break;  // left of
+      case 1:
+        in = dx > std::abs(dy);
+        break;  // right of
+      case 2:
+        in = -dy > std::abs(dx);
+        break;  // above
+      case 3:
+        in = dy > std::abs(dx);
+        break;  // below
+    }
+    if (!in) continue;
+    const double d = std::sqrt(dx * dx + dy * dy);
+    if (d < d1) {
+      d2 = d1;
+      d1 = d;
+      best = i;
+    } else if (d < d2) {
+      d2 = d;
+    }
+  }
+  return (best >= 0 && d2 >= 1.25 * d1) ? best : -1;
+}
+
 std::string multiple_choice_suffix(DetailKind kind, const std::string& truth,
                                    const std::vector<std::string>& confusions, uint64_t seed,
                                    char* letter) {
@@ -786,6 +789,7 @@ Scene SyntheticTask::scene(uint64_t index, Family family, uint64_t stream) const
     so.detail = o.detail;
     so.value = detail_value(o);
     so.detail_box = sc.detail_boxes[i];
+    so.centre = o.centre;
     out.objects.push_back(std::move(so));
   }
   out.image = std::move(sc.image);

@@ -58,6 +58,7 @@ struct SceneObject {
   DetailKind detail = DetailKind::kNone;
   std::string value;  // glyph character, badge colour name, or dot count ("3")
   Box detail_box;     // tight box of the detail's pixels (empty when none)
+  cv::Point centre;   // the shape's centre, which spatial relations compare
   std::string description() const { return colour + " " + shape; }
 };
 
@@ -75,6 +76,12 @@ struct Scene {
 std::string multiple_choice_suffix(DetailKind kind, const std::string& truth,
                                    const std::vector<std::string>& confusions, uint64_t seed,
                                    char* letter);
+
+// The benchmark's spatial relation (dir 0 left of, 1 right of, 2 above, 3
+// below): among the objects whose centre lies in the 90-degree cone of `dir`
+// around the anchor's centre, the nearest; -1 unless it is unique (the
+// runner-up at least 25% farther) or no object is in the cone.
+int related_object(const std::vector<cv::Point>& centres, int anchor, int dir);
 
 class SyntheticTask {
  public:

@@ -37,7 +37,7 @@ constexpr double kAttentionBudgetBytes = 24.0 * (1 << 20);
 
 // Appended only: a skill's index picks its scene sub-stream.
 constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct",
-                                   "zoom_read_mc"};
+                                   "zoom_read_mc", "zoom_read_rel"};
 
 // splitmix64: example draws are a pure function of (seed, index).
 uint64_t mix64(uint64_t z) {
@@ -59,6 +59,51 @@ std::string detail_phrase(DetailKind k) {
       return "the character on it";
   }
 }
+
+// The same, as a lead-in to the shape's description ("... the red circle").
+std::string detail_lead(DetailKind k) {
+  switch (k) {
+    case DetailKind::kBadge:
+      return "the colour of the mark on";
+    case DetailKind::kDots:
+      return "the number of dots on";
+    default:
+      return "the symbol shown on";
+  }
+}
+
+// Generic openings before a question (most often none), so that the shape's
+// words do not always sit at the same place in the prompt; with the
+// templates whose description comes last they span the positions that any
+// question may put them at. None is a benchmark wording.
+constexpr const char* kOpenings[] = {"",
+                                     "",
+                                     "",
+                                     "",
+                                     "Please. ",
+                                     "Look at the picture. ",
+                                     "In this image, ",
+                                     "Question: ",
+                                     "There are a few shapes here. ",
+                                     "Take a careful look at the whole scene before you answer. ",
+                                     "Here is a picture of some coloured shapes. ",
+                                     "Help me with this one: "};
+
+// An opening drawn from `r`, then `q` (its first letter lower-cased after a
+// comma).
+std::string with_opening(const std::string& q, uint64_t r) {
+  const std::string o = kOpenings[r % std::size(kOpenings)];
+  std::string body = q;
+  if (o.size() >= 2 && o[o.size() - 2] == ',' && !body.empty())
+    body[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(body[0])));
+  return o + body;
+}
+
+// Relation words of the relational skill (direction k as in
+// related_object()); the benchmark says "just left of" / "nearest shape
+// left of", these do not.
+constexpr const char* kRelationWords[] = {"located to the left of", "located to the right of",
+                                          "lying above", "lying below"};
 
 // Whole-pixel box in the shown frame that covers `b` (original pixels).
 Box to_shown(const Box& b, int S, int W, int H) {
@@ -147,7 +192,7 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
     name.erase(name.find_last_not_of(" \t") + 1);
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
       return Status::Error("pretrain.skills: unknown skill \"" + name +
-                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc)");
+                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel)");
     }
     if (mix.count(name)) return Status::Error("pretrain.skills: \"" + name + "\" listed twice");
     double w = 1.0;
@@ -200,14 +245,34 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   const uint64_t sub =
       stream * 8 + static_cast<uint64_t>(std::find(std::begin(kSkills), std::end(kSkills), skill) -
                                          std::begin(kSkills));
-  Scene sc = task->scene(index, family, sub);
+  const bool relational = skill == "zoom_read_rel";
+  Scene sc = task->scene(index, relational ? Family::kSpatial : family, sub);
 
-  // The target: a shape with a detail, drawn at random.
+  // The target: a shape with a detail, drawn at random; for the relational
+  // skill, the shape in a unique relation to another (as the benchmark's
+  // spatial questions pick theirs), named by that relation.
   std::vector<int> with_detail;
   for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
     if (sc.objects[i].detail != DetailKind::kNone) with_detail.push_back(i);
-  const int ti = with_detail[r % with_detail.size()];
+  int ti = with_detail[r % with_detail.size()];
   r = mix64(r);
+  std::string named;  // how the question names the target ("" = its description)
+  if (relational) {
+    std::vector<cv::Point> centres;
+    for (const auto& o : sc.objects) centres.push_back(o.centre);
+    std::vector<std::pair<int, int>> options;  // (anchor, direction)
+    for (int a = 0; a < static_cast<int>(sc.objects.size()); ++a)
+      for (int dir = 0; dir < 4; ++dir) {
+        const int k = related_object(centres, a, dir);
+        if (k >= 0 && sc.objects[k].detail != DetailKind::kNone) options.emplace_back(a, dir);
+      }
+    if (!options.empty()) {
+      const auto [a, dir] = options[r % options.size()];
+      ti = related_object(centres, a, dir);
+      named = std::string("shape ") + kRelationWords[dir] + " the " + sc.objects[a].description();
+    }
+    r = mix64(r);
+  }
   const SceneObject& target = sc.objects[ti];
 
   PretrainExample ex;
@@ -219,20 +284,39 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   s.bboxs = {target.box};
   s.dataset = "pretrain_" + skill;
   s.image = sc.image;
+  ex.objects = sc.objects;
+  ex.target = ti;
 
   const std::string desc = target.description();
-  static constexpr const char* kLocate[] = {"Where is the %s?", "Locate the %s.", "Find the %s."};
+  const std::string name = named.empty() ? desc : named;
+  static constexpr const char* kLocate[] = {"Where is the %s?",
+                                            "Locate the %s.",
+                                            "Find the %s.",
+                                            "Put a box around the %s.",
+                                            "Can you show me where I can find the %s?",
+                                            "I am looking for the %s."};
+  // Description first ("%s" then the detail phrase) ...
   static constexpr const char* kZoom[] = {"Zoom in on the %s and tell %s.",
                                           "Look closely at the %s: tell %s."};
-  char q[256];
+  // ... or last (the detail's lead-in, then "%s").
+  static constexpr const char* kZoomLead[] = {"Tell me %s the %s.", "I would like to know %s the %s.",
+                                              "Please report %s the %s, after zooming in."};
+  char q[320];
   if (skill == "locate") {
-    std::snprintf(q, sizeof(q), kLocate[r % 3], desc.c_str());
+    std::snprintf(q, sizeof(q), kLocate[r % std::size(kLocate)], name.c_str());
   } else {
-    std::snprintf(q, sizeof(q), kZoom[r % 2], desc.c_str(), detail_phrase(target.detail).c_str());
+    const size_t k = r % (std::size(kZoom) + std::size(kZoomLead));
+    if (k < std::size(kZoom))
+      std::snprintf(q, sizeof(q), kZoom[k], name.c_str(), detail_phrase(target.detail).c_str());
+    else
+      std::snprintf(q, sizeof(q), kZoomLead[k - std::size(kZoom)],
+                    detail_lead(target.detail).c_str(), name.c_str());
     ex.answer = target.value;
     s.solution = target.value;
   }
-  s.problem = q;
+  r = mix64(r);
+  s.problem = with_opening(q, r);
+  r = mix64(r);
   if (skill == "zoom_read_mc") {
     // Options in the benchmark's multiple-choice form (the scene's other
     // details of the kind first, as the benchmark does), answered by letter.
@@ -258,7 +342,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
 
   if (skill == "locate") {
     append_turn(t, ground, true, S);
-  } else if (skill == "zoom_read" || skill == "zoom_read_mc") {
+  } else if (skill == "zoom_read" || skill == "zoom_read_mc" || skill == "zoom_read_rel") {
     append_turn(t, ground, true, S);
     append_crop_turn(t, cfg, s, shown);
     append_turn(t, answer, true, S);
@@ -487,6 +571,22 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
       right += answered_right(groups[i].trajectories[0], samples[i].solution,
                               AccuracyRule::kMultipleChoice);
     rep["zoom_read_mc_accuracy"] = static_cast<double>(right) / n;
+  }
+  // Relational: the shape named by its relation to another, boxed, cropped
+  // and read; greedy, up to max_turns; exact answer.
+  {
+    RolloutOptions ro = cfg.rollout;
+    ro.mode = "grounded";
+    RolloutEngine engine(policy, m, ro);
+    auto held = held_out("zoom_read_rel");
+    if (!held.ok()) return held.status();
+    const std::vector<Sample>& samples = *held;
+    auto groups = rollouts(engine, samples, true, gen);
+    int right = 0;
+    for (size_t i = 0; i < groups.size(); ++i)
+      right += answered_right(groups[i].trajectories[0], samples[i].solution,
+                              AccuracyRule::kShortAnswer);
+    rep["zoom_read_rel_accuracy"] = static_cast<double>(right) / n;
   }
   // Box choice: sampled first turns on held-out benchmark questions.
   {

@@ -35,6 +35,7 @@
 #include "common/options.h"
 #include "common/sample.h"
 #include "common/status.h"
+#include "common/task.h"
 #include "common/trajectory.h"
 
 namespace gr1 {
@@ -51,6 +52,8 @@ struct PretrainExample {
   Trajectory traj;     // logprobs all 0
   Sample sample;       // image + question; bboxs = {target shape box}
   std::string answer;  // the taught answer ("" for locate)
+  std::vector<SceneObject> objects;  // the scene's objects (original pixels)
+  int target = -1;                   // index of the named shape in `objects`
 };
 
 // Example `index` of `skill` from scene stream `stream` (1: training,

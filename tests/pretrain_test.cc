@@ -213,6 +213,75 @@ TEST(Pretrain, MultipleChoiceZoomReadAnswersWithTheRightOptionsLetter) {
   EXPECT_GE(seen.size(), 3u);
 }
 
+TEST(Pretrain, QuestionsPutTheShapesWordsAtManyPlaces) {
+  const Config cfg = tests_config();
+  // Where (in words) the named shape's description starts: the benchmark
+  // puts it from the 3rd to the 9th word, so pretraining must vary it too.
+  for (const char* skill : {"locate", "zoom_read"}) {
+    std::set<int> starts;
+    for (uint64_t i = 0; i < 60; ++i) {
+      auto ex = make_pretrain_example(cfg, skill, i, 1);
+      ASSERT_TRUE(ex.ok()) << ex.error();
+      const std::string& q = ex->sample.problem;
+      const std::string desc = ex->objects.at(ex->target).description();
+      const size_t at = q.find("the " + desc);
+      ASSERT_NE(at, std::string::npos) << q;
+      starts.insert(static_cast<int>(std::count(q.begin(), q.begin() + at, ' ')));
+    }
+    EXPECT_GE(starts.size(), 6u) << skill;
+    EXPECT_LE(*starts.begin(), 3) << skill;
+    EXPECT_GE(*starts.rbegin(), 9) << skill;
+  }
+}
+
+TEST(Pretrain, RelationalZoomReadNamesTheShapeByItsRelationThenBoxesAndReadsIt) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  const char* words[] = {"located to the left of the ", "located to the right of the ",
+                         "lying above the ", "lying below the "};
+  int related = 0;
+  for (uint64_t i = 0; i < 30; ++i) {
+    auto ex = make_pretrain_example(cfg, "zoom_read_rel", i, 1);
+    ASSERT_TRUE(ex.ok()) << ex.error();
+    const std::string& q = ex->sample.problem;
+    const SceneObject& target = ex->objects.at(ex->target);
+    EXPECT_EQ(ex->sample.bboxs.at(0), target.box);
+    EXPECT_EQ(ex->answer, target.value);
+    EXPECT_NE(target.detail, DetailKind::kNone);
+    int dir = -1;
+    for (int d = 0; d < 4; ++d)
+      if (q.find(words[d]) != std::string::npos) dir = d;
+    if (dir >= 0) {
+      // The anchor is the named shape; the target is the one in that
+      // relation to it, computed as the benchmark computes relations.
+      const size_t at = q.find(words[dir]) + std::string(words[dir]).size();
+      std::vector<cv::Point> centres;
+      for (const auto& o : ex->objects) centres.push_back(o.centre);
+      bool found = false;
+      for (int a = 0; a < static_cast<int>(ex->objects.size()); ++a)
+        if (q.compare(at, ex->objects[a].description().size(), ex->objects[a].description()) == 0 &&
+            related_object(centres, a, dir) == ex->target)
+          found = true;
+      EXPECT_TRUE(found) << q;
+      EXPECT_EQ(q.find("the " + target.description()), std::string::npos) << q;
+      ++related;
+    }
+    // Box the resolved shape (named in the thought), crop it, read it.
+    const Trajectory& t = ex->traj;
+    ASSERT_EQ(t.turns.size(), 2u);
+    const std::string ground = turn_text(t.tokens, t.turns[0], S);
+    EXPECT_NE(ground.find("<think>the " + target.description() + "</think>"), std::string::npos)
+        << ground;
+    const Box b = shown_to_original(*t.boxes_shown[0], S, S, ex->sample.width, ex->sample.height);
+    EXPECT_GT(box_score(b, target.box), 0.6) << ground;
+    ASSERT_TRUE(t.images[1].is_crop);
+    const AnswerTurn a = parse_answer_turn(turn_text(t.tokens, t.turns[1], S));
+    ASSERT_TRUE(a.ok);
+    EXPECT_EQ(a.answer, target.value);
+  }
+  EXPECT_GE(related, 20);  // most spatial scenes have a unique relation
+}
+
 TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
   const Config cfg = tests_config();
   const int S = cfg.model.image_size;
@@ -236,8 +305,11 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
   const char* benchmark[] = {"What character is on", "Which letter or digit",
                              "Read the character",   "What colour is the small",
                              "Which colour does",    "How many dots are on",
-                             "Count the dots",       "What character is on the shape"};
-  for (const char* skill : {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc"}) {
+                             "Count the dots",       "What character is on the shape",
+                             "the shape just",       "nearest shape",
+                             "written on",           "small mark"};
+  for (const char* skill :
+       {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       auto ex = make_pretrain_example(cfg, skill, i, 1);
       ASSERT_TRUE(ex.ok()) << ex.error();
