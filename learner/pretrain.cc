@@ -39,6 +39,10 @@ constexpr double kAttentionBudgetBytes = 24.0 * (1 << 20);
 constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct",
                                    "zoom_read_mc", "zoom_read_rel"};
 
+// The start of make_pretrain_example's error for an example longer than
+// model.max_seq_len (training skips and counts those).
+constexpr const char* kTooLong = "too long";
+
 // splitmix64: example draws are a pure function of (seed, index).
 uint64_t mix64(uint64_t z) {
   z += 0x9E3779B97F4A7C15ULL;
@@ -371,8 +375,8 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     t.finished = true;
   }
   if (static_cast<int>(t.tokens.size()) > cfg.model.max_seq_len) {
-    return Status::Error("pretraining example of skill " + skill + " has " +
-                         std::to_string(t.tokens.size()) + " tokens > model.max_seq_len " +
+    return Status::Error(std::string(kTooLong) + ": pretraining example of skill " + skill +
+                         " has " + std::to_string(t.tokens.size()) + " tokens > model.max_seq_len " +
                          std::to_string(cfg.model.max_seq_len));
   }
   return ex;
@@ -721,6 +725,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   double obj_loss_acc = 0, obj_tp = 0, obj_pos = 0, obj_tn = 0, obj_neg = 0;
   int64_t seq_tokens = 0, seq_tokens_logged = 0;
   uint64_t next_index = 0;
+  std::map<std::string, int> too_long;  // skipped over-long examples per skill
   for (int step = 1; step <= po.steps; ++step) {
     // Linear warm-up, then linear decay to lr * lr_final_frac.
     double lr = po.lr;
@@ -737,17 +742,33 @@ int run_pretrain(const Config& cfg, const std::string& out) {
 
     std::vector<PretrainExample> batch;
     const Mix& mx = step <= po.phase1_steps ? first_mix : main_mix;
-    for (int i = 0; i < po.batch; ++i, ++next_index) {
+    int skipped_in_step = 0;
+    for (int i = 0; i < po.batch; ++next_index) {
       const double u =
           (mix64(cfg.run.seed * 0x100000001B3ULL + next_index) >> 11) * 0x1.0p-53 * mx.total;
       const size_t k =
           std::upper_bound(mx.cumulative.begin(), mx.cumulative.end(), u) - mx.cumulative.begin();
-      auto ex = make_pretrain_example(cfg, mx.names[std::min(k, mx.names.size() - 1)], next_index, 1);
+      const std::string& skill = mx.names[std::min(k, mx.names.size() - 1)];
+      auto ex = make_pretrain_example(cfg, skill, next_index, 1);
+      if (!ex.ok() && ex.error().find(kTooLong) != std::string::npos) {
+        // A rare long draw (long wording on a three-image skill): skipped
+        // and counted, not the end of a run that may be an hour old.
+        if (too_long[skill]++ == 0)
+          std::fprintf(stderr, "gr1 pretrain: skipping over-long examples (%s); counted in the report\n",
+                       ex.error().c_str());
+        if (++skipped_in_step > 100 * po.batch) {
+          std::cerr << "gr1 pretrain: almost every example is longer than model.max_seq_len "
+                    << cfg.model.max_seq_len << ": raise it\n";
+          return 2;
+        }
+        continue;
+      }
       if (!ex.ok()) {
         std::cerr << "gr1 pretrain: " << ex.error() << "\n";
         return 2;
       }
       batch.push_back(std::move(*ex));
+      ++i;
     }
     // Micro-batches of similar length (gradients accumulated): attention
     // buffers grow with B * T^2, and padding to the longest sequence of the
@@ -851,6 +872,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   }
   nlohmann::json report = *rep;
   report["train_seconds"] = train_s;
+  report["skipped_too_long"] = too_long;
   report["report_seconds"] = seconds_since(t0) - train_s;
   report["steps"] = po.steps;
   report["skills"] = po.skills;

@@ -215,8 +215,8 @@ TEST(Pretrain, MultipleChoiceZoomReadAnswersWithTheRightOptionsLetter) {
 
 TEST(Pretrain, QuestionsPutTheShapesWordsAtManyPlaces) {
   const Config cfg = tests_config();
-  // Where (in words) the named shape's description starts: the benchmark
-  // puts it from the 3rd to the 9th word, so pretraining must vary it too.
+  // How many words precede "the <description>": 4 to 9 in the benchmark's
+  // questions, so pretraining must vary it too.
   for (const char* skill : {"locate", "zoom_read"}) {
     std::set<int> starts;
     for (uint64_t i = 0; i < 60; ++i) {
@@ -404,6 +404,43 @@ TEST(Pretrain, FreezeVisionKeepsTheEncoderAndTrainsTheDecoder) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Pretrain, OverLongExamplesAreSkippedAndCountedNotTheEndOfTheRun) {
+  Config cfg = tests_config();
+  // A limit every locate example fits and every refine example (three
+  // images) does not.
+  size_t locate_max = 0, refine_min = SIZE_MAX;
+  for (uint64_t i = 0; i < 200; ++i) {
+    locate_max = std::max(locate_max, make_pretrain_example(cfg, "locate", i, 1)->traj.tokens.size());
+    refine_min = std::min(refine_min, make_pretrain_example(cfg, "refine", i, 1)->traj.tokens.size());
+  }
+  ASSERT_LT(locate_max + 1, refine_min);
+  cfg.model.max_seq_len = static_cast<int>(locate_max) + 12;  // + the position offset
+  auto too_long = make_pretrain_example(cfg, "refine", 0, 1);
+  ASSERT_FALSE(too_long.ok());
+  EXPECT_NE(too_long.error().find("model.max_seq_len"), std::string::npos) << too_long.error();
+  cfg.pretrain.steps = 3;
+  cfg.pretrain.batch = 4;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.phase1_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.skills = "locate:1,refine:1";
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_long_test";
+  std::filesystem::remove_all(dir);
+  const std::string out = (dir / "base.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  std::ifstream in(out + ".report.json");
+  const auto rep = nlohmann::json::parse(in);
+  ASSERT_TRUE(rep.contains("skipped_too_long")) << rep.dump();
+  EXPECT_GT(rep["skipped_too_long"].value("refine", 0), 0) << rep.dump();
+  EXPECT_FALSE(rep["skipped_too_long"].contains("locate")) << rep.dump();
+  // Every step still trained on full batches of the examples that fit.
+  EXPECT_EQ(rep["steps"], 3);
+
+  // Nothing fits: a clear error instead of an endless search.
+  cfg.pretrain.skills = "refine:1";
+  EXPECT_EQ(run_pretrain(cfg, out), 2);
+}
+
 TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 40;
@@ -425,7 +462,7 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   EXPECT_LT(last, 0.85 * first) << rep["log"].dump();
   for (const char* k :
        {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy",
-        "zoom_read_mc_accuracy", "box_choice_rate"}) {
+        "zoom_read_mc_accuracy", "zoom_read_rel_accuracy", "box_choice_rate"}) {
     ASSERT_TRUE(rep.contains(k)) << k;
     EXPECT_GE(rep[k].get<double>(), 0.0);
     EXPECT_LE(rep[k].get<double>(), 1.0);
