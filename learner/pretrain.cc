@@ -530,67 +530,50 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     rep["locate_box_score"] = sum / n;
   }
   if (locate_only) return rep;
-  // Zoom-read: greedy grounded rollouts up to rollout.max_turns; exact answer.
-  {
-    RolloutOptions ro = cfg.rollout;
-    ro.mode = "grounded";
-    RolloutEngine engine(policy, m, ro);
-    auto held = held_out("zoom_read");
-    if (!held.ok()) return held.status();
-    const std::vector<Sample>& samples = *held;
+  // Greedy grounded rollouts (up to rollout.max_turns) on `samples`: the
+  // share whose final answer earns the full reward under `rule`.
+  RolloutOptions grounded = cfg.rollout;
+  grounded.mode = "grounded";
+  auto greedy_accuracy = [&](const std::vector<Sample>& samples, AccuracyRule rule) {
+    RolloutEngine engine(policy, m, grounded);
     auto groups = rollouts(engine, samples, true, gen);
     int right = 0;
     for (size_t i = 0; i < groups.size(); ++i)
-      right += answered_right(groups[i].trajectories[0], samples[i].solution,
-                              AccuracyRule::kShortAnswer);
-    rep["zoom_read_accuracy"] = static_cast<double>(right) / n;
+      right += answered_right(groups[i].trajectories[0], samples[i].solution, rule);
+    return static_cast<double>(right) / n;
+  };
+  // Zoom-read: locate, crop, read; exact answer.
+  {
+    auto held = held_out("zoom_read");
+    if (!held.ok()) return held.status();
+    const std::vector<Sample>& samples = *held;
+    rep["zoom_read_accuracy"] = greedy_accuracy(samples, AccuracyRule::kShortAnswer);
     // Reading alone: the same items with the named shape's box GIVEN as the
     // first turn (forced_box_trajectories, scale 1), its crop shown, one
     // greedy turn. zoom_read_accuracy ~ locating x this.
-    RolloutOptions fo = cfg.rollout;
-    fo.mode = "grounded";
     int read = 0;
     constexpr size_t kChunk = 32;
     for (size_t i = 0; i < samples.size(); i += kChunk) {
       std::vector<Sample> chunk(samples.begin() + i,
                                 samples.begin() + std::min(samples.size(), i + kChunk));
-      const auto trajs = forced_box_trajectories(policy, m, fo, chunk, 1.0);
+      const auto trajs = forced_box_trajectories(policy, m, grounded, chunk, 1.0);
       for (size_t k = 0; k < chunk.size(); ++k)
         read += answered_right(trajs[k], chunk[k].solution, AccuracyRule::kShortAnswer);
     }
     rep["read_given_box_accuracy"] = static_cast<double>(read) / n;
   }
-  // Multiple choice: the same kind of item with four options, answered by
-  // letter (the benchmark's multiple-choice rule); greedy, up to max_turns.
-  {
-    RolloutOptions ro = cfg.rollout;
-    ro.mode = "grounded";
-    RolloutEngine engine(policy, m, ro);
-    auto held = held_out("zoom_read_mc");
+  // Multiple choice (four options, answered by letter: the benchmark's
+  // multiple-choice rule), and shapes named by their relation to another.
+  static constexpr struct {
+    const char* skill;
+    const char* key;
+    AccuracyRule rule;
+  } kAnswered[] = {{"zoom_read_mc", "zoom_read_mc_accuracy", AccuracyRule::kMultipleChoice},
+                   {"zoom_read_rel", "zoom_read_rel_accuracy", AccuracyRule::kShortAnswer}};
+  for (const auto& a : kAnswered) {
+    auto held = held_out(a.skill);
     if (!held.ok()) return held.status();
-    const std::vector<Sample>& samples = *held;
-    auto groups = rollouts(engine, samples, true, gen);
-    int right = 0;
-    for (size_t i = 0; i < groups.size(); ++i)
-      right += answered_right(groups[i].trajectories[0], samples[i].solution,
-                              AccuracyRule::kMultipleChoice);
-    rep["zoom_read_mc_accuracy"] = static_cast<double>(right) / n;
-  }
-  // Relational: the shape named by its relation to another, boxed, cropped
-  // and read; greedy, up to max_turns; exact answer.
-  {
-    RolloutOptions ro = cfg.rollout;
-    ro.mode = "grounded";
-    RolloutEngine engine(policy, m, ro);
-    auto held = held_out("zoom_read_rel");
-    if (!held.ok()) return held.status();
-    const std::vector<Sample>& samples = *held;
-    auto groups = rollouts(engine, samples, true, gen);
-    int right = 0;
-    for (size_t i = 0; i < groups.size(); ++i)
-      right += answered_right(groups[i].trajectories[0], samples[i].solution,
-                              AccuracyRule::kShortAnswer);
-    rep["zoom_read_rel_accuracy"] = static_cast<double>(right) / n;
+    rep[a.key] = greedy_accuracy(*held, a.rule);
   }
   // Box choice: sampled first turns on held-out benchmark questions.
   {
