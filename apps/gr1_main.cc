@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
   report->add_option("--checkpoint", report_ckpt, "policy checkpoint (.safetensors)")
       ->required()
       ->check(CLI::ExistingFile);
+  bool report_locate_only = false;
+  report->add_flag("--locate-only", report_locate_only,
+                   "only the locate items (locate_box_score, locate_right_shape_rate)");
 
   gr1::EvalCli ev;
   auto* eval = app.add_subcommand("eval", "greedy evaluation of a checkpoint on a dataset");
@@ -186,7 +189,7 @@ int main(int argc, char** argv) {
   if (report->parsed()) {
     if (!load(config_path, sets, run_dir, 0, &cfg)) return 2;
     gr1::configure_compute_threads(cfg.pretrain.threads);
-    auto rep = gr1::pretrain_report(cfg, report_ckpt);
+    auto rep = gr1::pretrain_report(cfg, report_ckpt, report_locate_only);
     if (!rep.ok()) {
       std::cerr << "gr1 report: " << rep.error() << "\n";
       return 2;

@@ -125,6 +125,9 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
       GR1_FIELD(pretrain, threads, int, "LibTorch threads"),
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
+      GR1_FIELD(pretrain, init_vision_only, bool, "take only the encoder (vision.*) from learner.init_checkpoint"),
+      GR1_FIELD(pretrain, objectness_layer, int, "decoder block (1..model.n_layers) whose output the objectness head reads (0 = the last)"),
+      GR1_FIELD(pretrain, objectness_hard_negative_share, double, "share of that loss's negative weight on the other shapes' patches (0 = all negatives alike)"),
       GR1_FIELD(pretrain, vision_steps, int, "vision-encoder pretraining steps before the decoder stage (0 = none)"),
       GR1_FIELD(pretrain, vision_batch, int, "images per vision pretraining step"),
       GR1_FIELD(pretrain, vision_box_weight, double, "weight of the vision stage's per-patch box loss"),
@@ -291,6 +294,11 @@ Status validate_config(const Config& c) {
   if (pt.threads < 1) return err("pretrain.threads", "must be >= 1");
   if (!(pt.objectness_weight >= 0) || !std::isfinite(pt.objectness_weight))
     return err("pretrain.objectness_weight", "must be >= 0");
+  if (!(pt.objectness_hard_negative_share >= 0 && pt.objectness_hard_negative_share < 1))
+    return err("pretrain.objectness_hard_negative_share", "must be in [0, 1)");
+  if (pt.objectness_layer < 0 || pt.objectness_layer > c.model.n_layers)
+    return err("pretrain.objectness_layer", "must be in [0, model.n_layers=" +
+                                                std::to_string(c.model.n_layers) + "]");
   if (pt.vision_steps < 0) return err("pretrain.vision_steps", "must be >= 0");
   if (pt.vision_batch < 1) return err("pretrain.vision_batch", "must be >= 1");
   if (pt.phase1_steps < 0 || pt.phase1_steps > pt.steps)

@@ -155,6 +155,18 @@ struct PretrainOptions {
   // tokens, the decoder's last hidden state predicts whether the patch
   // overlaps the object the question names (0 = off).
   double objectness_weight = 1.0;
+  // Share of the objectness loss's negative weight on patches of the
+  // scene's OTHER shapes (the rest on background); 0 = every negative patch
+  // weighs alike. Background is most of the image and trivially "no", so
+  // with 0 a head that flags every shape of the named kind scores well.
+  double objectness_hard_negative_share = 0.0;
+  // Decoder block whose output the objectness head reads (1..n_layers; 0 =
+  // the last). Later blocks' attention reads earlier blocks' outputs, so a
+  // block before the last lets the box tokens see where the named shape is.
+  int objectness_layer = 0;
+  // With learner.init_checkpoint: take only its encoder (vision.*); the
+  // decoder starts from the seeded init.
+  bool init_vision_only = false;
   // Vision stage before the decoder stage (learner/vision_pretrain.h): the
   // encoder alone learns per-patch colour/shape/objectness and the detail
   // of a zoomed-in object (0 steps = skipped).

@@ -345,10 +345,14 @@ std::pair<torch::Tensor, torch::Tensor> PolicyImpl::rope(const torch::Tensor& po
 
 torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
-                                     std::vector<torch::Tensor>* v_cache, int64_t past) {
-  for (size_t l = 0; l < blocks_.size(); ++l)
+                                     std::vector<torch::Tensor>* v_cache, int64_t past,
+                                     std::vector<torch::Tensor>* layer_outputs) {
+  if (layer_outputs) layer_outputs->clear();
+  for (size_t l = 0; l < blocks_.size(); ++l) {
     x = blocks_[l]->forward(x, cos, sin, bias, k_cache ? &(*k_cache)[l] : nullptr,
                             v_cache ? &(*v_cache)[l] : nullptr, past);
+    if (layer_outputs) layer_outputs->push_back(x);
+  }
   return x;
 }
 
@@ -360,7 +364,8 @@ torch::Tensor PolicyImpl::head(const torch::Tensor& h) {
 }
 
 torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const torch::Tensor& image_embeds,
-                                        const torch::Tensor& positions_in, const torch::Tensor& key_mask_in) {
+                                        const torch::Tensor& positions_in, const torch::Tensor& key_mask_in,
+                                        std::vector<torch::Tensor>* layer_outputs) {
   if (!tokens_in.defined() || tokens_in.dim() != 2) bad("policy.forward: tokens must be [B,T]");
   const int64_t B = tokens_in.size(0), T = tokens_in.size(1);
   auto tokens = tokens_in.to(torch::kInt64);
@@ -385,7 +390,7 @@ torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const to
     x = add_image_terms(x, tokens, key_mask, state);
   }
   auto [cos, sin] = rope(positions);
-  return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0);
+  return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0, layer_outputs);
 }
 
 torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,

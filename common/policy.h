@@ -65,8 +65,11 @@ class PolicyImpl : public torch::nn::Module {
   // forward() in two halves: the last block's output [B,T,d] (before the
   // final norm), and the logits of such hidden states. Pretraining puts
   // auxiliary heads on hidden_states(); forward() == logits(hidden_states()).
+  // With `layer_outputs`, it also receives every block's output, in order
+  // (the last one is the return value).
   torch::Tensor hidden_states(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
-                              const torch::Tensor& positions, const torch::Tensor& key_mask);
+                              const torch::Tensor& positions, const torch::Tensor& key_mask,
+                              std::vector<torch::Tensor>* layer_outputs = nullptr);
   torch::Tensor logits(const torch::Tensor& hidden);
 
   // Running state of the image terms across chunks of one batch of rows
@@ -128,7 +131,8 @@ class PolicyImpl : public torch::nn::Module {
   // of k_cache[l]/v_cache[l] ([B,H,cap,hd]) and attends over [0, past+Tq).
   torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                            const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
-                           std::vector<torch::Tensor>* v_cache, int64_t past);
+                           std::vector<torch::Tensor>* v_cache, int64_t past,
+                           std::vector<torch::Tensor>* layer_outputs = nullptr);
   // Final norm + LM head.
   torch::Tensor head(const torch::Tensor& h);
 

@@ -382,14 +382,38 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   return ex;
 }
 
+std::vector<float> patch_other_shapes(const PretrainExample& ex, const ModelOptions& m) {
+  const int S = m.image_size;
+  const Sample& smp = ex.sample;
+  const auto target = patch_objectness(to_shown(smp.bboxs.at(0), S, smp.width, smp.height), m);
+  std::vector<float> other(target.size(), 0.f);
+  for (int o = 0; o < static_cast<int>(ex.objects.size()); ++o) {
+    if (o == ex.target) continue;
+    const auto in = patch_objectness(to_shown(ex.objects[o].box, S, smp.width, smp.height), m);
+    for (size_t k = 0; k < in.size(); ++k)
+      if (in[k] > 0 && target[k] == 0) other[k] = 1.f;
+  }
+  return other;
+}
+
+ObjectnessWeights objectness_weights(double n, double pos, double other, double share) {
+  pos = std::max(1.0, pos);
+  const double bg = n - pos - other;
+  if (share > 0 && other > 0 && bg > 0)
+    return {n / (2 * pos), share * n / (2 * other), (1 - share) * n / (2 * bg)};
+  const double neg = std::max(1.0, n - pos);
+  return {n / (2 * pos), n / (2 * neg), n / (2 * neg)};
+}
+
 namespace {
 
 struct SupervisedBatch {
   torch::Tensor tokens, positions, key_mask, targets, mask, pixels;
   // Per-patch objectness of each row's FIRST image: flat indices into
   // [B*T] of its patch slots, and 1 where the patch centre lies inside the
-  // named object's box (shown frame), else 0.
-  torch::Tensor obj_index, obj_target;
+  // named object's box (shown frame), else 0; obj_other is 1 where it lies
+  // inside another shape's box instead (the hard negatives).
+  torch::Tensor obj_index, obj_target, obj_other;
 };
 
 SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelOptions& m,
@@ -408,17 +432,19 @@ SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelO
   auto ma = mask.accessor<float, 2>();
   std::vector<torch::Tensor> pixels;
   std::vector<int64_t> obj_index;
-  std::vector<float> obj_target;
+  std::vector<float> obj_target, obj_other;
   const int S = m.image_size;
   for (int64_t i = 0; i < B; ++i) {
     const Trajectory& t = exs[i].traj;
     if (!exs[i].sample.bboxs.empty() && !t.images.empty()) {
       const Sample& smp = exs[i].sample;
       const auto target = patch_objectness(to_shown(smp.bboxs[0], S, smp.width, smp.height), m);
+      const auto other = patch_other_shapes(exs[i], m);
       size_t k = 0;
       for (size_t j = 0; j < t.tokens.size() && k < target.size(); ++j) {
         if (t.tokens[j] != Tokenizer::kImage) continue;
         obj_index.push_back(i * T + static_cast<int64_t>(j));
+        obj_other.push_back(other[k]);
         obj_target.push_back(target[k++]);
       }
     }
@@ -443,6 +469,7 @@ SupervisedBatch make_batch(const std::vector<PretrainExample>& exs, const ModelO
   b.pixels = pixels.empty() ? torch::Tensor() : torch::stack(pixels);
   b.obj_index = torch::tensor(obj_index, torch::kInt64);
   b.obj_target = torch::tensor(obj_target, torch::kFloat32);
+  b.obj_other = torch::tensor(obj_other, torch::kFloat32);
   return b;
 }
 
@@ -459,6 +486,18 @@ size_t micro_batch_end(const std::vector<PretrainExample>& batch, size_t begin, 
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The scene's shape a box covers best (box score), -1 for none.
+int boxed_shape(const Box& b, const std::vector<SceneObject>& objects) {
+  int best = -1;
+  double best_score = -1;
+  for (int k = 0; k < static_cast<int>(objects.size()); ++k)
+    if (const double v = box_score(b, objects[k].box); v > best_score) {
+      best_score = v;
+      best = k;
+    }
+  return best;
 }
 
 // Greedy or sampled rollouts of `samples` in chunks (batched decoding).
@@ -516,18 +555,28 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     ro.mode = "grounded";
     ro.max_turns = 1;
     RolloutEngine engine(policy, m, ro);
-    auto held = held_out("locate");
-    if (!held.ok()) return held.status();
-    const std::vector<Sample>& samples = *held;
+    std::vector<Sample> samples;
+    std::vector<PretrainExample> held;
+    for (int i = 0; i < n; ++i) {
+      auto ex = make_pretrain_example(cfg, "locate", static_cast<uint64_t>(i), 2);
+      if (!ex.ok()) return ex.status();
+      samples.push_back(ex->sample);
+      held.push_back(std::move(*ex));
+    }
     auto groups = rollouts(engine, samples, true, gen);
     double sum = 0;
+    int right_shape = 0;
     for (size_t i = 0; i < groups.size(); ++i) {
       const auto& t = groups[i].trajectories[0];
       if (t.boxes_shown.empty() || !t.boxes_shown[0]) continue;  // no box: 0
       const Box b = shown_to_original(*t.boxes_shown[0], S, S, samples[i].width, samples[i].height);
       sum += box_score(b, samples[i].bboxs[0]);
+      right_shape += boxed_shape(b, held[i].objects) == held[i].target;
     }
     rep["locate_box_score"] = sum / n;
+    // Whether the box is on the named shape at all (its best-matching shape
+    // of the scene), apart from how tight it is.
+    rep["locate_right_shape_rate"] = static_cast<double>(right_shape) / n;
   }
   if (locate_only) return rep;
   // Greedy grounded rollouts (up to rollout.max_turns) on `samples`: the
@@ -598,6 +647,31 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
   return rep;
 }
 
+namespace {
+
+// Copies the encoder's parameters (vision.*) of `src` into `dst`, leaving
+// the rest of `dst` as it is; the number copied, or an error naming a
+// missing or differently shaped one (pretrain.init_vision_only).
+Result<int> copy_vision_parameters(const Policy& src, const Policy& dst) {
+  auto s = src->named_parameters();
+  int copied = 0;
+  torch::NoGradGuard ng;
+  for (auto& np : dst->named_parameters()) {
+    if (np.key().rfind("vision.", 0) != 0) continue;
+    const auto* t = s.find(np.key());
+    if (!t) return Status::Error("the checkpoint has no encoder parameter " + np.key());
+    if (t->sizes() != np.value().sizes())
+      return Status::Error(np.key() + " has shape " + c10::str(t->sizes()) +
+                           " in the checkpoint, " + c10::str(np.value().sizes()) + " in the model");
+    np.value().copy_(*t);
+    ++copied;
+  }
+  if (copied == 0) return Status::Error("the model has no vision.* parameters");
+  return copied;
+}
+
+}  // namespace
+
 int run_pretrain(const Config& cfg, const std::string& out) {
   auto mix = parse_skill_mix(cfg.pretrain.skills);
   if (!mix.ok()) {
@@ -628,16 +702,28 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                 << v.message() << "\n";
       return 2;
     }
-    // The checkpoint may be of a smaller architecture (e.g. a vision-stage
-    // checkpoint before image_context): its parameters are copied, the
-    // others keep their seeded init and are listed.
-    auto kept = copy_shared_parameters(loaded->policy, policy);
-    if (!kept.ok()) {
-      std::cerr << "gr1 pretrain: learner.init_checkpoint: " << kept.error() << "\n";
-      return 2;
+    if (po.init_vision_only) {
+      // Only the encoder: a decoder recipe trained from one vision stage.
+      auto copied = copy_vision_parameters(loaded->policy, policy);
+      if (!copied.ok()) {
+        std::cerr << "gr1 pretrain: learner.init_checkpoint: " << copied.error() << "\n";
+        return 2;
+      }
+      std::printf("gr1 pretrain: %d vision.* tensors from learner.init_checkpoint, the rest seeded\n",
+                  *copied);
+    } else {
+      // The checkpoint may be of a smaller architecture (e.g. a vision-stage
+      // checkpoint before image_context): its parameters are copied, the
+      // others keep their seeded init and are listed.
+      auto kept = copy_shared_parameters(loaded->policy, policy);
+      if (!kept.ok()) {
+        std::cerr << "gr1 pretrain: learner.init_checkpoint: " << kept.error() << "\n";
+        return 2;
+      }
+      for (const auto& name : *kept)
+        std::printf("gr1 pretrain: %s is not in learner.init_checkpoint: initialised\n",
+                    name.c_str());
     }
-    for (const auto& name : *kept)
-      std::printf("gr1 pretrain: %s is not in learner.init_checkpoint: initialised\n", name.c_str());
   }
   nlohmann::json vision_report;
   if (po.vision_steps > 0) {
@@ -706,6 +792,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   nlohmann::json log = nlohmann::json::array();
   double loss_acc = 0, correct_acc = 0, tokens_acc = 0;
   double obj_loss_acc = 0, obj_tp = 0, obj_pos = 0, obj_tn = 0, obj_neg = 0;
+  double obj_other_tn = 0, obj_other_n = 0;  // the other shapes' patches
   int64_t seq_tokens = 0, seq_tokens_logged = 0;
   uint64_t next_index = 0;
   std::map<std::string, int> too_long;  // skipped over-long examples per skill
@@ -773,7 +860,8 @@ int run_pretrain(const Config& cfg, const std::string& out) {
         auto e = policy->encode_images(b.pixels);
         emb = e.reshape({-1, e.size(2)});
       }
-      auto hidden = policy->hidden_states(b.tokens, emb, b.positions, b.key_mask);
+      std::vector<torch::Tensor> layer_out;
+      auto hidden = policy->hidden_states(b.tokens, emb, b.positions, b.key_mask, &layer_out);
       auto logits = policy->logits(hidden);
       auto lg = logits.slice(1, 0, logits.size(1) - 1);
       auto lp = token_logprobs(lg, b.targets, 1.0);
@@ -781,15 +869,20 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       auto loss = -(lp * b.mask).sum() / std::max(1.0, total_tokens);
       if (po.objectness_weight > 0 && b.obj_index.numel() > 0) {
         // Patch mean over the batch's sequences, likewise shared out.
-        auto h = hidden.reshape({-1, hidden.size(2)}).index_select(0, b.obj_index);
+        const torch::Tensor& tap =
+            po.objectness_layer > 0 ? layer_out.at(po.objectness_layer - 1) : hidden;
+        auto h = tap.reshape({-1, tap.size(2)}).index_select(0, b.obj_index);
         auto z = obj_head(h).squeeze(1);
         // Class-balanced: the named object covers a few percent of the
         // patches, and an unweighted loss is best served by answering "no"
         // everywhere (measured: accuracy flat at the background share).
         const double n = static_cast<double>(z.numel());
         const double pos = std::max(1.0, b.obj_target.sum().item<double>());
-        const double neg = std::max(1.0, n - pos);
-        auto w = b.obj_target * (n / (2 * pos)) + (1 - b.obj_target) * (n / (2 * neg));
+        const double other = b.obj_other.sum().item<double>();
+        const ObjectnessWeights cw =
+            objectness_weights(n, pos, other, po.objectness_hard_negative_share);
+        auto w = b.obj_target * cw.target + b.obj_other * cw.other +
+                 (1 - b.obj_target - b.obj_other) * cw.background;
         auto bce = torch::binary_cross_entropy_with_logits(z, b.obj_target, w);
         auto obj = bce * (static_cast<double>(mb.size()) / batch.size());
         loss = loss + po.objectness_weight * obj;
@@ -800,6 +893,8 @@ int run_pretrain(const Config& cfg, const std::string& out) {
         obj_pos += b.obj_target.sum().item<double>();
         obj_tn += (hit.to(torch::kFloat32) * (1 - b.obj_target)).sum().item<double>();
         obj_neg += (1 - b.obj_target).sum().item<double>();
+        obj_other_tn += (hit.to(torch::kFloat32) * b.obj_other).sum().item<double>();
+        obj_other_n += other;
       }
       loss.backward();
       torch::NoGradGuard ng;
@@ -823,6 +918,10 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                             {"token_accuracy", correct_acc / std::max(1.0, tokens_acc)},
                             {"objectness_loss", obj_loss_acc / k},
                             {"objectness_balanced_accuracy", obj_bal},
+                            // Share of the other shapes' patches called "not
+                            // the named one": what telling shapes apart takes.
+                            {"objectness_other_shapes_accuracy",
+                             obj_other_tn / std::max(1.0, obj_other_n)},
                             {"lr", lr},
                             {"wall_s", secs},
                             {"tokens_per_s", seq_tokens / std::max(1e-9, secs)},
@@ -830,13 +929,14 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       seq_tokens_logged = seq_tokens;
       log.push_back(row);
       std::printf(
-          "pretrain step %5d  loss %.4f  token acc %.3f  objectness balanced acc %.3f  lr %.2e  "
-          "%.0f tok/s  %.0f s\n",
-          step, loss_acc / k, correct_acc / std::max(1.0, tokens_acc), obj_bal, lr,
+          "pretrain step %5d  loss %.4f  token acc %.3f  objectness balanced acc %.3f (other shapes "
+          "%.3f)  lr %.2e  %.0f tok/s  %.0f s\n",
+          step, loss_acc / k, correct_acc / std::max(1.0, tokens_acc), obj_bal,
+          obj_other_tn / std::max(1.0, obj_other_n), lr,
           seq_tokens / std::max(1e-9, secs), secs);
       std::fflush(stdout);
       loss_acc = correct_acc = tokens_acc = 0;
-      obj_loss_acc = obj_tp = obj_pos = obj_tn = obj_neg = 0;
+      obj_loss_acc = obj_tp = obj_pos = obj_tn = obj_neg = obj_other_tn = obj_other_n = 0;
     }
   }
   const double train_s = seconds_since(t0);

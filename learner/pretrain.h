@@ -70,6 +70,22 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
 // it names, and that is what locating needs.
 std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m);
 
+// The hard negatives of that loss: 1 for the patches (same layout) whose
+// centre lies inside ANOTHER shape's box of ex's scene and not inside the
+// named shape's box, else 0.
+std::vector<float> patch_other_shapes(const PretrainExample& ex, const ModelOptions& m);
+
+// Per-patch weights of the class-balanced objectness loss over n patches,
+// pos of them the named shape's and other the other shapes': the named
+// shape's patches carry half the total weight n; with share > 0 (and both
+// negative classes present) the other shapes' patches carry share of the
+// other half and background the rest, else every negative weighs alike
+// (pretrain.objectness_hard_negative_share).
+struct ObjectnessWeights {
+  double target = 0, other = 0, background = 0;
+};
+ObjectnessWeights objectness_weights(double n, double pos, double other, double share);
+
 // Trains cfg.pretrain.steps steps from cfg.run.seed's initialisation (or
 // cfg.learner.init_checkpoint when set), after the vision stage
 // (learner/vision_pretrain.h) when pretrain.vision_steps > 0, writes `out` (safetensors) and
@@ -77,11 +93,14 @@ std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m);
 int run_pretrain(const Config& cfg, const std::string& out);
 
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last
-// step): {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy"
-// (the zoom-read items with the shape's box given as the first turn: reading
-// apart from locating), "zoom_read_mc_accuracy" (zoom_read_mc items, letter
-// answers), "box_choice_rate", "items"}.
-// `locate_only` measures locate_box_score alone (what `gr1 results` needs).
+// step): {"locate_box_score", "locate_right_shape_rate" (locate boxes whose
+// best-fitting shape of the scene is the named one), "zoom_read_accuracy",
+// "read_given_box_accuracy" (the zoom-read items with the shape's box given
+// as the first turn: reading apart from locating), "zoom_read_mc_accuracy"
+// (zoom_read_mc items, letter answers), "zoom_read_rel_accuracy",
+// "box_choice_rate", "items"}.
+// `locate_only` measures the two locate figures alone (what `gr1 results`
+// needs; `gr1 report --locate-only`).
 Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,
                                        bool locate_only = false);
 

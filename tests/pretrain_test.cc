@@ -340,6 +340,157 @@ TEST(Pretrain, PatchObjectnessMarksPatchesWhoseCentreIsInTheBox) {
   EXPECT_EQ(std::count(none.begin(), none.end(), 1.f), 0);
 }
 
+TEST(Pretrain, OtherShapesPatchesAreTheHardNegativesNeverTheNamedShapes) {
+  Config cfg = tests_config();
+  cfg.task.distractors = 3;
+  const ModelOptions& m = cfg.model;
+  const int S = m.image_size;
+  auto to_shown = [S](const Box& b, int W, int H) {  // covering, whole pixels
+    return Box{std::floor(b.x1 * S / W), std::floor(b.y1 * S / H), std::ceil(b.x2 * S / W),
+               std::ceil(b.y2 * S / H)};
+  };
+  int with_other = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto ex = make_pretrain_example(cfg, "locate", i, 1);
+    ASSERT_TRUE(ex.ok()) << ex.error();
+    const Sample& s = ex->sample;
+    const auto target = patch_objectness(to_shown(s.bboxs[0], s.width, s.height), m);
+    const auto other = patch_other_shapes(*ex, m);
+    ASSERT_EQ(other.size(), target.size());
+    // Recomputed: inside some other shape's box and not the named one's.
+    std::vector<float> want(target.size(), 0.f);
+    for (int o = 0; o < static_cast<int>(ex->objects.size()); ++o) {
+      if (o == ex->target) continue;
+      const auto in = patch_objectness(to_shown(ex->objects[o].box, s.width, s.height), m);
+      for (size_t k = 0; k < in.size(); ++k)
+        if (in[k] == 1.f && target[k] == 0.f) want[k] = 1.f;
+    }
+    EXPECT_EQ(other, want) << i;
+    for (size_t k = 0; k < target.size(); ++k)
+      EXPECT_FALSE(other[k] == 1.f && target[k] == 1.f) << i << " patch " << k;
+    with_other += std::count(other.begin(), other.end(), 1.f) > 0;
+  }
+  EXPECT_GT(with_other, 10);  // scenes with 3 distractors have other shapes
+}
+
+TEST(Pretrain, HardNegativeShareSplitsTheNegativeHalfOfTheObjectnessWeight) {
+  // 100 patches: 5 of the named shape, 15 of other shapes, 80 background.
+  const auto w = objectness_weights(100, 5, 15, 0.5);
+  EXPECT_DOUBLE_EQ(5 * w.target, 50.0);       // half the total weight
+  EXPECT_DOUBLE_EQ(15 * w.other, 25.0);       // share 0.5 of the other half
+  EXPECT_DOUBLE_EQ(80 * w.background, 25.0);  // the rest
+  EXPECT_GT(w.other, w.background);
+  // Share 0: every negative alike (the plain class-balanced loss).
+  const auto plain = objectness_weights(100, 5, 15, 0.0);
+  EXPECT_DOUBLE_EQ(plain.other, plain.background);
+  EXPECT_DOUBLE_EQ(95 * plain.background, 50.0);
+  // No other shapes (or no background): the plain loss, whatever the share.
+  const auto alone = objectness_weights(100, 5, 0, 0.8);
+  EXPECT_DOUBLE_EQ(alone.background, plain.background);
+  const auto full = objectness_weights(20, 5, 15, 0.8);
+  EXPECT_DOUBLE_EQ(full.other, 20.0 / 30.0);
+  // Out-of-range settings are named.
+  const std::string yaml = std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml";
+  for (const char* set : {"pretrain.objectness_hard_negative_share=1",
+                          "pretrain.objectness_hard_negative_share=-0.1",
+                          "pretrain.objectness_layer=-1", "pretrain.objectness_layer=99"}) {
+    auto bad = load_config(yaml, {set});
+    ASSERT_FALSE(bad.ok()) << set;
+    const std::string key = std::string(set).substr(0, std::string(set).find('='));
+    EXPECT_NE(bad.error().find(key), std::string::npos) << bad.error();
+  }
+}
+
+TEST(Pretrain, ObjectnessLayerReadsAnEarlierBlocksOutputAndStillTrains) {
+  Config cfg = tests_config();
+  torch::manual_seed(3);
+  Policy policy(cfg.model, Tokenizer::kVocabSize);
+  auto tokens = torch::randint(10, 100, {2, 6}, torch::kInt64);
+  std::vector<torch::Tensor> outs;
+  auto h = policy->hidden_states(tokens, torch::Tensor(), torch::Tensor(), torch::Tensor(), &outs);
+  ASSERT_EQ(static_cast<int>(outs.size()), cfg.model.n_layers);
+  EXPECT_TRUE(torch::equal(outs.back(), h));
+  if (cfg.model.n_layers > 1) EXPECT_FALSE(torch::allclose(outs[0], h));
+
+  const std::string dir = testing::TempDir() + "/gr1_pretrain_objlayer";
+  std::filesystem::remove_all(dir);
+  const std::string out = dir + "/base.safetensors";
+  cfg.pretrain.steps = 3;
+  cfg.pretrain.log_every = 1;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.objectness_layer = 1;
+  cfg.pretrain.objectness_hard_negative_share = 0.5;
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  std::ifstream in(out + ".report.json");
+  const auto rep = nlohmann::json::parse(in);
+  ASSERT_EQ(rep["log"].size(), 3u);
+  for (const auto& row : rep["log"]) {
+    EXPECT_GT(row["objectness_loss"].get<double>(), 0.0) << row.dump();
+    EXPECT_GE(row["objectness_other_shapes_accuracy"].get<double>(), 0.0);
+    EXPECT_LE(row["objectness_other_shapes_accuracy"].get<double>(), 1.0);
+  }
+  // The same run with the head on the last block: same data and init, so
+  // the first step's objectness loss differs only through the layer read.
+  cfg.pretrain.objectness_layer = 0;
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  std::ifstream in_last(out + ".report.json");
+  const auto last = nlohmann::json::parse(in_last);
+  EXPECT_NE(last["log"][0]["objectness_loss"].get<double>(),
+            rep["log"][0]["objectness_loss"].get<double>());
+  EXPECT_DOUBLE_EQ(last["log"][0]["token_accuracy"].get<double>(),
+                   rep["log"][0]["token_accuracy"].get<double>());
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Pretrain, InitVisionOnlyTakesTheEncoderAndSeedsTheDecoder) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 2;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.freeze_vision = true;  // the copied encoder is kept as is
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_init_vision_test";
+  std::filesystem::remove_all(dir);
+  const std::string a = (dir / "a.safetensors").string(), b = (dir / "b.safetensors").string(),
+                    c = (dir / "c.safetensors").string();
+  // A: another seed, so its encoder differs from the seeded one.
+  Config ca = cfg;
+  ca.run.seed = cfg.run.seed + 17;
+  ASSERT_EQ(run_pretrain(ca, a), 0);
+  cfg.learner.init_checkpoint = a;
+  cfg.pretrain.init_vision_only = true;
+  ASSERT_EQ(run_pretrain(cfg, b), 0);
+  cfg.pretrain.init_vision_only = false;  // everything of A
+  ASSERT_EQ(run_pretrain(cfg, c), 0);
+  auto pa = load_policy(a), pb = load_policy(b), pc = load_policy(c);
+  ASSERT_TRUE(pa.ok() && pb.ok() && pc.ok());
+  auto na = pa->policy->named_parameters(), nb = pb->policy->named_parameters(),
+       nc = pc->policy->named_parameters();
+  int vision = 0;
+  for (const auto& np : na) {
+    if (np.key().rfind("vision.", 0) != 0) continue;
+    ++vision;
+    EXPECT_TRUE(torch::equal(np.value(), nb[np.key()])) << np.key();
+  }
+  EXPECT_GT(vision, 0);
+  // B's decoder trained from the seeded init, C's from A's: two steps from
+  // different starts end apart.
+  const std::string dec = "layers.0.qkv.weight";
+  ASSERT_TRUE(na.contains(dec));
+  EXPECT_FALSE(torch::allclose(nb[dec], nc[dec]));
+  // A checkpoint without the encoder's tensors is an error, not a silent init.
+  ModelOptions other = cfg.model;
+  other.conv_stem = !other.conv_stem;
+  torch::manual_seed(1);
+  Policy odd(other, Tokenizer::kVocabSize);
+  const std::string d = (dir / "d.safetensors").string();
+  ASSERT_TRUE(save_policy(d, odd, other).ok());
+  cfg.learner.init_checkpoint = d;
+  cfg.pretrain.init_vision_only = true;
+  EXPECT_EQ(run_pretrain(cfg, b), 2);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Pretrain, PhaseOneDrawsFromItsOwnMixAndBadMixesAreErrors) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 4;
@@ -461,7 +612,7 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   const double first = rep["log"][0]["loss"], last = rep["log"][3]["loss"];
   EXPECT_LT(last, 0.85 * first) << rep["log"].dump();
   for (const char* k :
-       {"locate_box_score", "zoom_read_accuracy", "read_given_box_accuracy",
+       {"locate_box_score", "locate_right_shape_rate", "zoom_read_accuracy", "read_given_box_accuracy",
         "zoom_read_mc_accuracy", "zoom_read_rel_accuracy", "box_choice_rate"}) {
     ASSERT_TRUE(rep.contains(k)) << k;
     EXPECT_GE(rep[k].get<double>(), 0.0);
@@ -473,12 +624,15 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   ASSERT_TRUE(locate.ok()) << locate.error();
   EXPECT_DOUBLE_EQ((*locate)["locate_box_score"].get<double>(),
                    rep["locate_box_score"].get<double>());
+  EXPECT_DOUBLE_EQ((*locate)["locate_right_shape_rate"].get<double>(),
+                   rep["locate_right_shape_rate"].get<double>());
   EXPECT_FALSE(locate->contains("zoom_read_accuracy"));
   EXPECT_FALSE(locate->contains("box_choice_rate"));
   // The vision stage ran first and reported; the objectness head was trained.
   ASSERT_TRUE(rep.contains("vision")) << rep.dump();
   EXPECT_EQ(rep["vision"]["steps"], cfg.pretrain.vision_steps);
   ASSERT_TRUE(rep["log"][3].contains("objectness_balanced_accuracy"));
+  ASSERT_TRUE(rep["log"][3].contains("objectness_other_shapes_accuracy"));
   EXPECT_GT(rep["log"][3]["objectness_loss"].get<double>(), 0.0);
 
   // A bad skill mix is a clear error, before any training.
