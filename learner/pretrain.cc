@@ -532,13 +532,16 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
   rep["items"] = n;
   if (n == 0) return rep;
   auto gen = at::detail::createCPUGenerator(cfg.run.seed + 99);
-  // The first n held-out items (stream 2) of a skill.
-  auto held_out = [&](const char* skill) -> Result<std::vector<Sample>> {
+  // The first n held-out items (stream 2) of a skill; with `examples`, also
+  // the whole examples (scene objects and target).
+  auto held_out = [&](const char* skill, std::vector<PretrainExample>* examples =
+                                             nullptr) -> Result<std::vector<Sample>> {
     std::vector<Sample> samples;
     for (int i = 0; i < n; ++i) {
       auto ex = make_pretrain_example(cfg, skill, static_cast<uint64_t>(i), 2);
       if (!ex.ok()) return ex.status();
       samples.push_back(ex->sample);
+      if (examples) examples->push_back(std::move(*ex));
     }
     return samples;
   };
@@ -555,14 +558,10 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     ro.mode = "grounded";
     ro.max_turns = 1;
     RolloutEngine engine(policy, m, ro);
-    std::vector<Sample> samples;
     std::vector<PretrainExample> held;
-    for (int i = 0; i < n; ++i) {
-      auto ex = make_pretrain_example(cfg, "locate", static_cast<uint64_t>(i), 2);
-      if (!ex.ok()) return ex.status();
-      samples.push_back(ex->sample);
-      held.push_back(std::move(*ex));
-    }
+    auto held_samples = held_out("locate", &held);
+    if (!held_samples.ok()) return held_samples.status();
+    const std::vector<Sample>& samples = *held_samples;
     auto groups = rollouts(engine, samples, true, gen);
     double sum = 0;
     int right_shape = 0;
@@ -860,8 +859,9 @@ int run_pretrain(const Config& cfg, const std::string& out) {
         auto e = policy->encode_images(b.pixels);
         emb = e.reshape({-1, e.size(2)});
       }
-      std::vector<torch::Tensor> layer_out;
-      auto hidden = policy->hidden_states(b.tokens, emb, b.positions, b.key_mask, &layer_out);
+      std::vector<torch::Tensor> layer_out;  // only when the head reads an earlier block
+      auto hidden = policy->hidden_states(b.tokens, emb, b.positions, b.key_mask,
+                                          po.objectness_layer > 0 ? &layer_out : nullptr);
       auto logits = policy->logits(hidden);
       auto lg = logits.slice(1, 0, logits.size(1) - 1);
       auto lp = token_logprobs(lg, b.targets, 1.0);
