@@ -52,27 +52,43 @@ uint64_t mix64(uint64_t z) {
 }
 
 // The generic wording of a detail question; none of the benchmark's
-// templates (common/task.cc) is used.
-std::string detail_phrase(DetailKind k) {
+// templates (common/task.cc) is used. Each kind has several phrasings, and
+// some name the mark by a shape word ("the little square on the red
+// circle"): the description to copy is the one after "on the", not any
+// shape word the question also holds.
+std::string detail_phrase(DetailKind k, uint64_t r) {
+  static constexpr const char* kBadge[] = {"the colour of its mark", "the colour of the little square on it",
+                                           "what colour its tiny patch has"};
+  static constexpr const char* kDots[] = {"how many dots it has", "the number of spots on it",
+                                          "how many points are drawn on it"};
+  static constexpr const char* kGlyph[] = {"the character on it", "the symbol printed on it",
+                                           "which letter or number it carries"};
   switch (k) {
     case DetailKind::kBadge:
-      return "the colour of its mark";
+      return kBadge[r % std::size(kBadge)];
     case DetailKind::kDots:
-      return "how many dots it has";
+      return kDots[r % std::size(kDots)];
     default:
-      return "the character on it";
+      return kGlyph[r % std::size(kGlyph)];
   }
 }
 
 // The same, as a lead-in to the shape's description ("... the red circle").
-std::string detail_lead(DetailKind k) {
+std::string detail_lead(DetailKind k, uint64_t r) {
+  static constexpr const char* kBadge[] = {"the colour of the mark on", "the colour of the little square on",
+                                           "the colour of the tiny patch drawn on",
+                                           "the colour of the badge on"};
+  static constexpr const char* kDots[] = {"the number of dots on", "the number of spots on",
+                                          "how many points are drawn on"};
+  static constexpr const char* kGlyph[] = {"the symbol shown on", "the letter or number on",
+                                           "the character printed on"};
   switch (k) {
     case DetailKind::kBadge:
-      return "the colour of the mark on";
+      return kBadge[r % std::size(kBadge)];
     case DetailKind::kDots:
-      return "the number of dots on";
+      return kDots[r % std::size(kDots)];
     default:
-      return "the symbol shown on";
+      return kGlyph[r % std::size(kGlyph)];
   }
 }
 
@@ -103,11 +119,53 @@ std::string with_opening(const std::string& q, uint64_t r) {
   return o + body;
 }
 
+// Sentences that name ANOTHER shape of the scene ("%s" = its description),
+// before or after the question: a question can hold colour and shape words
+// that are not the target's, and the thought must still name the target.
+constexpr const char* kOtherBefore[] = {"I can see the %s already. ", "Ignore the %s. ",
+                                        "Next to the target there may be the %s. "};
+constexpr const char* kOtherAfter[] = {" It is not the %s.", " Do not pick the %s.",
+                                       " The %s is a different shape."};
+// Sentences after the question with no shape in them.
+constexpr const char* kClosings[] = {" Be precise.", " Thank you.", " One more look may help."};
+// The added sentence is left out where the question would pass this many
+// characters (as long as the longest question without one): the prompt
+// recurs in every user turn, and the three-image skill must still fit.
+constexpr size_t kMaxQuestionChars = 120;
+
+// `q` with, drawn from `r`: most often nothing; else a closing, or a
+// sentence naming another shape of the scene (`others`: their
+// descriptions) before or after it.
+std::string with_other_words(const std::string& q, const std::vector<std::string>& others,
+                             uint64_t r) {
+  const uint64_t kind = r % 8;
+  r = mix64(r);
+  std::string out = q;
+  char buf[128];
+  if (kind == 0) {
+    out = q + kClosings[r % std::size(kClosings)];
+  } else if ((kind == 2 || kind == 3) && !others.empty()) {
+    const std::string& o = others[r % others.size()];
+    r = mix64(r);
+    if (kind == 2) {
+      std::snprintf(buf, sizeof(buf), kOtherBefore[r % std::size(kOtherBefore)], o.c_str());
+      out = buf + q;
+    } else {
+      std::snprintf(buf, sizeof(buf), kOtherAfter[r % std::size(kOtherAfter)], o.c_str());
+      out = q + buf;
+    }
+  }
+  return out.size() <= kMaxQuestionChars ? out : q;
+}
+
 // Relation words of the relational skill (direction k as in
-// related_object()); the benchmark says "just left of" / "nearest shape
-// left of", these do not.
-constexpr const char* kRelationWords[] = {"located to the left of", "located to the right of",
-                                          "lying above", "lying below"};
+// related_object()), several per direction; the benchmark says "just left
+// of" / "nearest shape left of", these do not.
+constexpr const char* kRelationWords[][3] = {
+    {"located to the left of", "to the left of", "sitting left of"},
+    {"located to the right of", "to the right of", "sitting right of"},
+    {"lying above", "placed above", "higher than"},
+    {"lying below", "placed below", "lower than"}};
 
 // Whole-pixel box in the shown frame that covers `b` (original pixels).
 Box to_shown(const Box& b, int S, int W, int H) {
@@ -261,6 +319,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   int ti = with_detail[r % with_detail.size()];
   r = mix64(r);
   std::string named;  // how the question names the target ("" = its description)
+  int anchor = -1;    // the shape a relational question names the target by
   if (relational) {
     std::vector<cv::Point> centres;
     for (const auto& o : sc.objects) centres.push_back(o.centre);
@@ -273,7 +332,9 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     if (!options.empty()) {
       const auto [a, dir] = options[r % options.size()];
       ti = related_object(centres, a, dir);
-      named = std::string("shape ") + kRelationWords[dir] + " the " + sc.objects[a].description();
+      anchor = a;
+      named = std::string("shape ") + kRelationWords[dir][mix64(r) % std::size(kRelationWords[dir])] +
+              " the " + sc.objects[a].description();
     }
     r = mix64(r);
   }
@@ -298,28 +359,38 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
                                             "Find the %s.",
                                             "Put a box around the %s.",
                                             "Can you show me where I can find the %s?",
-                                            "I am looking for the %s."};
+                                            "I am looking for the %s.",
+                                            "Show me the %s.",
+                                            "Mark the %s with a box.",
+                                            "Which region holds the %s?"};
   // Description first ("%s" then the detail phrase) ...
   static constexpr const char* kZoom[] = {"Zoom in on the %s and tell %s.",
-                                          "Look closely at the %s: tell %s."};
+                                          "Look closely at the %s: tell %s.",
+                                          "About the %s: tell me %s.",
+                                          "Find the %s, zoom in and tell me %s."};
   // ... or last (the detail's lead-in, then "%s").
   static constexpr const char* kZoomLead[] = {"Tell me %s the %s.", "I would like to know %s the %s.",
-                                              "Please report %s the %s, after zooming in."};
+                                              "Please report %s the %s, after zooming in.",
+                                              "Can you tell me %s the %s?", "I need to know %s the %s."};
   char q[320];
   if (skill == "locate") {
     std::snprintf(q, sizeof(q), kLocate[r % std::size(kLocate)], name.c_str());
   } else {
     const size_t k = r % (std::size(kZoom) + std::size(kZoomLead));
     if (k < std::size(kZoom))
-      std::snprintf(q, sizeof(q), kZoom[k], name.c_str(), detail_phrase(target.detail).c_str());
+      std::snprintf(q, sizeof(q), kZoom[k], name.c_str(), detail_phrase(target.detail, mix64(r)).c_str());
     else
       std::snprintf(q, sizeof(q), kZoomLead[k - std::size(kZoom)],
-                    detail_lead(target.detail).c_str(), name.c_str());
+                    detail_lead(target.detail, mix64(r)).c_str(), name.c_str());
     ex.answer = target.value;
     s.solution = target.value;
   }
   r = mix64(r);
-  s.problem = with_opening(q, r);
+  std::vector<std::string> others;  // the scene's other shapes, the anchor excepted
+  for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
+    if (i != ti && i != anchor && sc.objects[i].description() != desc)
+      others.push_back(sc.objects[i].description());
+  s.problem = with_other_words(with_opening(q, r), others, mix64(r ^ 0x5bd1e995ULL));
   r = mix64(r);
   if (skill == "zoom_read_mc") {
     // Options in the benchmark's multiple-choice form (the scene's other
