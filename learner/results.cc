@@ -7,6 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <set>
+#include <regex>
 #include <sstream>
 
 #include "common/config.h"
@@ -125,6 +128,101 @@ json eval_box_score_given(const json& eval) {
   return n > 0 ? json(sum / double(n)) : json(nullptr);
 }
 
+namespace {
+
+// Counts of one family (or of all) for thought_naming.
+struct NamingCounts {
+  int items = 0, no_box = 0, named_items = 0, names_target = 0, colour_wrong = 0, shape_wrong = 0,
+      other = 0, spatial_items = 0, names_anchor = 0;
+  double correct_when_named = 0;
+
+  json to_json() const {
+    auto share = [](int k, int n) { return n > 0 ? json(double(k) / n) : json(nullptr); };
+    return json{{"items", items},
+                {"no_box", share(no_box, items)},
+                {"names_target", share(names_target, named_items)},
+                {"colour_wrong", share(colour_wrong, named_items)},
+                {"shape_wrong", share(shape_wrong, named_items)},
+                {"other", share(other, named_items)},
+                {"names_anchor", share(names_anchor, spatial_items)},
+                {"accuracy_when_named", names_target > 0
+                                            ? json(correct_when_named / names_target)
+                                            : json(nullptr)}};
+  }
+};
+
+}  // namespace
+
+json thought_naming(const json& eval, const std::vector<std::pair<uint64_t, std::string>>& questions) {
+  static const std::regex phrase(R"(the ([a-z]+) (circle|square|triangle)\b)");
+  static const std::regex thought(R"(^<think>the ([a-z]+) (circle|square|triangle)</think>)");
+  std::map<uint64_t, std::string> q;
+  for (const auto& [id, text] : questions) q[id] = text.substr(0, text.find('\n'));
+  NamingCounts all;
+  std::map<std::string, NamingCounts> fam;
+  if (!eval.is_object() || !eval.contains("items") || !eval["items"].is_array()) return nullptr;
+  for (const auto& it : eval["items"]) {
+    if (!it.is_object()) continue;
+    const std::string ds = it.value("dataset", std::string());
+    if (ds.rfind("synth_", 0) != 0) continue;
+    const auto pid = it.find("problem_id");
+    if (pid == it.end() || !pid->is_number_unsigned()) continue;
+    const auto qi = q.find(pid->get<uint64_t>());
+    if (qi == q.end()) continue;
+    // The question's last "the <colour> <shape>".
+    std::smatch m, last;
+    std::string rest = qi->second;
+    bool found = false;
+    while (std::regex_search(rest, m, phrase)) {
+      last = m;
+      found = true;
+      rest = m.suffix().str();
+    }
+    if (!found) continue;
+    const std::string colour = last[1].str(), shape = last[2].str();
+    const std::string family = ds.substr(6);
+    const bool spatial = family.rfind("spatial", 0) == 0;
+    std::string first;
+    if (it.contains("turn_texts") && it["turn_texts"].is_array() && !it["turn_texts"].empty() &&
+        it["turn_texts"][0].is_string())
+      first = it["turn_texts"][0].get<std::string>();
+    const double correct = it.value("correct", 0.0);
+    for (NamingCounts* c : {&all, &fam[family]}) {
+      ++c->items;
+      if (first.find("<box>") == std::string::npos) {
+        ++c->no_box;
+        continue;
+      }
+      std::smatch t;
+      const bool has = std::regex_search(first, t, thought);
+      if (spatial) {
+        ++c->spatial_items;
+        if (has && t[1].str() == colour && t[2].str() == shape) ++c->names_anchor;
+        continue;
+      }
+      ++c->named_items;
+      if (!has) {
+        ++c->other;
+      } else if (t[1].str() == colour && t[2].str() == shape) {
+        ++c->names_target;
+        c->correct_when_named += correct;
+      } else if (t[2].str() == shape) {
+        ++c->colour_wrong;
+      } else if (t[1].str() == colour) {
+        ++c->shape_wrong;
+      } else {
+        ++c->other;
+      }
+    }
+  }
+  if (all.items == 0) return nullptr;
+  json out = all.to_json();
+  json per = json::object();
+  for (const auto& [f, c] : fam) per[f] = c.to_json();
+  out["per_family"] = std::move(per);
+  return out;
+}
+
 json results_targets(const json& arms) {
   auto arm = [&](const std::string& name) -> json {
     return arms.is_object() && arms.contains(name) ? arms[name] : json(nullptr);
@@ -172,6 +270,7 @@ json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
                  : json::object();
     s["box_score_given"] = eval_box_score_given(*a.eval);
     s["locate_skill"] = a.locate_skill.is_number() ? a.locate_skill : json(nullptr);
+    if (!a.thought_naming.is_null()) s["thought_naming"] = a.thought_naming;
     out[a.arm] = std::move(s);
   }
   out["targets"] = results_targets(out);
@@ -284,6 +383,28 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     if (!a.eval) warn(path + " is missing: arm " + arm + " is null");
     arms.push_back(std::move(a));
   }
+  // The test questions, for thought_naming.
+  std::vector<std::pair<uint64_t, std::string>> questions;
+  const std::string qpath = (fs::path(cli.dir) / "test" / "data.jsonl").string();
+  if (std::ifstream qf(qpath); qf) {
+    std::string line;
+    size_t lineno = 0;
+    while (std::getline(qf, line)) {
+      ++lineno;
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      try {
+        const json j = json::parse(line);
+        questions.emplace_back(j.at("problem_id").get<uint64_t>(), j.at("problem").get<std::string>());
+      } catch (const json::exception& e) {
+        warn(qpath + ":" + std::to_string(lineno) + ": skipped for thought_naming: " + e.what());
+      }
+    }
+  } else {
+    warn(qpath + " is missing: thought_naming not measured");
+  }
+  for (auto& a : arms)
+    if (a.eval && !questions.empty()) a.thought_naming = thought_naming(*a.eval, questions);
+
   // Locate skill of every arm that was evaluated (the report is the costly part).
   for (auto& a : arms) {
     if (!a.eval) continue;
@@ -373,6 +494,31 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
                                            : "NOT met");
     }
     std::cout << buf << "\n";
+  }
+  // The first thought against the question, per family.
+  std::set<std::string> families;
+  for (const auto& arm : results_arms())
+    if (summary[arm].is_object() && summary[arm].contains("thought_naming") &&
+        summary[arm]["thought_naming"].is_object())
+      for (const auto& [f, v] : summary[arm]["thought_naming"]["per_family"].items()) families.insert(f);
+  if (!families.empty()) {
+    std::cout << "\nfirst thought names the question's shape (spatial: names the anchor instead):\n";
+    std::vector<std::pair<std::string, json>> cols;
+    for (const auto& arm : results_arms()) {
+      json col = json::object();
+      const json& tn = summary[arm].is_object() && summary[arm].contains("thought_naming")
+                           ? summary[arm]["thought_naming"]
+                           : json(nullptr);
+      if (tn.is_object()) {
+        col["all"] = tn["names_target"];
+        for (const auto& [f, v] : tn["per_family"].items())
+          col[f] = f.rfind("spatial", 0) == 0 ? v["names_anchor"] : v["names_target"];
+      }
+      cols.emplace_back(arm, tn.is_object() ? col : json(nullptr));
+    }
+    std::vector<std::string> rows(families.begin(), families.end());
+    rows.push_back("all");
+    std::cout << render_results_table(cols, rows);
   }
   std::cout << "\ntimings (s):";
   for (const auto& [k, v] : summary["timings"].items()) {

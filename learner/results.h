@@ -45,11 +45,32 @@ Status check_eval_json(const nlohmann::json& eval);
 // array and whose box_score is a number; null when there is none.
 nlohmann::json eval_box_score_given(const nlohmann::json& eval);
 
+// How the first grounding thought of each synthetic-benchmark item names
+// its shape, against the question (`questions`: problem_id -> problem
+// text, DIR/test/data.jsonl). The benchmark's questions name a shape as
+// "the <colour> <shape>" (the last such phrase of the first line; a
+// spatial family's is the anchor the target is named by), and the
+// pretrained grounding thought is "<think>the <colour> <shape></think>".
+// Items of datasets not named synth_* are not counted. Returns
+//   {"items": n, "no_box": share whose first turn wrote no box,
+//    "names_target": share whose thought names the question's shape
+//                    (non-spatial families),
+//    "colour_wrong", "shape_wrong", "other": shares naming another colour of
+//                    that shape, another shape of that colour, anything else,
+//    "names_anchor": share of spatial items naming the anchor instead of
+//                    resolving the relation,
+//    "accuracy_when_named": mean accuracy where the thought names the target,
+//    "per_family": {family: the same fields}}
+// with shares over the items counted (null where a share has no items).
+nlohmann::json thought_naming(const nlohmann::json& eval,
+                              const std::vector<std::pair<uint64_t, std::string>>& questions);
+
 // What summary.json is built from, per arm.
 struct ArmResult {
   std::string arm;
   std::optional<nlohmann::json> eval;  // the parsed eval file; nullopt: missing
   nlohmann::json locate_skill;         // number, or null (no checkpoint / report failed)
+  nlohmann::json thought_naming;       // thought_naming(), or null (not measured)
 };
 
 // The target checks from the per-arm objects of summary.json

@@ -97,6 +97,61 @@ TEST(Results, BoxScoreGivenIsComputedFromItemsThatEmittedABox) {
   EXPECT_TRUE(eval_box_score_given(none).is_null());
 }
 
+// ---- the first thought against the question ------------------------------------
+json naming_item(uint64_t id, const std::string& ds, const std::string& first, double correct) {
+  return json{{"problem_id", id},
+              {"dataset", ds},
+              {"correct", correct},
+              {"turn_texts", json::array({first, "<think>it shows 2</think><answer>2</answer>"})}};
+}
+
+TEST(Results, ThoughtNamingComparesTheFirstThoughtWithTheQuestionsShape) {
+  const std::string box = "<box>[1,2,3,4]</box>";
+  const std::vector<std::pair<uint64_t, std::string>> q = {
+      {0, "What character is on the red circle?"},
+      // The mark named by a shape word: the shape is the LAST phrase.
+      {1, "Which colour does the small square on the blue triangle have?"},
+      {2, "Read the character on the green square.\nA. the red circle\nB. X"},
+      {3, "Count the dots on the cyan circle."},
+      {4, "Read the character on the nearest shape below the orange circle."},
+      {5, "What character is on the shape just left of the brown square?"},
+      {6, "What character is on the red circle?"},
+      {7, "What is in the picture?"}};  // names no shape: not counted
+  json items = json::array({
+      naming_item(0, "synth_text", "<think>the red circle</think>" + box, 1.0),        // right
+      naming_item(1, "synth_attribute", "<think>the green square</think>" + box, 0.0),  // other
+      naming_item(2, "synth_text_mc", "<think>the red square</think>" + box, 0.0),  // colour wrong
+      naming_item(3, "synth_counting", "<think>the cyan square</think>" + box, 0.0),  // shape wrong
+      naming_item(4, "synth_spatial", "<think>the orange circle</think>" + box, 0.0),  // anchor
+      naming_item(5, "synth_spatial", "<think>the blue circle</think>" + box, 1.0),    // resolved
+      naming_item(6, "synth_text", "<think>it shows A</think><answer>A</answer>", 0.0),  // no box
+      naming_item(7, "synth_text", "<think>the red circle</think>" + box, 0.0),
+      naming_item(0, "viscot_docvqa", "<think>the red circle</think>" + box, 0.0),  // not synth
+  });
+  const json n = thought_naming(json{{"items", items}}, q);
+  ASSERT_TRUE(n.is_object()) << n;
+  EXPECT_EQ(n["items"], 7);
+  EXPECT_DOUBLE_EQ(n["no_box"].get<double>(), 1.0 / 7);
+  // Of the 4 non-spatial items with a box: 1 right, 1 colour, 1 shape, 1 other.
+  EXPECT_DOUBLE_EQ(n["names_target"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(n["colour_wrong"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(n["shape_wrong"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(n["other"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(n["names_anchor"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(n["accuracy_when_named"].get<double>(), 1.0);
+  const json& pf = n["per_family"];
+  EXPECT_DOUBLE_EQ(pf["text"]["names_target"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(pf["text"]["no_box"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(pf["attribute"]["other"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(pf["text_mc"]["colour_wrong"].get<double>(), 1.0);
+  EXPECT_TRUE(pf["spatial"]["names_target"].is_null());
+  EXPECT_TRUE(pf["text"]["names_anchor"].is_null());
+  EXPECT_FALSE(pf.contains("docvqa"));
+  // Nothing to count: null.
+  EXPECT_TRUE(thought_naming(json{{"items", json::array()}}, q).is_null());
+  EXPECT_TRUE(thought_naming(json{{"summary", json::object()}}, q).is_null());
+}
+
 // ---- summary.json ---------------------------------------------------------------
 
 struct Arms {
@@ -344,10 +399,22 @@ TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
   ASSERT_TRUE(save_policy((tmp.dir / "base.safetensors").string(), policy, cfg->model).ok());
   tmp.write("base.safetensors.report.json",
             json{{"train_seconds", 30.0}, {"vision", {{"seconds", 5.0}}}}.dump());
-  tmp.write("base.eval.json", json{{"summary", summary(0.25, 0.5, 0.1, 0.4, 0.1)}}.dump());
   tmp.write("ground_r1.eval.json", json{{"summary", summary(0.70, 1.0, 0.5, 0.6, 0.2)}}.dump());
   tmp.write("timings.json",
             json{{"base", 1.0}, {"base_cached", true}, {"total_seconds", 100.0}}.dump());
+  // base's items: one first thought naming the question's shape, one another colour.
+  fs::create_directories(tmp.dir / "test");
+  tmp.write("test/data.jsonl",
+            json{{"problem_id", 0}, {"problem", "Read the character on the red circle."}}.dump() +
+                "\n" +
+                json{{"problem_id", 1}, {"problem", "Count the dots on the blue square."}}.dump() +
+                "\n");
+  json base_eval = {{"summary", summary(0.25, 0.5, 0.1, 0.4, 0.1)},
+                    {"items", json::array({naming_item(0, "synth_text",
+                                                       "<think>the red circle</think><box>[1,2,3,4]</box>", 1.0),
+                                           naming_item(1, "synth_counting",
+                                                       "<think>the red square</think><box>[1,2,3,4]</box>", 0.0)})}};
+  tmp.write("base.eval.json", base_eval.dump());
 
   const CliRun r = run(
       "results summarize --dir " + tmp.str() + " --config " + config + " --locate-items 3", tmp);
@@ -359,6 +426,10 @@ TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
   EXPECT_GE(s["base"]["locate_skill"].get<double>(), 0.0);
   EXPECT_LE(s["base"]["locate_skill"].get<double>(), 1.0);
   EXPECT_TRUE(s["ground_r1"]["locate_skill"].is_null());  // no checkpoint
+  ASSERT_TRUE(s["base"]["thought_naming"].is_object()) << s["base"];
+  EXPECT_DOUBLE_EQ(s["base"]["thought_naming"]["names_target"].get<double>(), 0.5);
+  EXPECT_FALSE(s["ground_r1"].contains("thought_naming"));  // no items
+  EXPECT_NE(r.out.find("first thought names"), std::string::npos) << r.out;
   EXPECT_TRUE(s["direct_grpo"].is_null());
   EXPECT_TRUE(s["srpo"].is_null());
   EXPECT_NEAR(s["targets"]["accuracy_gain_over_base"]["value"].get<double>(), 0.45, 1e-12);
