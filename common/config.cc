@@ -126,6 +126,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, threads, int, "LibTorch threads"),
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
       GR1_FIELD(pretrain, init_vision_only, bool, "take only the encoder (vision.*) from learner.init_checkpoint"),
+      GR1_FIELD(pretrain, wording, std::string, "question wording of the pretraining skills: basic or varied"),
       GR1_FIELD(pretrain, objectness_layer, int, "decoder block (1..model.n_layers) whose output the objectness head reads (0 = the last)"),
       GR1_FIELD(pretrain, objectness_hard_negative_share, double, "share of that loss's negative weight on the other shapes' patches (0 = all negatives alike)"),
       GR1_FIELD(pretrain, vision_steps, int, "vision-encoder pretraining steps before the decoder stage (0 = none)"),
@@ -294,6 +295,8 @@ Status validate_config(const Config& c) {
   if (pt.threads < 1) return err("pretrain.threads", "must be >= 1");
   if (!(pt.objectness_weight >= 0) || !std::isfinite(pt.objectness_weight))
     return err("pretrain.objectness_weight", "must be >= 0");
+  if (pt.wording != "basic" && pt.wording != "varied")
+    return err("pretrain.wording", "must be basic or varied (got \"" + pt.wording + "\")");
   if (!(pt.objectness_hard_negative_share >= 0 && pt.objectness_hard_negative_share < 1))
     return err("pretrain.objectness_hard_negative_share", "must be in [0, 1)");
   if (pt.objectness_layer < 0 || pt.objectness_layer > c.model.n_layers)

@@ -167,6 +167,11 @@ struct PretrainOptions {
   // With learner.init_checkpoint: take only its encoder (vision.*); the
   // decoder starts from the seeded init.
   bool init_vision_only = false;
+  // Question wording of the pretraining skills: "basic" (one phrasing per
+  // detail kind and relation, few templates) or "varied" (several
+  // phrasings, some naming the mark by a shape word; sentences naming
+  // another shape of the scene; closings). Neither uses the benchmark's.
+  std::string wording = "basic";
   // Vision stage before the decoder stage (learner/vision_pretrain.h): the
   // encoder alone learns per-patch colour/shape/objectness and the detail
   // of a zoomed-in object (0 steps = skipped).

@@ -52,7 +52,8 @@ uint64_t mix64(uint64_t z) {
 }
 
 // The generic wording of a detail question; none of the benchmark's
-// templates (common/task.cc) is used. Each kind has several phrasings, and
+// templates (common/task.cc) is used. Each kind has several phrasings (the
+// first is pretrain.wording "basic"'s, drawn with r = 0), and
 // some name the mark by a shape word ("the little square on the red
 // circle"): the description to copy is the one after "on the", not any
 // shape word the question also holds.
@@ -308,6 +309,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
       stream * 8 + static_cast<uint64_t>(std::find(std::begin(kSkills), std::end(kSkills), skill) -
                                          std::begin(kSkills));
   const bool relational = skill == "zoom_read_rel";
+  const bool varied = cfg.pretrain.wording == "varied";
   Scene sc = task->scene(index, relational ? Family::kSpatial : family, sub);
 
   // The target: a shape with a detail, drawn at random; for the relational
@@ -333,8 +335,8 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
       const auto [a, dir] = options[r % options.size()];
       ti = related_object(centres, a, dir);
       anchor = a;
-      named = std::string("shape ") + kRelationWords[dir][mix64(r) % std::size(kRelationWords[dir])] +
-              " the " + sc.objects[a].description();
+      const size_t w = varied ? mix64(r) % std::size(kRelationWords[dir]) : 0;
+      named = std::string("shape ") + kRelationWords[dir][w] + " the " + sc.objects[a].description();
     }
     r = mix64(r);
   }
@@ -372,16 +374,22 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   static constexpr const char* kZoomLead[] = {"Tell me %s the %s.", "I would like to know %s the %s.",
                                               "Please report %s the %s, after zooming in.",
                                               "Can you tell me %s the %s?", "I need to know %s the %s."};
+  // "basic" wording draws from the first 6 locate, 2 description-first and
+  // 3 description-last templates only.
+  const size_t n_locate = varied ? std::size(kLocate) : 6;
+  const size_t n_zoom = varied ? std::size(kZoom) : 2;
+  const size_t n_lead = varied ? std::size(kZoomLead) : 3;
+  const uint64_t phrasing = varied ? mix64(r) : 0;
   char q[320];
   if (skill == "locate") {
-    std::snprintf(q, sizeof(q), kLocate[r % std::size(kLocate)], name.c_str());
+    std::snprintf(q, sizeof(q), kLocate[r % n_locate], name.c_str());
   } else {
-    const size_t k = r % (std::size(kZoom) + std::size(kZoomLead));
-    if (k < std::size(kZoom))
-      std::snprintf(q, sizeof(q), kZoom[k], name.c_str(), detail_phrase(target.detail, mix64(r)).c_str());
+    const size_t k = r % (n_zoom + n_lead);
+    if (k < n_zoom)
+      std::snprintf(q, sizeof(q), kZoom[k], name.c_str(), detail_phrase(target.detail, phrasing).c_str());
     else
-      std::snprintf(q, sizeof(q), kZoomLead[k - std::size(kZoom)],
-                    detail_lead(target.detail, mix64(r)).c_str(), name.c_str());
+      std::snprintf(q, sizeof(q), kZoomLead[k - n_zoom], detail_lead(target.detail, phrasing).c_str(),
+                    name.c_str());
     ex.answer = target.value;
     s.solution = target.value;
   }
@@ -390,7 +398,8 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
     if (i != ti && i != anchor && sc.objects[i].description() != desc)
       others.push_back(sc.objects[i].description());
-  s.problem = with_other_words(with_opening(q, r), others, mix64(r ^ 0x5bd1e995ULL));
+  s.problem = with_opening(q, r);
+  if (varied) s.problem = with_other_words(s.problem, others, mix64(r ^ 0x5bd1e995ULL));
   r = mix64(r);
   if (skill == "zoom_read_mc") {
     // Options in the benchmark's multiple-choice form (the scene's other
