@@ -394,12 +394,14 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     s.solution = target.value;
   }
   r = mix64(r);
-  std::vector<std::string> others;  // the scene's other shapes, the anchor excepted
-  for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
-    if (i != ti && i != anchor && sc.objects[i].description() != desc)
-      others.push_back(sc.objects[i].description());
   s.problem = with_opening(q, r);
-  if (varied) s.problem = with_other_words(s.problem, others, mix64(r ^ 0x5bd1e995ULL));
+  if (varied) {
+    std::vector<std::string> others;  // the scene's other shapes, the anchor excepted
+    for (int i = 0; i < static_cast<int>(sc.objects.size()); ++i)
+      if (i != ti && i != anchor && sc.objects[i].description() != desc)
+        others.push_back(sc.objects[i].description());
+    s.problem = with_other_words(s.problem, others, mix64(r ^ 0x5bd1e995ULL));
+  }
   r = mix64(r);
   if (skill == "zoom_read_mc") {
     // Options in the benchmark's multiple-choice form (the scene's other

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "common/config.h"
+#include "common/dataset.h"
 #include "learner/pretrain.h"
 
 namespace gr1 {
@@ -383,21 +384,17 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     if (!a.eval) warn(path + " is missing: arm " + arm + " is null");
     arms.push_back(std::move(a));
   }
-  // The test questions, for thought_naming.
+  // The test questions, for thought_naming (bad lines are skipped and named).
   std::vector<std::pair<uint64_t, std::string>> questions;
   const std::string qpath = (fs::path(cli.dir) / "test" / "data.jsonl").string();
-  if (std::ifstream qf(qpath); qf) {
-    std::string line;
-    size_t lineno = 0;
-    while (std::getline(qf, line)) {
-      ++lineno;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      try {
-        const json j = json::parse(line);
-        questions.emplace_back(j.at("problem_id").get<uint64_t>(), j.at("problem").get<std::string>());
-      } catch (const json::exception& e) {
-        warn(qpath + ":" + std::to_string(lineno) + ": skipped for thought_naming: " + e.what());
-      }
+  if (fs::exists(qpath, ec)) {
+    auto data = load_jsonl_file(qpath, LoadOptions{});
+    if (!data.ok()) {
+      warn(qpath + ": thought_naming not measured: " + data.error());
+    } else {
+      for (const auto& e : data->errors)
+        warn(qpath + ":" + std::to_string(e.line) + ": skipped for thought_naming: " + e.error);
+      for (const auto& smp : data->samples) questions.emplace_back(smp.problem_id, smp.problem);
     }
   } else {
     warn(qpath + " is missing: thought_naming not measured");

@@ -404,11 +404,15 @@ TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
             json{{"base", 1.0}, {"base_cached", true}, {"total_seconds", 100.0}}.dump());
   // base's items: one first thought naming the question's shape, one another colour.
   fs::create_directories(tmp.dir / "test");
-  tmp.write("test/data.jsonl",
-            json{{"problem_id", 0}, {"problem", "Read the character on the red circle."}}.dump() +
-                "\n" +
-                json{{"problem_id", 1}, {"problem", "Count the dots on the blue square."}}.dump() +
-                "\n");
+  auto record = [](int id, const std::string& ds, const std::string& problem) {
+    return json{{"problem_id", id}, {"dataset", ds},   {"problem", problem},
+                {"solution", "2"},  {"image", "x.png"}, {"width", 256},
+                {"height", 256},    {"bboxs", json::array({json::array({1, 2, 3, 4})})}}
+               .dump() +
+           "\n";
+  };
+  tmp.write("test/data.jsonl", record(0, "synth_text", "Read the character on the red circle.") +
+                                   record(1, "synth_counting", "Count the dots on the blue square."));
   json base_eval = {{"summary", summary(0.25, 0.5, 0.1, 0.4, 0.1)},
                     {"items", json::array({naming_item(0, "synth_text",
                                                        "<think>the red circle</think><box>[1,2,3,4]</box>", 1.0),
