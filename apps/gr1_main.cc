@@ -15,6 +15,7 @@
 #include "learner/learner.h"
 #include "learner/pretrain.h"
 #include "learner/results.h"
+#include "orchestration/data_parallel_run.h"
 #include "orchestration/launch.h"
 
 namespace {
@@ -77,6 +78,15 @@ int main(int argc, char** argv) {
   add_common(pretrain);
   pretrain->add_option("--out", pretrain_out, "checkpoint to write (.safetensors); its report goes to OUT.report.json")->required();
   pretrain->add_option("--steps", steps, "pretraining steps (overrides pretrain.steps)")->check(CLI::PositiveNumber);
+  // Set by a data-parallel rank 0 on the ranks it starts (pretrain.processes > 1).
+  gr1::DataParallelOptions dp_rank;
+  pretrain->add_option("--dp-rank", dp_rank.rank, "internal: this process's data-parallel rank")
+      ->group("")->check(CLI::NonNegativeNumber);
+  pretrain->add_option("--dp-world", dp_rank.world, "internal: data-parallel world size")
+      ->group("")->check(CLI::PositiveNumber);
+  pretrain->add_option("--dp-store", dp_rank.store_path, "internal: data-parallel rendezvous file")->group("");
+  pretrain->add_option("--dp-timeout", dp_rank.timeout_s, "internal: data-parallel timeout (s)")
+      ->group("")->check(CLI::PositiveNumber);
 
   std::string report_ckpt;
   auto* report = app.add_subcommand(
@@ -184,7 +194,25 @@ int main(int argc, char** argv) {
   if (pretrain->parsed()) {
     if (steps > 0) sets.push_back("pretrain.steps=" + std::to_string(steps));
     if (!load(config_path, sets, run_dir, 0, &cfg)) return 2;
-    return gr1::run_pretrain(cfg, pretrain_out);
+    if (!dp_rank.store_path.empty()) {
+      // A rank started by rank 0 below: the config is the same, the world is rank 0's.
+      if (dp_rank.world != cfg.pretrain.processes) {
+        std::cerr << "gr1 pretrain: --dp-world " << dp_rank.world
+                  << " differs from pretrain.processes " << cfg.pretrain.processes << "\n";
+        return 2;
+      }
+      return gr1::run_pretrain(cfg, pretrain_out, dp_rank);
+    }
+    if (cfg.pretrain.processes == 1) return gr1::run_pretrain(cfg, pretrain_out);
+    gr1::DataParallelRunOptions dpo;
+    dpo.world = cfg.pretrain.processes;
+    dpo.name_prefix = "pretrain-rank-";
+    dpo.child_args = {"pretrain", "--config", config_path, "--out", pretrain_out};
+    for (const auto& kv : sets) dpo.child_args.insert(dpo.child_args.end(), {"--set", kv});
+    if (!run_dir.empty()) dpo.child_args.insert(dpo.child_args.end(), {"--run-dir", run_dir});
+    return gr1::run_data_parallel(
+        dpo, [&](const gr1::DataParallelOptions& dp) { return gr1::run_pretrain(cfg, pretrain_out, dp); },
+        std::cerr);
   }
   if (report->parsed()) {
     if (!load(config_path, sets, run_dir, 0, &cfg)) return 2;

@@ -123,7 +123,8 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, phase1_skills, std::string, "skill mix of the first phase1_steps steps"),
       GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
-      GR1_FIELD(pretrain, threads, int, "LibTorch threads"),
+      GR1_FIELD(pretrain, threads, int, "LibTorch threads per process"),
+      GR1_FIELD(pretrain, processes, int, "data-parallel pretraining processes (gradients summed with c10d/Gloo; 1 = one process)"),
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
       GR1_FIELD(pretrain, init_vision_only, bool, "take only the encoder (vision.*) from learner.init_checkpoint"),
       GR1_FIELD(pretrain, wording, std::string, "question wording of the pretraining skills: basic or varied"),
@@ -293,6 +294,7 @@ Status validate_config(const Config& c) {
   if (pt.log_every < 1) return err("pretrain.log_every", "must be >= 1");
   if (pt.report_items < 0) return err("pretrain.report_items", "must be >= 0");
   if (pt.threads < 1) return err("pretrain.threads", "must be >= 1");
+  if (pt.processes < 1 || pt.processes > 64) return err("pretrain.processes", "must be in 1..64");
   if (!(pt.objectness_weight >= 0) || !std::isfinite(pt.objectness_weight))
     return err("pretrain.objectness_weight", "must be >= 0");
   if (pt.wording != "basic" && pt.wording != "varied")
@@ -310,6 +312,15 @@ Status validate_config(const Config& c) {
     return err("pretrain.vision_box_weight", "must be >= 0");
   if (!(pt.vision_crop_fraction >= 0 && pt.vision_crop_fraction <= 1))
     return err("pretrain.vision_crop_fraction", "must be in [0, 1]");
+  if (pt.processes > 1 && pt.vision_steps > 0) {
+    // Each rank takes whole scenes of a vision step (see learner/vision_pretrain.cc).
+    const int crops = static_cast<int>(std::floor(pt.vision_batch * pt.vision_crop_fraction));
+    if (std::max(crops, pt.vision_batch - crops) < pt.processes)
+      return err("pretrain.processes", "must be <= the scenes of a vision step (" +
+                                           std::to_string(std::max(crops, pt.vision_batch - crops)) +
+                                           " with pretrain.vision_batch " +
+                                           std::to_string(pt.vision_batch) + ")");
+  }
   if (!(pt.encoder_lr_scale >= 0) || !std::isfinite(pt.encoder_lr_scale))
     return err("pretrain.encoder_lr_scale", "must be >= 0");
   if (!(pt.vision_lr > 0) || !std::isfinite(pt.vision_lr)) return err("pretrain.vision_lr", "must be > 0");

@@ -150,7 +150,11 @@ struct PretrainOptions {
   std::string phase1_skills = "locate:1";
   int log_every = 50;             // steps between progress lines
   int report_items = 200;         // held-out items per skill in the final report
-  int threads = 1;                // LibTorch intra-op threads
+  int threads = 1;                // LibTorch intra-op threads (per process)
+  // Data-parallel processes (learner/data_parallel.h): `gr1 pretrain` starts
+  // processes - 1 more ranks of itself; each step's batch is shared out and
+  // the gradients are summed with c10d/Gloo over loopback TCP. 1 = one process.
+  int processes = 1;
   // Weight of the pretraining-only per-patch loss: on the first image's patch
   // tokens, the decoder's last hidden state predicts whether the patch
   // overlaps the object the question names (0 = off).

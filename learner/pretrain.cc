@@ -22,6 +22,7 @@
 #include "common/scoring.h"
 #include "common/task.h"
 #include "common/threads.h"
+#include "learner/data_parallel.h"
 #include "common/tokenizer.h"
 #include "common/turns.h"
 #include "learner/vision_pretrain.h"
@@ -753,7 +754,7 @@ Result<int> copy_vision_parameters(const Policy& src, const Policy& dst) {
 
 }  // namespace
 
-int run_pretrain(const Config& cfg, const std::string& out) {
+int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOptions& dpo) {
   auto mix = parse_skill_mix(cfg.pretrain.skills);
   if (!mix.ok()) {
     std::cerr << "gr1 pretrain: " << mix.error() << "\n";
@@ -770,6 +771,13 @@ int run_pretrain(const Config& cfg, const std::string& out) {
   }
   configure_compute_threads(cfg.pretrain.threads);
   const PretrainOptions& po = cfg.pretrain;
+  auto joined = DataParallel::connect(dpo);
+  if (!joined.ok()) {
+    std::cerr << "gr1 pretrain: " << joined.error() << "\n";
+    return 2;
+  }
+  DataParallel& dp = **joined;
+  const bool leader = dp.leader();
   torch::manual_seed(cfg.run.seed);
   Policy policy(cfg.model, Tokenizer::kVocabSize);
   if (!cfg.learner.init_checkpoint.empty()) {
@@ -790,8 +798,9 @@ int run_pretrain(const Config& cfg, const std::string& out) {
         std::cerr << "gr1 pretrain: learner.init_checkpoint: " << copied.error() << "\n";
         return 2;
       }
-      std::printf("gr1 pretrain: %d vision.* tensors from learner.init_checkpoint, the rest seeded\n",
-                  *copied);
+      if (leader)
+        std::printf("gr1 pretrain: %d vision.* tensors from learner.init_checkpoint, the rest seeded\n",
+                    *copied);
     } else {
       // The checkpoint may be of a smaller architecture (e.g. a vision-stage
       // checkpoint before image_context): its parameters are copied, the
@@ -802,13 +811,13 @@ int run_pretrain(const Config& cfg, const std::string& out) {
         return 2;
       }
       for (const auto& name : *kept)
-        std::printf("gr1 pretrain: %s is not in learner.init_checkpoint: initialised\n",
+        if (leader) std::printf("gr1 pretrain: %s is not in learner.init_checkpoint: initialised\n",
                     name.c_str());
     }
   }
   nlohmann::json vision_report;
   if (po.vision_steps > 0) {
-    auto vr = pretrain_vision(policy, cfg);
+    auto vr = pretrain_vision(policy, cfg, &dp);
     if (!vr.ok()) {
       std::cerr << "gr1 pretrain: vision stage: " << vr.error() << "\n";
       return 2;
@@ -844,6 +853,12 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                                                 .weight_decay(po.weight_decay)));
   torch::optim::AdamW opt(groups, torch::optim::AdamWOptions(po.lr).weight_decay(po.weight_decay));
   const std::vector<double> group_scale = {1.0, po.encoder_lr_scale};
+  // Every rank starts from rank 0's numbers (the objectness head's init and
+  // an init checkpoint included).
+  if (Status s = dp.broadcast(params); !s.ok()) {
+    std::cerr << "gr1 pretrain: " << s.message() << "\n";
+    return 2;
+  }
 
   struct Mix {
     std::vector<std::string> names;
@@ -861,13 +876,17 @@ int run_pretrain(const Config& cfg, const std::string& out) {
     return x;
   };
   const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1);
+  if (leader) {
   std::printf("gr1 pretrain: %lld parameters, %d steps x %d sequences, skills %s",
               static_cast<long long>(count_parameters(policy)), po.steps, po.batch,
               po.skills.c_str());
   if (po.phase1_steps > 0)
     std::printf(" (the first %d steps: %s)", po.phase1_steps, po.phase1_skills.c_str());
+  if (dp.world() > 1)
+    std::printf(", each step's batch shared out over %d processes (gradients summed)", dp.world());
   std::printf("\n");
   std::fflush(stdout);
+  }
 
   const auto t0 = std::chrono::steady_clock::now();
   nlohmann::json log = nlohmann::json::array();
@@ -904,7 +923,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       if (!ex.ok() && ex.error().find(kTooLong) != std::string::npos) {
         // A rare long draw (long wording on a three-image skill): skipped
         // and counted, not the end of a run that may be an hour old.
-        if (too_long[skill]++ == 0)
+        if (too_long[skill]++ == 0 && leader)
           std::fprintf(stderr, "gr1 pretrain: skipping over-long examples (%s); counted in the report\n",
                        ex.error().c_str());
         if (++skipped_in_step > 100 * po.batch) {
@@ -932,10 +951,20 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       for (size_t j = 1; j < ex.traj.policy_mask.size(); ++j)
         total_tokens += ex.traj.policy_mask[j];
     opt.zero_grad();
-    for (size_t s0 = 0, s1 = 0; s0 < batch.size(); s0 = s1) {
-      s1 = micro_batch_end(batch, s0, cfg.model.n_heads);
-      const std::vector<PretrainExample> mb(batch.begin() + s0, batch.begin() + s1);
-      auto b = make_batch(mb, cfg.model, po.position_jitter, cfg.run.seed * 7919 + step * 64 + s0);
+    // Every rank drew the same batch; rank r runs the sorted batch's
+    // sequences i with i % world == r (so every rank gets the same spread of
+    // lengths), in micro-batches of its own. The loss terms are normalised by
+    // the whole batch, so the summed gradient is the batch's gradient.
+    std::vector<PretrainExample> mine;
+    for (size_t i = static_cast<size_t>(dp.rank()); i < batch.size();
+         i += static_cast<size_t>(dp.world()))
+      mine.push_back(std::move(batch[i]));  // batch.size() is still the whole batch
+    for (size_t s0 = 0, s1 = 0; s0 < mine.size(); s0 = s1) {
+      s1 = micro_batch_end(mine, s0, cfg.model.n_heads);
+      const std::vector<PretrainExample> mb(mine.begin() + s0, mine.begin() + s1);
+      // (One process: rank 0 of 1, the seed of a micro-batch starting at s0.)
+      auto b = make_batch(mb, cfg.model, po.position_jitter,
+                          cfg.run.seed * 7919 + step * 64 + s0 * dp.world() + dp.rank());
       torch::Tensor emb;
       if (b.pixels.defined()) {
         auto e = policy->encode_images(b.pixels);
@@ -986,12 +1015,29 @@ int run_pretrain(const Config& cfg, const std::string& out) {
       seq_tokens += b.key_mask.sum().item<int64_t>();
     }
     tokens_acc += total_tokens;
+    if (Status s = dp.sum_gradients(params); !s.ok()) {
+      std::cerr << "gr1 pretrain: step " << step << ": " << s.message() << "\n";
+      return 2;
+    }
     torch::nn::utils::clip_grad_norm_(params, po.grad_clip);
     opt.step();
 
     if (step % po.log_every == 0 || step == po.steps) {
       const int k = step % po.log_every == 0 ? po.log_every : step % po.log_every;
       const double secs = seconds_since(t0);
+      if (dp.world() > 1) {
+        // Each rank counted its own micro-batches: the batch's figures are the sums.
+        std::vector<double> v{loss_acc, correct_acc, obj_loss_acc, obj_tp,       obj_pos,
+                              obj_tn,   obj_neg,     obj_other_tn, obj_other_n,
+                              static_cast<double>(seq_tokens - seq_tokens_logged)};
+        if (Status s = dp.sum(v); !s.ok()) {
+          std::cerr << "gr1 pretrain: step " << step << ": " << s.message() << "\n";
+          return 2;
+        }
+        loss_acc = v[0], correct_acc = v[1], obj_loss_acc = v[2], obj_tp = v[3], obj_pos = v[4];
+        obj_tn = v[5], obj_neg = v[6], obj_other_tn = v[7], obj_other_n = v[8];
+        seq_tokens = seq_tokens_logged + static_cast<int64_t>(v[9]);
+      }
       // Balanced accuracy: the mean of the per-class hit rates (0.5 = chance).
       const double obj_bal =
           0.5 * (obj_tp / std::max(1.0, obj_pos) + obj_tn / std::max(1.0, obj_neg));
@@ -1010,7 +1056,7 @@ int run_pretrain(const Config& cfg, const std::string& out) {
                             {"sequence_tokens", seq_tokens - seq_tokens_logged}};
       seq_tokens_logged = seq_tokens;
       log.push_back(row);
-      std::printf(
+      if (leader) std::printf(
           "pretrain step %5d  loss %.4f  token acc %.3f  objectness balanced acc %.3f (other shapes "
           "%.3f)  lr %.2e  %.0f tok/s  %.0f s\n",
           step, loss_acc / k, correct_acc / std::max(1.0, tokens_acc), obj_bal,
@@ -1022,6 +1068,11 @@ int run_pretrain(const Config& cfg, const std::string& out) {
     }
   }
   const double train_s = seconds_since(t0);
+  if (Status s = dp.check_in_sync(params, "parameters after the decoder stage"); !s.ok()) {
+    std::cerr << "gr1 pretrain: " << s.message() << "\n";
+    return 2;
+  }
+  if (!leader) return 0;  // rank 0 writes the checkpoint and the report
   if (const auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);

@@ -37,6 +37,7 @@
 #include "common/status.h"
 #include "common/task.h"
 #include "common/trajectory.h"
+#include "common/data_parallel_options.h"
 
 namespace gr1 {
 
@@ -90,7 +91,16 @@ ObjectnessWeights objectness_weights(double n, double pos, double other, double 
 // cfg.learner.init_checkpoint when set), after the vision stage
 // (learner/vision_pretrain.h) when pretrain.vision_steps > 0, writes `out` (safetensors) and
 // `out`.report.json, prints progress and the report. Returns the exit code.
-int run_pretrain(const Config& cfg, const std::string& out);
+// With `dp` of world W > 1 this process is rank dp.rank of W (the others run
+// the same call; `gr1 pretrain` starts them, orchestration/pretrain_ranks.h):
+// every rank draws the same batch, sorts it by length and runs every W-th
+// sequence from its rank on, in micro-batches of its own; the gradients are
+// summed over the ranks with one all-reduce per step. The token loss is
+// normalised by the whole batch's tokens, so without position jitter and the
+// objectness loss (whose class weights are per micro-batch) a step is the
+// one-process step up to the order of float additions; with them it is the
+// same in expectation. Only rank 0 prints, writes `out` and reports.
+int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOptions& dp = {});
 
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last
 // step): {"locate_box_score", "locate_right_shape_rate" (locate boxes whose

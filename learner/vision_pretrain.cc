@@ -1,5 +1,7 @@
 #include "learner/vision_pretrain.h"
 
+#include "learner/data_parallel.h"
+
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -545,7 +547,7 @@ nlohmann::json VisionPretrainReport::to_json() const {
           {"held_out_images", held_out_images}};
 }
 
-Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) {
+Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg, DataParallel* dp) {
   const PretrainOptions& po = cfg.pretrain;
   if (po.vision_steps < 0) return Status::Error("pretrain.vision_steps: must be >= 0");
   VisionPretrainReport rep;
@@ -568,6 +570,10 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
     for (auto& p : heads->parameters()) params.push_back(p);
     torch::optim::AdamW opt(params,
                             torch::optim::AdamWOptions(po.vision_lr).weight_decay(po.weight_decay));
+    const int world = dp ? dp->world() : 1, rank = dp ? dp->rank() : 0;
+    const bool leader = rank == 0;
+    if (dp)
+      if (Status s = dp->broadcast(params); !s.ok()) return s;
     const bool was_training = policy->is_training();
     policy->train();
 
@@ -580,9 +586,13 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
     const int n_full = B - n_crop;
     const int scenes = std::max(n_full, n_crop);
     const uint64_t first_index = cfg.run.seed << 32;  // training scenes of this seed
-    std::printf("vision pretrain: %zu encoder tensors, %d steps x %d images (%d full, %d crops)\n",
-                vision.size(), steps, B, n_full, n_crop);
-    std::fflush(stdout);
+    if (leader) {
+      std::printf("vision pretrain: %zu encoder tensors, %d steps x %d images (%d full, %d crops)",
+                  vision.size(), steps, B, n_full, n_crop);
+      if (world > 1) std::printf(", shared out over %d processes", world);
+      std::printf("\n");
+      std::fflush(stdout);
+    }
 
     const auto t0 = std::chrono::steady_clock::now();
     double acc_loss = 0, acc_colour = 0, acc_shape = 0, acc_object = 0, acc_detail = 0, acc_pd = 0, acc_box = 0;
@@ -602,6 +612,7 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       std::vector<Item> items;
       const uint64_t base = first_index + static_cast<uint64_t>(step - 1) * scenes;
       for (int k = 0; k < scenes; ++k) {
+        if (k % world != rank) continue;  // another rank's scene
         if (k < n_full) items.push_back({base + k, false});
         if (k < n_crop) items.push_back({base + k, true});
       }
@@ -615,12 +626,19 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
           loss_of(lg, b->colour, b->shape, b->object, b->detail, b->patch_detail, b->box,
                   po.vision_box_weight);
       loss.total.backward();
+      if (dp)
+        if (Status s = dp->sum_gradients(params, 1.0 / world); !s.ok()) return s;
       torch::nn::utils::clip_grad_norm_(params, po.grad_clip);
       opt.step();
 
       torch::NoGradGuard ng;
       const double l = loss.total.item<double>();
-      if (step == 1) rep.initial_loss = l;
+      if (step == 1) {
+        std::vector<double> first{l / world};
+        if (dp)
+          if (Status s = dp->sum(first); !s.ok()) return s;
+        rep.initial_loss = first[0];
+      }
       acc_loss += l;
       acc_colour += loss.colour.item<double>();
       acc_shape += loss.shape.item<double>();
@@ -636,8 +654,19 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
       if (step % po.log_every == 0 || step == steps) {
         const int k = step % po.log_every == 0 ? po.log_every : step % po.log_every;
         const double secs = seconds_since(t0);
+        if (dp) {
+          // The ranks' loss means are averaged, their hit counts summed.
+          std::vector<double> v{acc_loss,   acc_colour, acc_shape,  acc_object, acc_detail,
+                                acc_pd,     acc_box,    hit_object, n_object,   hit_detail,
+                                n_detail};
+          if (Status s = dp->sum(v); !s.ok()) return s;
+          for (int i = 0; i < 7; ++i) v[i] /= world;
+          acc_loss = v[0], acc_colour = v[1], acc_shape = v[2], acc_object = v[3];
+          acc_detail = v[4], acc_pd = v[5], acc_box = v[6];
+          hit_object = v[7], n_object = v[8], hit_detail = v[9], n_detail = v[10];
+        }
         rep.final_loss = acc_loss / k;
-        std::printf(
+        if (leader) std::printf(
             "vision step %5d  loss %.4f (colour %.3f shape %.3f object %.3f detail %.3f patch "
             "detail %.3f box %.3f)  acc object %.3f detail %.3f  lr %.2e  %.0f img/s  %.0f s\n",
             step, acc_loss / k, acc_colour / k, acc_shape / k, acc_object / k, acc_detail / k,
@@ -652,6 +681,11 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg) 
     rep.steps = steps;
     rep.seconds = seconds_since(t0);
     if (!was_training) policy->eval();
+    if (dp)
+      if (Status s = dp->check_in_sync(params, "encoder and heads after the vision stage");
+          !s.ok())
+        return s;
+    if (!leader) return rep;  // rank 0 measures and reports
 
     if (Status s = measure_heads(policy, heads, *task, cfg, po.report_items, rep); !s.ok())
       return s;

@@ -56,6 +56,8 @@
 
 namespace gr1 {
 
+class DataParallel;  // learner/data_parallel.h
+
 // Scene streams of this stage (SyntheticTask::scene).
 constexpr uint64_t kVisionTrainStream = 100;
 constexpr uint64_t kVisionHeldOutStream = 101;
@@ -151,8 +153,15 @@ struct VisionPretrainReport {
 // steps 0 and nothing changed. Prints a progress line every
 // cfg.pretrain.log_every steps. Errors (never throws): bad pretrain options,
 // task options SyntheticTask rejects, a policy whose image options differ
-// from cfg.model, a rejected crop, LibTorch failures.
-Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg);
+// from cfg.model, a rejected crop, LibTorch failures, a data-parallel peer
+// that failed.
+// With `dp` of world W > 1 (learner/data_parallel.h): rank r trains on the
+// step's scenes k with k % W == r (both views of each), the gradients are
+// averaged over the ranks (the mean of the ranks' batch means: the one-process
+// step where every rank holds the same number of each label kind), only rank
+// 0 prints and measures, and every rank ends with the same encoder (checked).
+Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg,
+                                             DataParallel* dp = nullptr);
 
 // Held-out measurement of any policy's encoder (e.g. the checkpoint after the
 // decoder stage, or a random one as a baseline), whose heads are gone: fresh

@@ -46,7 +46,8 @@ ACTORS=${RESULTS_ACTORS:-1}
 PRETRAIN_STEPS=${RESULTS_PRETRAIN_STEPS:-}
 CACHE=${RESULTS_CACHE:-runs/cache}
 LOCATE_ITEMS=${RESULTS_LOCATE_ITEMS:-200}
-CACHE_SOURCES=(learner/pretrain.cc learner/vision_pretrain.cc common/task.cc common/policy.cc
+CACHE_SOURCES=(learner/pretrain.cc learner/vision_pretrain.cc learner/data_parallel.cc
+               common/task.cc common/policy.cc
                common/tokenizer.cc common/prompt.cc)
 ARMS=(ground_r1 direct_grpo srpo)
 

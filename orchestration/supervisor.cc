@@ -178,9 +178,9 @@ struct Supervisor::Impl {
   std::ostream& err() { return opt.err ? *opt.err : std::cerr; }
 
   void notice(Child* c, const std::string& msg) {
-    err() << "[launch] " << msg << std::endl;
+    err() << "[" << opt.notice_tag << "] " << msg << std::endl;
     if (c && c->log_fd >= 0 && !c->log_broken) {
-      std::string l = "[launch] " + msg + "\n";
+      std::string l = "[" + opt.notice_tag + "] " + msg + "\n";
       write_all(c->log_fd, l.data(), l.size());
     }
   }

@@ -46,6 +46,7 @@ struct SupervisorOptions {
   bool handle_signals = true;     // catch SIGINT/SIGTERM from start() until wait() returns
   int kill_timeout_ms = 5000;     // after SIGKILL, how long to wait for the reap before giving up
   int drain_timeout_ms = 500;     // after the last reap, how long to read leftover output
+  std::string notice_tag = "launch";  // reports are written as "[<tag>] ..."
 };
 
 // How one child ended.

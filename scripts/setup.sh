@@ -3,7 +3,7 @@
 # Runs apt-get as root, through sudo otherwise.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config
-      libtorch-dev libopenblas0-pthread
+      libtorch-dev libgloo-dev libopenblas0-pthread
       libzmq3-dev cppzmq-dev
       libflatbuffers-dev flatbuffers-compiler
       libopencv-dev libyaml-cpp-dev
