@@ -36,6 +36,13 @@ TEST(ConfigTest, BadValueIsNamed) {
             std::string::npos);
   EXPECT_NE(error_of("learner:\n  advantage: ppo\n").find("learner.advantage"), std::string::npos);
   EXPECT_NE(error_of("model:\n  d_model: [1, 2]\n").find("model.d_model"), std::string::npos);
+  EXPECT_NE(error_of("pretrain:\n  processes: 0\n").find("pretrain.processes"), std::string::npos);
+  // Each rank takes whole scenes of a vision step: 8 images, half crops = 4 scenes.
+  EXPECT_NE(error_of("pretrain:\n  processes: 5\n  vision_steps: 10\n  vision_batch: 8\n")
+                .find("pretrain.processes: must be <= the scenes of a vision step (4"),
+            std::string::npos);
+  EXPECT_EQ(error_of("pretrain:\n  processes: 4\n  vision_steps: 10\n  vision_batch: 8\n"),
+            "<accepted>");
 }
 
 TEST(ConfigTest, InvalidYamlIsReported) {

@@ -1,0 +1,140 @@
+// `gr1 pretrain` with pretrain.processes: 2 (rank 0 starts rank 1 of the same
+// binary) against one process, on configs/tests.yaml.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "common/config.h"
+#include "common/policy.h"
+#include "common/tokenizer.h"
+
+namespace gr1 {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TempDir {
+  fs::path dir;
+  TempDir() {
+    std::string t = (fs::temp_directory_path() / "gr1_dp_it_XXXXXX").string();
+    dir = ::mkdtemp(t.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+};
+
+struct CliResult {
+  int rc = -1;
+  std::string out, err;
+};
+
+CliResult gr1(const std::string& args, const TempDir& tmp) {
+  const std::string err = (tmp.dir / "stderr.txt").string();
+  const std::string cmd = std::string(GR1_BINARY_DIR) + "/bin/gr1 " + args + " 2>" + err;
+  CliResult r;
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
+  if (!pipe) return r;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(pipe.release());
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(err);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+std::string config() { return std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml"; }
+
+int count(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+  return n;
+}
+
+// The largest |a - b| over the parameters of two checkpoints.
+double max_difference(const std::string& a, const std::string& b) {
+  auto pa = load_policy(a), pb = load_policy(b);
+  EXPECT_TRUE(pa.ok() && pb.ok());
+  if (!pa.ok() || !pb.ok()) return 1e9;
+  auto nb = pb->policy->named_parameters();
+  double m = 0;
+  for (const auto& np : pa->policy->named_parameters())
+    m = std::max(m, (np.value() - nb[np.key()]).abs().max().item<double>());
+  return m;
+}
+
+TEST(DataParallelPretrain, TwoRanksTakeTheOneProcessStepsWithoutJitterOrObjectness) {
+  TempDir tmp;
+  // Without position jitter and the objectness loss every step's gradient is
+  // the batch's token-loss gradient, however the batch is shared out.
+  const std::string common = "pretrain --config " + config() +
+                             " --steps 6 --set pretrain.vision_steps=0 --set pretrain.report_items=0"
+                             " --set pretrain.position_jitter=0 --set pretrain.objectness_weight=0"
+                             " --set pretrain.log_every=3 --set pretrain.warmup_steps=1";
+  const std::string one = (tmp.dir / "one.safetensors").string();
+  const std::string two = (tmp.dir / "two.safetensors").string();
+  CliResult r1 = gr1(common + " --out " + one, tmp);
+  ASSERT_EQ(r1.rc, 0) << r1.err;
+  CliResult r2 = gr1(common + " --set pretrain.processes=2 --out " + two, tmp);
+  ASSERT_EQ(r2.rc, 0) << r2.out << r2.err;
+  EXPECT_NE(r2.out.find("shared out over 2 processes"), std::string::npos) << r2.out;
+  // Only rank 0 prints progress: steps 3 and 6, once each.
+  EXPECT_EQ(count(r2.out, "pretrain step"), 2) << r2.out;
+  EXPECT_EQ(count(r1.out, "pretrain step"), 2) << r1.out;
+  EXPECT_NE(r2.err.find("pretrain-rank-1"), std::string::npos) << r2.err;  // its exit, reported
+
+  auto cfg = load_config(config());
+  ASSERT_TRUE(cfg.ok()) << cfg.error();
+  torch::manual_seed(cfg->run.seed);
+  Policy init(cfg->model, Tokenizer::kVocabSize);  // what both runs started from
+  const std::string init_path = (tmp.dir / "init.safetensors").string();
+  ASSERT_TRUE(save_policy(init_path, init, cfg->model).ok());
+  const double moved = max_difference(init_path, one);
+  EXPECT_GT(moved, 1e-3);  // training changed the weights...
+  EXPECT_LT(max_difference(one, two), 1e-5) << "moved " << moved;  // ...the same way on 2 ranks
+}
+
+TEST(DataParallelPretrain, FullRecipeOnTwoRanksEndsInSyncWithAReport) {
+  TempDir tmp;
+  // Vision stage (gradients averaged), position jitter and the objectness
+  // loss: the ranks' steps differ from one process's, but every rank must
+  // end with the same weights (checked by the ranks themselves, exit 2).
+  const std::string out = (tmp.dir / "base.safetensors").string();
+  CliResult r = gr1("pretrain --config " + config() +
+                  " --steps 4 --set pretrain.vision_steps=4 --set pretrain.objectness_weight=1"
+                  " --set pretrain.processes=2 --set pretrain.report_items=2 --out " + out,
+              tmp);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("vision pretrain: "), std::string::npos) << r.out;
+  EXPECT_EQ(count(r.out, "vision pretrain: "), 1) << r.out;
+  EXPECT_TRUE(fs::exists(out + ".report.json"));
+  EXPECT_TRUE(fs::exists(out));
+}
+
+TEST(DataParallelPretrain, ABadProcessCountIsAConfigErrorNamingTheKey) {
+  TempDir tmp;
+  CliResult r = gr1("pretrain --config " + config() + " --set pretrain.processes=0 --out " +
+                  (tmp.dir / "x.safetensors").string(),
+              tmp);
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.err.find("pretrain.processes"), std::string::npos) << r.err;
+  CliResult w = gr1("pretrain --config " + config() + " --dp-world 3 --dp-rank 1 --dp-store " +
+                  (tmp.dir / "s").string() + " --out " + (tmp.dir / "x.safetensors").string(),
+              tmp);
+  EXPECT_EQ(w.rc, 2);
+  EXPECT_NE(w.err.find("--dp-world 3"), std::string::npos) << w.err;
+}
+
+}  // namespace
+}  // namespace gr1
