@@ -1,6 +1,10 @@
 #include "orchestration/data_parallel_run.h"
 
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include <filesystem>
 #include <future>
@@ -10,6 +14,37 @@
 #include "orchestration/supervisor.h"
 
 namespace gr1 {
+namespace {
+
+// The rendezvous directory, removed by a SIGINT/SIGTERM that ends rank 0
+// (unlink and rmdir are async-signal-safe); then the default action.
+char g_store_file[4096];
+char g_store_dir[4096];
+struct sigaction g_old_int, g_old_term;
+
+void remove_rendezvous_and_die(int sig) {
+  ::unlink(g_store_file);
+  ::rmdir(g_store_dir);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+void install_cleanup(const std::string& dir, const std::string& file) {
+  std::strncpy(g_store_dir, dir.c_str(), sizeof g_store_dir - 1);
+  std::strncpy(g_store_file, file.c_str(), sizeof g_store_file - 1);
+  struct sigaction sa {};
+  sa.sa_handler = remove_rendezvous_and_die;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &g_old_int);
+  ::sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+void remove_cleanup() {
+  ::sigaction(SIGINT, &g_old_int, nullptr);
+  ::sigaction(SIGTERM, &g_old_term, nullptr);
+}
+
+}  // namespace
 
 std::vector<std::string> data_parallel_child_argv(const std::string& exe,
                                                   const DataParallelRunOptions& o, int rank,
@@ -52,6 +87,7 @@ int run_data_parallel(const DataParallelRunOptions& o,
   }
   const std::string dir = tmpl;
   dp.store_path = dir + "/store";
+  if (o.remove_on_signal) install_cleanup(dir, dp.store_path);
 
   std::vector<ProcessSpec> specs;
   for (int r = 1; r < o.world; ++r) {
@@ -98,6 +134,7 @@ int run_data_parallel(const DataParallelRunOptions& o,
     if (rc == 0) rc = 2;
   }
   std::filesystem::remove_all(dir, ec);
+  if (o.remove_on_signal) remove_cleanup();
   return rc;
 }
 

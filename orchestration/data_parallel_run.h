@@ -12,7 +12,8 @@
 //     -> exit code (0 only when every rank exited 0), directory removed
 //
 // Ctrl-C reaches this process only (the children have their own process
-// groups); when it dies, the children get SIGTERM (PR_SET_PDEATHSIG).
+// groups); it removes the rendezvous directory and dies of the signal, and
+// the children get SIGTERM (PR_SET_PDEATHSIG).
 #pragma once
 
 #include <functional>
@@ -31,6 +32,9 @@ struct DataParallelRunOptions {
   std::string name_prefix = "rank-";    // children are named <prefix><r>
   int grace_ms = 5000;                   // SIGTERM -> SIGKILL when rank 0 failed
   int timeout_s = 300;                   // rendezvous and collective timeout of every rank
+  // Catch SIGINT/SIGTERM while it runs: remove the rendezvous directory, then
+  // die of the signal as before (the children follow by PDEATHSIG).
+  bool remove_on_signal = true;
 };
 
 // The command line of rank r (exposed for tests).

@@ -122,6 +122,40 @@ TEST(DataParallelPretrain, FullRecipeOnTwoRanksEndsInSyncWithAReport) {
   EXPECT_TRUE(fs::exists(out));
 }
 
+TEST(DataParallelPretrain, SigtermEndsEveryRankAndRemovesTheRendezvousDirectory) {
+  TempDir tmp;
+  const fs::path scratch = tmp.dir / "tmp";  // TMPDIR of the run: where its rendezvous lives
+  fs::create_directories(scratch);
+  const std::string out = (tmp.dir / "x.safetensors").string();
+  // Start a long run, wait until rank 1 has printed its first step's worth
+  // (the progress line of rank 0 at step 1), then SIGTERM rank 0.
+  const std::string cmd =
+      "cd " + tmp.dir.string() + "; TMPDIR=" + scratch.string() + " " + GR1_BINARY_DIR +
+      "/bin/gr1 pretrain --config " + config() +
+      " --steps 5000 --set pretrain.vision_steps=0 --set pretrain.report_items=0"
+      " --set pretrain.log_every=1 --set pretrain.processes=2 --out " + out +
+      " > log.txt 2>&1 & pid=$!; "
+      "for i in $(seq 1 600); do grep -q 'pretrain step' log.txt && break; sleep 0.1; done; "
+      "kill -TERM $pid; wait $pid; echo rc=$?; sleep 1; "
+      "pgrep -f '[d]p-store " + scratch.string() + "' > /dev/null && echo left-behind; ls " +
+      scratch.string();  // ([d]: this shell's own command line does not match)
+  CliResult r;
+  {
+    std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
+    ASSERT_TRUE(pipe);
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) r.out.append(buf, n);
+  }
+  std::ifstream f(tmp.dir / "log.txt");
+  std::stringstream log;
+  log << f.rdbuf();
+  EXPECT_NE(log.str().find("pretrain step"), std::string::npos) << log.str();
+  EXPECT_NE(r.out.find("rc=143"), std::string::npos) << r.out << log.str();  // 128 + SIGTERM
+  EXPECT_EQ(r.out.find("left-behind"), std::string::npos) << r.out;            // rank 1 is gone
+  EXPECT_EQ(r.out.find("gr1-dp-"), std::string::npos) << r.out;                // and the directory
+  EXPECT_FALSE(fs::exists(out));
+}
+
 TEST(DataParallelPretrain, ABadProcessCountIsAConfigErrorNamingTheKey) {
   TempDir tmp;
   CliResult r = gr1("pretrain --config " + config() + " --set pretrain.processes=0 --out " +
