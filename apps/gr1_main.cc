@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
       }
       return gr1::run_pretrain(cfg, pretrain_out, dp_rank);
     }
-    if (cfg.pretrain.processes == 1) return gr1::run_pretrain(cfg, pretrain_out);
+    // One process: run_data_parallel runs rank 0 here and starts nothing.
     gr1::DataParallelRunOptions dpo;
     dpo.world = cfg.pretrain.processes;
     dpo.name_prefix = "pretrain-rank-";

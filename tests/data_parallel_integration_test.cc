@@ -1,58 +1,26 @@
 // `gr1 pretrain` with pretrain.processes: 2 (rank 0 starts rank 1 of the same
 // binary) against one process, on configs/tests.yaml.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <torch/torch.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <sstream>
 #include <string>
 
 #include "common/config.h"
 #include "common/policy.h"
 #include "common/tokenizer.h"
+#include "tests/test_util.h"
 
 namespace gr1 {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "gr1_dp_it_XXXXXX").string();
-    dir = ::mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
-
-struct CliResult {
-  int rc = -1;
-  std::string out, err;
-};
-
-CliResult gr1(const std::string& args, const TempDir& tmp) {
-  const std::string err = (tmp.dir / "stderr.txt").string();
-  const std::string cmd = std::string(GR1_BINARY_DIR) + "/bin/gr1 " + args + " 2>" + err;
-  CliResult r;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
-  if (!pipe) return r;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) r.out.append(buf, n);
-  const int status = ::pclose(pipe.release());
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  return r;
-}
+using test_util::CliRun;
+using test_util::TempDir;
+CliRun gr1(const std::string& args, const TempDir& tmp) { return test_util::run_gr1(args, tmp); }
 
 std::string config() { return std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml"; }
 
@@ -84,9 +52,9 @@ TEST(DataParallelPretrain, TwoRanksTakeTheOneProcessStepsWithoutJitterOrObjectne
                              " --set pretrain.log_every=3 --set pretrain.warmup_steps=1";
   const std::string one = (tmp.dir / "one.safetensors").string();
   const std::string two = (tmp.dir / "two.safetensors").string();
-  CliResult r1 = gr1(common + " --out " + one, tmp);
+  CliRun r1 = gr1(common + " --out " + one, tmp);
   ASSERT_EQ(r1.rc, 0) << r1.err;
-  CliResult r2 = gr1(common + " --set pretrain.processes=2 --out " + two, tmp);
+  CliRun r2 = gr1(common + " --set pretrain.processes=2 --out " + two, tmp);
   ASSERT_EQ(r2.rc, 0) << r2.out << r2.err;
   EXPECT_NE(r2.out.find("shared out over 2 processes"), std::string::npos) << r2.out;
   // Only rank 0 prints progress: steps 3 and 6, once each.
@@ -111,7 +79,7 @@ TEST(DataParallelPretrain, FullRecipeOnTwoRanksEndsInSyncWithAReport) {
   // loss: the ranks' steps differ from one process's, but every rank must
   // end with the same weights (checked by the ranks themselves, exit 2).
   const std::string out = (tmp.dir / "base.safetensors").string();
-  CliResult r = gr1("pretrain --config " + config() +
+  CliRun r = gr1("pretrain --config " + config() +
                   " --steps 4 --set pretrain.vision_steps=4 --set pretrain.objectness_weight=1"
                   " --set pretrain.processes=2 --set pretrain.report_items=2 --out " + out,
               tmp);
@@ -139,13 +107,7 @@ TEST(DataParallelPretrain, SigtermEndsEveryRankAndRemovesTheRendezvousDirectory)
       "kill -TERM $pid; wait $pid; echo rc=$?; sleep 1; "
       "pgrep -f '[d]p-store " + scratch.string() + "' > /dev/null && echo left-behind; ls " +
       scratch.string();  // ([d]: this shell's own command line does not match)
-  CliResult r;
-  {
-    std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
-    ASSERT_TRUE(pipe);
-    char buf[4096];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) r.out.append(buf, n);
-  }
+  const CliRun r = test_util::run_shell(cmd);
   std::ifstream f(tmp.dir / "log.txt");
   std::stringstream log;
   log << f.rdbuf();
@@ -158,12 +120,12 @@ TEST(DataParallelPretrain, SigtermEndsEveryRankAndRemovesTheRendezvousDirectory)
 
 TEST(DataParallelPretrain, ABadProcessCountIsAConfigErrorNamingTheKey) {
   TempDir tmp;
-  CliResult r = gr1("pretrain --config " + config() + " --set pretrain.processes=0 --out " +
+  CliRun r = gr1("pretrain --config " + config() + " --set pretrain.processes=0 --out " +
                   (tmp.dir / "x.safetensors").string(),
               tmp);
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.err.find("pretrain.processes"), std::string::npos) << r.err;
-  CliResult w = gr1("pretrain --config " + config() + " --dp-world 3 --dp-rank 1 --dp-store " +
+  CliRun w = gr1("pretrain --config " + config() + " --dp-world 3 --dp-rank 1 --dp-store " +
                   (tmp.dir / "s").string() + " --out " + (tmp.dir / "x.safetensors").string(),
               tmp);
   EXPECT_EQ(w.rc, 2);

@@ -12,23 +12,14 @@
 #include <thread>
 
 #include "orchestration/data_parallel_run.h"
+#include "tests/test_util.h"
 
 namespace gr1 {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "gr1_dp_test_XXXXXX").string();
-    dir = ::mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
+using test_util::TempDir;
 
 // Runs body(rank, dp) on `world` threads, each joined to one group; the
 // Status of each rank's body, in rank order.

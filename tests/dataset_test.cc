@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/record.h"
+#include "tests/test_util.h"
 
 namespace gr1 {
 namespace {
@@ -619,16 +620,10 @@ TEST(DataCheck, CheckImagesAppliesThePrefixRewrite) {
 TEST(DataCheck, Gr1ExecutableRunsTheCheck) {
   const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";
   if (!fs::exists(gr1)) GTEST_SKIP() << gr1 << " not built";
-  const std::string cmd = gr1 + " data check --in " + kSampleFile;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
-  ASSERT_TRUE(pipe);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) out.append(buf, n);
-  const int status = ::pclose(pipe.release());
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-  const json j = json::parse(out);
+  const test_util::CliRun r = test_util::run_shell(gr1 + " data check --in " + kSampleFile);
+  ASSERT_NE(r.rc, -1);  // started and exited normally
+  EXPECT_EQ(r.rc, 0);
+  const json j = json::parse(r.out);
   EXPECT_EQ(j["lines"], 26);
   EXPECT_EQ(j["valid"], 26);
   EXPECT_EQ(j["per_dataset"].size(), 13u);

@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/policy.h"
 #include "common/tokenizer.h"
+#include "tests/test_util.h"
 
 namespace gr1 {
 namespace {
@@ -24,30 +25,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    dir = fs::temp_directory_path() /
-          ("gr1_results_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const fs::path p = dir / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p) << text;
-    return p.string();
-  }
-  std::string str() const { return dir.string(); }
-};
+using test_util::TempDir;
 
 // An eval summary with the fields the table and targets read.
 json summary(double accuracy, double format_rate, double box_score, json box_score_given,
@@ -363,27 +341,8 @@ TEST(Results, PretrainReportSecondsAddTheVisionStage) {
 
 // ---- the executable -------------------------------------------------------------
 
-struct CliRun {
-  int rc = -1;
-  std::string out, err;
-};
-
-CliRun run(const std::string& args, const TempDir& tmp) {
-  const std::string err = (tmp.dir / "stderr.txt").string();
-  const std::string cmd = std::string(GR1_BINARY_DIR) + "/bin/gr1 " + args + " 2>" + err;
-  CliRun r;
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(::popen(cmd.c_str(), "r"), ::pclose);
-  if (!pipe) return r;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0;) r.out.append(buf, n);
-  const int status = ::pclose(pipe.release());
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream f(err);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
-  return r;
-}
+using test_util::CliRun;
+CliRun run(const std::string& args, const TempDir& tmp) { return test_util::run_gr1(args, tmp); }
 
 TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
   const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";
