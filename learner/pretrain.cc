@@ -599,28 +599,50 @@ std::vector<TrajectoryGroup> rollouts(RolloutEngine& engine, const std::vector<S
 
 }  // namespace
 
+// pretrain_report on a policy in memory; with `dp` (every rank calls it, on
+// equal weights) the items are shared out over the ranks and every rank
+// returns the whole report.
+static Result<nlohmann::json> policy_report(const Config& cfg, Policy policy,
+                                            const ModelOptions& m, bool locate_only,
+                                            DataParallel* dp);
+
 Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,
                                        bool locate_only) {
   auto loaded = load_policy(checkpoint);
   if (!loaded.ok()) return Status::Error("checkpoint: " + loaded.error());
   if (Status v = check_vocab_size(loaded->vocab_size); !v.ok())
     return Status::Error("checkpoint " + checkpoint + ": " + v.message());
-  Policy policy = loaded->policy;
+  return policy_report(cfg, loaded->policy, loaded->options, locate_only, nullptr);
+}
+
+static Result<nlohmann::json> policy_report(const Config& cfg, Policy policy,
+                                            const ModelOptions& m, bool locate_only,
+                                            DataParallel* dp) {
+  const bool was_training = policy->is_training();
   policy->eval();
+  struct Restore {
+    Policy p;
+    bool train;
+    ~Restore() { p->train(train); }
+  } restore{policy, was_training};
   torch::NoGradGuard ng;
-  const ModelOptions& m = loaded->options;
   const int S = m.image_size;
   const int n = cfg.pretrain.report_items;
+  const int world = dp ? dp->world() : 1, rank = dp ? dp->rank() : 0;
   nlohmann::json rep;
   rep["items"] = n;
   if (n == 0) return rep;
-  auto gen = at::detail::createCPUGenerator(cfg.run.seed + 99);
-  // The first n held-out items (stream 2) of a skill; with `examples`, also
-  // the whole examples (scene objects and target).
+  // Every rank measures items rank, rank + W, ... of each section; the
+  // counts are summed over the ranks at the end (one all-reduce).
+  std::vector<double> counts;
+  int held_locate_items = 0;
+  auto gen = at::detail::createCPUGenerator(cfg.run.seed + 99 + 1000003ULL * rank);
+  // This rank's share of the first n held-out items (stream 2) of a skill;
+  // with `examples`, also the whole examples (scene objects and target).
   auto held_out = [&](const char* skill, std::vector<PretrainExample>* examples =
                                              nullptr) -> Result<std::vector<Sample>> {
     std::vector<Sample> samples;
-    for (int i = 0; i < n; ++i) {
+    for (int i = rank; i < n; i += world) {
       auto ex = make_pretrain_example(cfg, skill, static_cast<uint64_t>(i), 2);
       if (!ex.ok()) return ex.status();
       samples.push_back(ex->sample);
@@ -655,12 +677,31 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
       sum += box_score(b, samples[i].bboxs[0]);
       right_shape += boxed_shape(b, held[i].objects) == held[i].target;
     }
-    rep["locate_box_score"] = sum / n;
-    // Whether the box is on the named shape at all (its best-matching shape
-    // of the scene), apart from how tight it is.
-    rep["locate_right_shape_rate"] = static_cast<double>(right_shape) / n;
+    // locate_box_score; locate_right_shape_rate: whether the box is on the
+    // named shape at all (its best-matching shape of the scene), apart from
+    // how tight it is.
+    counts.push_back(sum);
+    counts.push_back(right_shape);
+    held_locate_items = static_cast<int>(samples.size());
   }
-  if (locate_only) return rep;
+  static constexpr const char* kLocateKeys[] = {"locate_box_score", "locate_right_shape_rate"};
+  static constexpr const char* kAllKeys[] = {
+      "locate_box_score",      "locate_right_shape_rate", "zoom_read_accuracy",
+      "read_given_box_accuracy", "zoom_read_mc_accuracy", "zoom_read_rel_accuracy",
+      "box_choice_rate"};
+  // The shares over all n items, from every rank's counts.
+  // items_per_rank: how many of each section's items every rank measured.
+  auto finish = [&](const char* const* keys) -> Result<nlohmann::json> {
+    const size_t k = counts.size();
+    counts.resize(k + static_cast<size_t>(world), 0.0);
+    counts[k + static_cast<size_t>(rank)] = static_cast<double>(held_locate_items);
+    if (dp)
+      if (Status s = dp->sum(counts); !s.ok()) return Status::Error("report: " + s.message());
+    for (size_t i = 0; i < k; ++i) rep[keys[i]] = counts[i] / n;
+    rep["items_per_rank"] = std::vector<double>(counts.begin() + static_cast<long>(k), counts.end());
+    return rep;
+  };
+  if (locate_only) return finish(kLocateKeys);
   // Greedy grounded rollouts (up to rollout.max_turns) on `samples`: the
   // share whose final answer earns the full reward under `rule`.
   RolloutOptions grounded = cfg.rollout;
@@ -671,14 +712,14 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     int right = 0;
     for (size_t i = 0; i < groups.size(); ++i)
       right += answered_right(groups[i].trajectories[0], samples[i].solution, rule);
-    return static_cast<double>(right) / n;
+    return static_cast<double>(right);
   };
   // Zoom-read: locate, crop, read; exact answer.
   {
     auto held = held_out("zoom_read");
     if (!held.ok()) return held.status();
     const std::vector<Sample>& samples = *held;
-    rep["zoom_read_accuracy"] = greedy_accuracy(samples, AccuracyRule::kShortAnswer);
+    counts.push_back(greedy_accuracy(samples, AccuracyRule::kShortAnswer));  // zoom_read_accuracy
     // Reading alone: the same items with the named shape's box GIVEN as the
     // first turn (forced_box_trajectories, scale 1), its crop shown, one
     // greedy turn. zoom_read_accuracy ~ locating x this.
@@ -691,20 +732,20 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
       for (size_t k = 0; k < chunk.size(); ++k)
         read += answered_right(trajs[k], chunk[k].solution, AccuracyRule::kShortAnswer);
     }
-    rep["read_given_box_accuracy"] = static_cast<double>(read) / n;
+    counts.push_back(read);  // read_given_box_accuracy
   }
   // Multiple choice (four options, answered by letter: the benchmark's
   // multiple-choice rule), and shapes named by their relation to another.
+  // (zoom_read_mc_accuracy, zoom_read_rel_accuracy)
   static constexpr struct {
     const char* skill;
-    const char* key;
     AccuracyRule rule;
-  } kAnswered[] = {{"zoom_read_mc", "zoom_read_mc_accuracy", AccuracyRule::kMultipleChoice},
-                   {"zoom_read_rel", "zoom_read_rel_accuracy", AccuracyRule::kShortAnswer}};
+  } kAnswered[] = {{"zoom_read_mc", AccuracyRule::kMultipleChoice},
+                   {"zoom_read_rel", AccuracyRule::kShortAnswer}};
   for (const auto& a : kAnswered) {
     auto held = held_out(a.skill);
     if (!held.ok()) return held.status();
-    rep[a.key] = greedy_accuracy(*held, a.rule);
+    counts.push_back(greedy_accuracy(*held, a.rule));
   }
   // Box choice: sampled first turns on held-out benchmark questions.
   {
@@ -717,16 +758,16 @@ Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& che
     auto task = SyntheticTask::create(to);
     if (!task.ok()) return task.status();
     std::vector<Sample> samples;
-    for (int i = 0; i < n; ++i) samples.push_back(task->get(static_cast<uint64_t>(i)));
+    for (int i = rank; i < n; i += world) samples.push_back(task->get(static_cast<uint64_t>(i)));
     auto groups = rollouts(engine, samples, false, gen);
     int boxes = 0;
     for (const auto& g : groups) {
       const auto& t = g.trajectories[0];
       boxes += !t.boxes_shown.empty() && t.boxes_shown[0].has_value();
     }
-    rep["box_choice_rate"] = static_cast<double>(boxes) / n;
+    counts.push_back(boxes);  // box_choice_rate
   }
-  return rep;
+  return finish(kAllKeys);
 }
 
 namespace {
@@ -1072,18 +1113,21 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     std::cerr << "gr1 pretrain: " << s.message() << "\n";
     return 2;
   }
-  if (!leader) return 0;  // rank 0 writes the checkpoint and the report
+  // The held-out report of the final weights, its items shared out over the
+  // ranks (they hold equal weights: checked above); rank 0 then writes the
+  // checkpoint and the report.
+  auto rep = policy_report(cfg, policy, cfg.model, /*locate_only=*/false, &dp);
+  if (!rep.ok()) {
+    std::cerr << "gr1 pretrain: report: " << rep.error() << "\n";
+    return 2;
+  }
+  if (!leader) return 0;
   if (const auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
   }
   if (Status s = save_policy(out, policy, cfg.model); !s.ok()) {
     std::cerr << "gr1 pretrain: cannot write " << out << ": " << s.message() << "\n";
-    return 2;
-  }
-  auto rep = pretrain_report(cfg, out);
-  if (!rep.ok()) {
-    std::cerr << "gr1 pretrain: report: " << rep.error() << "\n";
     return 2;
   }
   nlohmann::json report = *rep;

@@ -1,6 +1,7 @@
 #include "learner/results.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,9 +12,11 @@
 #include <set>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "common/config.h"
 #include "common/dataset.h"
+#include "common/threads.h"
 #include "learner/pretrain.h"
 
 namespace gr1 {
@@ -402,7 +405,10 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
   for (auto& a : arms)
     if (a.eval && !questions.empty()) a.thought_naming = thought_naming(*a.eval, questions);
 
-  // Locate skill of every arm that was evaluated (the report is the costly part).
+  // Locate skill of every arm that was evaluated (the report is the costly
+  // part): one held-out report per checkpoint, run side by side on up to
+  // hardware_concurrency threads (each report runs its ops on its own thread).
+  std::vector<std::pair<ArmResult*, std::string>> jobs;
   for (auto& a : arms) {
     if (!a.eval) continue;
     const std::string ckpt = arm_checkpoint(cli.dir, a.arm);
@@ -412,12 +418,30 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     }
     std::cerr << "gr1 results: locate skill of " << ckpt << " (" << cli.locate_items
               << " held-out items)\n";
-    auto rep = pretrain_report(*cfg, ckpt, /*locate_only=*/true);
-    if (!rep.ok()) {
-      warn(ckpt + ": locate skill not measured: " + rep.error());
+    jobs.emplace_back(&a, ckpt);
+  }
+  std::vector<Result<json>> reports(jobs.size(), Status::Error("not run"));
+  {
+    std::atomic<size_t> next{0};
+    auto work = [&] {
+      for (size_t j; (j = next.fetch_add(1)) < jobs.size();)
+        reports[j] = pretrain_report(*cfg, jobs[j].second, /*locate_only=*/true);
+    };
+    const size_t workers =
+        std::min<size_t>(jobs.size(), std::max(1u, std::thread::hardware_concurrency()));
+    // One LibTorch/BLAS thread per report: the reports are the parallelism.
+    if (workers > 1) configure_compute_threads(1);
+    std::vector<std::thread> pool;
+    for (size_t w = 1; w < workers; ++w) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+  }
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    if (!reports[j].ok()) {
+      warn(jobs[j].second + ": locate skill not measured: " + reports[j].error());
       continue;
     }
-    a.locate_skill = rep->value("locate_box_score", json(nullptr));
+    jobs[j].first->locate_skill = reports[j]->value("locate_box_score", json(nullptr));
   }
 
   json timings = nullptr;

@@ -3,10 +3,10 @@
 #
 #   (a) base       pretrained policy (gr1 pretrain), or a cached one
 #   (b) synth      the held-out test split (RESULTS_N questions)
-#   (c) eval_base  the base policy, grounded mode
-#   (d) rl_<arm>   ground_r1, direct_grpo, srpo: gr1 launch from the base
-#   (e) eval_<arm> each arm's final policy (direct_grpo in direct mode)
-#   (f) summarize  gr1 results summarize -> DIR/summary.json + a table
+#   (c) rl_<arm>   ground_r1, direct_grpo, srpo: gr1 launch from the base
+#   (d) eval_<arm> the base (grounded) and each arm's final policy (direct_grpo
+#                  in direct mode), two evaluations at a time (one core each)
+#   (e) summarize  gr1 results summarize -> DIR/summary.json + a table
 #
 # Every step is timed; the seconds go to DIR/timings.json and are printed.
 # Each step's output goes to DIR/logs/<step>.log; a failing step prints the
@@ -161,11 +161,7 @@ fi
 # (b) the held-out test split
 run_step synth "$BIN" data synth --split test --n "$N" --out "$DIR/test" --config "$CONFIG"
 
-# (c) the base, grounded
-run_step eval_base "$BIN" eval --checkpoint "$DIR/base.safetensors" --data "$DIR/test" \
-  --config "$CONFIG" --out "$DIR/base.eval.json" --gallery "$DIR/base.gallery.png"
-
-# (d) three RL runs from the base, one after the other
+# (c) three RL runs from the base, one after the other (each uses both cores)
 for arm in "${ARMS[@]}"; do
   args=(launch --config "$CONFIG" --actors "$ACTORS" --run-dir "$DIR/$arm"
         --set "learner.init_checkpoint=$DIR/base.safetensors")
@@ -177,15 +173,55 @@ for arm in "${ARMS[@]}"; do
   run_step "rl_$arm" "$BIN" "${args[@]}"
 done
 
-# (e) each arm's final policy on the same test split
-for arm in "${ARMS[@]}"; do
-  mode=grounded
+# (d) the base (grounded) and each arm's final policy on the same test split.
+# An evaluation runs on one core, so they run in two lanes side by side; each
+# step's own seconds are recorded (they overlap), and "evals_wall" is the
+# time the lanes took together.
+eval_args() {  # eval_args ARM -> the gr1 eval arguments of that arm
+  local arm=$1 mode=grounded ckpt="$DIR/$1/policy.safetensors"
+  if [ "$arm" = base ]; then ckpt="$DIR/base.safetensors"; fi
   if [ "$arm" = direct_grpo ]; then mode=direct; fi
-  run_step "eval_$arm" "$BIN" eval --checkpoint "$DIR/$arm/policy.safetensors" --data "$DIR/test" \
-    --mode "$mode" --config "$CONFIG" --out "$DIR/$arm.eval.json" --gallery "$DIR/$arm.gallery.png"
+  printf '%s\n' eval --checkpoint "$ckpt" --data "$DIR/test" --mode "$mode" --config "$CONFIG" \
+    --out "$DIR/$arm.eval.json" --gallery "$DIR/$arm.gallery.png" --threads 1
+}
+# eval_lane ARM...: evaluates the arms in turn; each writes
+# DIR/logs/eval_<arm>.status ("<exit status> <seconds>").
+eval_lane() {
+  local arm t0 rc
+  local -a a
+  for arm in "$@"; do
+    mapfile -t a < <(eval_args "$arm")
+    echo "results: [eval_$arm] $BIN ${a[*]}"
+    t0=$(now)
+    if "$BIN" "${a[@]}" >"$DIR/logs/eval_$arm.log" 2>&1; then rc=0; else rc=$?; fi
+    echo "$rc $(since "$t0")" >"$DIR/logs/eval_$arm.status"
+    [ "$rc" = 0 ] || return 0  # the rest of this lane is not run
+  done
+}
+t_evals=$(now)
+rm -f "$DIR"/logs/eval_*.status
+eval_lane base direct_grpo &
+eval_lane ground_r1 srpo &
+wait
+for arm in base "${ARMS[@]}"; do
+  st="$DIR/logs/eval_$arm.status"
+  if [ ! -f "$st" ]; then
+    echo "results: step eval_$arm did not run (an earlier evaluation in its lane failed)" >&2
+    exit 1
+  fi
+  read -r rc secs <"$st"
+  rm -f "$st"
+  if [ "$rc" != 0 ]; then
+    echo "results: step eval_$arm failed (exit $rc); last lines of $DIR/logs/eval_$arm.log:" >&2
+    tail -n 30 "$DIR/logs/eval_$arm.log" >&2
+    exit 1
+  fi
+  TIMINGS+=("\"eval_$arm\": $secs")
+  echo "results: [eval_$arm] done in ${secs} s"
 done
+TIMINGS+=("\"evals_wall\": $(since "$t_evals")")
 
-# (f) summary.json and the table (it reads the timings so far)
+# (e) summary.json and the table (it reads the timings so far)
 write_timings "$base_cached"
 echo "results: [summarize] $BIN results summarize --dir $DIR --config $CONFIG --locate-items $LOCATE_ITEMS"
 t0=$(now)

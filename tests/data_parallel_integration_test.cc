@@ -1,6 +1,7 @@
 // `gr1 pretrain` with pretrain.processes: 2 (rank 0 starts rank 1 of the same
 // binary) against one process, on configs/tests.yaml.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -88,6 +89,43 @@ TEST(DataParallelPretrain, FullRecipeOnTwoRanksEndsInSyncWithAReport) {
   EXPECT_EQ(count(r.out, "vision pretrain: "), 1) << r.out;
   EXPECT_TRUE(fs::exists(out + ".report.json"));
   EXPECT_TRUE(fs::exists(out));
+}
+
+nlohmann::json read_json(const fs::path& p) {
+  std::ifstream f(p);
+  return nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+}
+
+TEST(DataParallelPretrain, TheReportIsSharedOutOverTheRanksAndMatchesOneProcess) {
+  TempDir tmp;
+  // 7 held-out items per section over 2 ranks: rank 0 measures 4, rank 1
+  // measures 3, and the shares are over all 7.
+  const std::string out = (tmp.dir / "base.safetensors").string();
+  CliRun r = gr1("pretrain --config " + config() +
+                     " --steps 6 --set pretrain.vision_steps=0 --set pretrain.processes=2"
+                     " --set pretrain.report_items=7 --out " + out,
+                 tmp);
+  ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  const auto two = read_json(out + ".report.json");
+  ASSERT_TRUE(two.is_object());
+  EXPECT_EQ(two["items"], 7);
+  EXPECT_EQ(two["items_per_rank"], nlohmann::json::array({4.0, 3.0})) << two.dump();
+  // One process (gr1 report) on the same checkpoint measures all 7 itself;
+  // greedy figures are the same whoever measured which item.
+  CliRun o = gr1("report --config " + config() + " --checkpoint " + out +
+                     " --set pretrain.report_items=7",
+                 tmp);
+  ASSERT_EQ(o.rc, 0) << o.out << o.err;
+  const auto one = nlohmann::json::parse(o.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(one.is_object()) << o.out;
+  EXPECT_EQ(one["items_per_rank"], nlohmann::json::array({7.0})) << one.dump();
+  for (const char* key : {"locate_box_score", "locate_right_shape_rate", "zoom_read_accuracy",
+                          "read_given_box_accuracy", "zoom_read_mc_accuracy",
+                          "zoom_read_rel_accuracy"}) {
+    ASSERT_TRUE(two.contains(key) && one.contains(key)) << key;
+    EXPECT_NEAR(two[key].get<double>(), one[key].get<double>(), 1e-9) << key;
+  }
+  ASSERT_TRUE(two.contains("box_choice_rate"));  // sampled: rank-seeded, not compared
 }
 
 TEST(DataParallelPretrain, SigtermEndsEveryRankAndRemovesTheRendezvousDirectory) {
