@@ -30,6 +30,90 @@ torch::Tensor apply_rope(const torch::Tensor& x, const torch::Tensor& cos, const
   return torch::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
 }
 
+// Block-sparse attention over packed prefix trees (hidden_states_packed with
+// parents): per row, the segments in node order; each segment's queries are
+// nodes [q0, q1) and its keys the nodes `keys` (its ancestors, then itself),
+// with `mask` [q1-q0, keys] additive (0, or -inf above the diagonal of its
+// own part). Built once per forward, shared by the layers.
+struct TreeSegment {
+  int64_t q0 = 0, q1 = 0;
+  torch::Tensor keys;  // int64 [Lk]
+  torch::Tensor mask;  // float [Ls, Lk], undefined when Ls == 1 (nothing to mask)
+};
+struct TreeAttention {
+  std::vector<std::vector<TreeSegment>> rows;  // per batch row
+  std::vector<int64_t> real;                   // per row: its real nodes (a prefix of T)
+  int64_t T = 0;
+};
+
+TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::Tensor& valid_in) {
+  auto parent = parent_in.to(torch::kInt64).contiguous();
+  auto valid = valid_in.to(torch::kBool).contiguous();
+  const int64_t B = parent.size(0), T = parent.size(1);
+  auto pa = parent.accessor<int64_t, 2>();
+  auto va = valid.accessor<bool, 2>();
+  TreeAttention plan;
+  plan.T = T;
+  plan.rows.resize(static_cast<size_t>(B));
+  plan.real.assign(static_cast<size_t>(B), 0);
+  for (int64_t b = 0; b < B; ++b) {
+    int64_t n = 0;
+    while (n < T && va[b][n]) ++n;
+    for (int64_t i = n; i < T; ++i)
+      if (va[b][i])
+        throw std::invalid_argument("policy.hidden_states_packed: row " + std::to_string(b) +
+                                    ": real nodes must precede the padding");
+    plan.real[static_cast<size_t>(b)] = n;
+    std::vector<int64_t> children(static_cast<size_t>(n), 0);
+    for (int64_t i = 1; i < n; ++i) {
+      const int64_t p = pa[b][i];
+      if (p < 0 || p >= i)
+        throw std::invalid_argument("policy.hidden_states_packed: row " + std::to_string(b) +
+                                    ": node " + std::to_string(i) + " has parent " +
+                                    std::to_string(p) + " (a parent precedes its child)");
+      ++children[static_cast<size_t>(p)];
+    }
+    // Segment starts: the first node, a node that does not follow its
+    // parent, and the first child of a branching node.
+    std::vector<int64_t> seg_of(static_cast<size_t>(n), 0), starts, parent_seg;
+    for (int64_t i = 0; i < n; ++i) {
+      const bool start = i == 0 || pa[b][i] != i - 1 || children[static_cast<size_t>(i - 1)] > 1;
+      if (start) {
+        starts.push_back(i);
+        parent_seg.push_back(i == 0 ? -1 : seg_of[static_cast<size_t>(pa[b][i])]);
+      }
+      seg_of[static_cast<size_t>(i)] = static_cast<int64_t>(starts.size()) - 1;
+    }
+    auto& segs = plan.rows[static_cast<size_t>(b)];
+    for (size_t s = 0; s < starts.size(); ++s) {
+      TreeSegment seg;
+      seg.q0 = starts[s];
+      seg.q1 = s + 1 < starts.size() ? starts[s + 1] : n;
+      // Ancestor segments, root first: each ends at the node its child
+      // segment hangs from (a segment is cut after a branching node).
+      std::vector<std::pair<int64_t, int64_t>> ranges;
+      for (int64_t a = parent_seg[s]; a >= 0; a = parent_seg[static_cast<size_t>(a)]) {
+        const int64_t a0 = starts[static_cast<size_t>(a)];
+        const int64_t a1 = static_cast<size_t>(a) + 1 < starts.size() ? starts[static_cast<size_t>(a) + 1] : n;
+        ranges.emplace_back(a0, a1);
+      }
+      std::vector<int64_t> keys;
+      for (auto it = ranges.rbegin(); it != ranges.rend(); ++it)
+        for (int64_t j = it->first; j < it->second; ++j) keys.push_back(j);
+      const int64_t La = static_cast<int64_t>(keys.size()), Ls = seg.q1 - seg.q0;
+      for (int64_t j = seg.q0; j < seg.q1; ++j) keys.push_back(j);
+      seg.keys = torch::tensor(keys, torch::kInt64);
+      if (Ls > 1) {
+        seg.mask = torch::zeros({Ls, La + Ls}, torch::kFloat32);
+        seg.mask.slice(1, La, La + Ls)
+            .copy_(torch::full({Ls, Ls}, -std::numeric_limits<float>::infinity()).triu(1));
+      }
+      segs.push_back(std::move(seg));
+    }
+  }
+  return plan;
+}
+
 // Pre-norm transformer block: attention (optionally RoPE + mask + cache) and SwiGLU.
 class BlockImpl : public torch::nn::Module {
  public:
@@ -47,7 +131,7 @@ class BlockImpl : public torch::nn::Module {
   // -inf), undefined = full attention.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& bias, torch::Tensor* k_cache, torch::Tensor* v_cache,
-                        int64_t past) {
+                        int64_t past, const TreeAttention* tree = nullptr) {
     const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
     auto qkv_ = qkv(attn_norm->forward(x)).view({B, T, 3, heads_, hd_}).permute({2, 0, 3, 1, 4});
     auto q = qkv_[0], k = qkv_[1], v = qkv_[2];  // [B,H,T,hd]
@@ -61,11 +145,18 @@ class BlockImpl : public torch::nn::Module {
       k = k_cache->slice(2, 0, past + T);
       v = v_cache->slice(2, 0, past + T);
     }
-    // Scale on q (small) and add the bias in place: the [B,H,T,Tk] scores
-    // are the big tensor, so they take as few passes as possible.
-    auto s = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k.transpose(-2, -1));
-    if (bias.defined()) s.add_(bias);
-    auto a = torch::matmul(torch::softmax(s, -1), v).transpose(1, 2).reshape({B, T, d});
+    torch::Tensor a;
+    if (tree) {
+      a = tree_attention(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k, v, *tree)
+              .transpose(1, 2)
+              .reshape({B, T, d});
+    } else {
+      // Scale on q (small) and add the bias in place: the [B,H,T,Tk] scores
+      // are the big tensor, so they take as few passes as possible.
+      auto s = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k.transpose(-2, -1));
+      if (bias.defined()) s.add_(bias);
+      a = torch::matmul(torch::softmax(s, -1), v).transpose(1, 2).reshape({B, T, d});
+    }
     auto h = x + out(a);
     auto f = ffn_norm->forward(h);
     return h + down(torch::silu(gate(f)) * up(f));
@@ -75,6 +166,28 @@ class BlockImpl : public torch::nn::Module {
   torch::nn::Linear qkv{nullptr}, out{nullptr}, gate{nullptr}, up{nullptr}, down{nullptr};
 
  private:
+  // q (already scaled), k, v [B,H,T,hd] -> [B,H,T,hd]: every segment's
+  // queries against its own keys only; padding rows are zeros.
+  static torch::Tensor tree_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                      const torch::Tensor& v, const TreeAttention& tree) {
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+    std::vector<torch::Tensor> rows;
+    rows.reserve(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      const auto qb = q[b], kb = k[b], vb = v[b];  // [H,T,hd]
+      std::vector<torch::Tensor> parts;
+      for (const auto& seg : tree.rows[static_cast<size_t>(b)]) {
+        auto s = torch::matmul(qb.slice(1, seg.q0, seg.q1), kb.index_select(1, seg.keys).transpose(-2, -1));
+        if (seg.mask.defined()) s.add_(seg.mask);
+        parts.push_back(torch::matmul(torch::softmax(s, -1), vb.index_select(1, seg.keys)));
+      }
+      const int64_t n = tree.real[static_cast<size_t>(b)];
+      if (n < T) parts.push_back(torch::zeros({H, T - n, hd}, q.options()));
+      rows.push_back(torch::cat(parts, 1));
+    }
+    return torch::stack(rows);
+  }
+
   int64_t heads_, hd_;
 };
 
@@ -346,11 +459,12 @@ std::pair<torch::Tensor, torch::Tensor> PolicyImpl::rope(const torch::Tensor& po
 torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                                      const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                                      std::vector<torch::Tensor>* v_cache, int64_t past,
-                                     std::vector<torch::Tensor>* layer_outputs) {
+                                     std::vector<torch::Tensor>* layer_outputs,
+                                     const detail::TreeAttention* tree) {
   if (layer_outputs) layer_outputs->clear();
   for (size_t l = 0; l < blocks_.size(); ++l) {
     x = blocks_[l]->forward(x, cos, sin, bias, k_cache ? &(*k_cache)[l] : nullptr,
-                            v_cache ? &(*v_cache)[l] : nullptr, past);
+                            v_cache ? &(*v_cache)[l] : nullptr, past, tree);
     if (layer_outputs) layer_outputs->push_back(x);
   }
   return x;
@@ -399,7 +513,8 @@ torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
                                                const torch::Tensor& valid_in,
                                                const torch::Tensor& allowed_in,
                                                const torch::Tensor& slot_index_in,
-                                               const torch::Tensor& context_node_in) {
+                                               const torch::Tensor& context_node_in,
+                                               const torch::Tensor& parent_in) {
   if (opt_.image_query) bad("policy.hidden_states_packed: model.image_query is not supported packed");
   if (!tokens_in.defined() || tokens_in.dim() != 2) bad("policy.hidden_states_packed: tokens must be [B,T]");
   const int64_t B = tokens_in.size(0), T = tokens_in.size(1), d = opt_.d_model;
@@ -431,11 +546,16 @@ torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
     auto use = (ctx_node.ge(0) & slots.logical_not() & valid).unsqueeze(2).to(x.dtype());
     x = x + image_ctx_(at) * use;
   }
+  auto [cos, sin] = rope(positions);
+  if (parent_in.defined()) {
+    if (parent_in.sizes() != bt) bad("policy.hidden_states_packed: parent must be [B,T]");
+    const detail::TreeAttention tree = detail::tree_attention_plan(parent_in, valid);
+    return run_layers(x, cos, sin, torch::Tensor(), nullptr, nullptr, 0, nullptr, &tree);
+  }
   auto allowed = allowed_in.to(torch::kBool) & valid.unsqueeze(1);
   allowed = allowed.logical_or(torch::eye(T, torch::kBool).unsqueeze(0));  // every query sees itself
   auto bias = torch::zeros({B, 1, T, T}, torch::kFloat32)
                   .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  auto [cos, sin] = rope(positions);
   return run_layers(x, cos, sin, bias, nullptr, nullptr, 0);
 }
 

@@ -39,6 +39,7 @@ namespace detail {
 class VisionEncoderImpl;
 class BlockImpl;
 class RMSNormImpl;
+struct TreeAttention;
 }  // namespace detail
 
 class PolicyImpl : public torch::nn::Module {
@@ -110,10 +111,19 @@ class PolicyImpl : public torch::nn::Module {
   // image terms follow the same rules as add_image_terms along each path.
   // Throws std::invalid_argument with model.image_query (its per-turn text
   // mean is not supported packed) or on inconsistent shapes.
+  //
+  // With `parent` ([B,T] int64: each real node's parent node, the first
+  // node's own index or -1; padding follows the real nodes) attention is
+  // block-sparse instead: the tree is cut into segments (runs of nodes that
+  // are each their predecessor's only child) and every segment attends to
+  // its ancestor segments and causally to itself, so only the allowed
+  // scores are computed (to float rounding the dense result; `allowed` is
+  // then only checked for its shape). Padding rows' outputs are undefined.
   torch::Tensor hidden_states_packed(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
                                      const torch::Tensor& positions, const torch::Tensor& valid,
                                      const torch::Tensor& allowed, const torch::Tensor& slot_index,
-                                     const torch::Tensor& context_node);
+                                     const torch::Tensor& context_node,
+                                     const torch::Tensor& parent = {});
 
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
@@ -132,7 +142,8 @@ class PolicyImpl : public torch::nn::Module {
   torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                            const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                            std::vector<torch::Tensor>* v_cache, int64_t past,
-                           std::vector<torch::Tensor>* layer_outputs = nullptr);
+                           std::vector<torch::Tensor>* layer_outputs = nullptr,
+                           const detail::TreeAttention* tree = nullptr);
   // Final norm + LM head.
   torch::Tensor head(const torch::Tensor& h);
 

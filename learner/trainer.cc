@@ -144,8 +144,10 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
 
 torch::Tensor Trainer::packed_logprobs(Policy& p, const PackedBatch& b) const {
   const torch::Tensor emb = image_rows(p, b.pixels);
+  // Block-sparse tree attention (each segment against its ancestors only):
+  // the dense [T,T] scores of a packed group are mostly masked out.
   auto h = p->hidden_states_packed(b.tokens, emb, b.positions, b.valid, b.allowed, b.slot_index,
-                                   b.context_node);
+                                   b.context_node, b.parent);
   // A node's token is predicted at its parent: the parent's hidden state.
   auto hp = h.gather(1, b.parent.unsqueeze(2).expand({h.size(0), h.size(1), h.size(2)}));
   auto lp = token_logprobs(p->logits(hp), b.tokens, cfg_.rollout.temperature);  // [G,T]

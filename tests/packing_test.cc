@@ -136,6 +136,80 @@ TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputation) {
                       << ::testing::PrintToString(turn_texts(groups[0].trajectories[0], cfg.model.image_size));  // the trees did branch after crops
 }
 
+// Block-sparse tree attention (hidden_states_packed with parents) against the
+// dense masked attention, on hand-made trees: a branch in the middle of a
+// chain, a node with three children, rows of different lengths (padding).
+TEST(PackedForwardTest, TreeAttentionEqualsTheDenseMaskedAttentionWithGradients) {
+  Config cfg = packed_config();
+  torch::manual_seed(3);
+  Policy policy(cfg.model, Tokenizer::kVocabSize);
+  // parent of each node; -1 for the first. Depth-first order.
+  const std::vector<std::vector<int64_t>> parents = {
+      {-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 4, 10, 11, 4, 13, 9, 15, 15},  // 4 branches 3 ways, 15 two
+      {-1, 0, 1, 2, 3, 2, 5, 6}};                                     // shorter: padded
+  const int64_t B = 2, T = 18;
+  auto tokens = torch::full({B, T}, Tokenizer::kPad, torch::kInt64);
+  auto positions = torch::zeros({B, T}, torch::kInt64);
+  auto valid = torch::zeros({B, T}, torch::kBool);
+  auto allowed = torch::zeros({B, T, T}, torch::kBool);
+  auto parent = torch::zeros({B, T}, torch::kInt64);
+  auto gen = at::detail::createCPUGenerator(5);
+  auto random_tokens = torch::randint(10, Tokenizer::kVocabSize - 8, {B, T}, gen, torch::kInt64);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& pr = parents[static_cast<size_t>(b)];
+    std::vector<int64_t> depth(pr.size(), 0);
+    for (size_t i = 0; i < pr.size(); ++i) {
+      tokens[b][static_cast<int64_t>(i)] = random_tokens[b][static_cast<int64_t>(i)];
+      valid[b][static_cast<int64_t>(i)] = true;
+      if (pr[i] >= 0) {
+        depth[i] = depth[static_cast<size_t>(pr[i])] + 1;
+        allowed[b][static_cast<int64_t>(i)].copy_(allowed[b][pr[i]]);
+        parent[b][static_cast<int64_t>(i)] = pr[i];
+      }
+      allowed[b][static_cast<int64_t>(i)][static_cast<int64_t>(i)] = true;
+      positions[b][static_cast<int64_t>(i)] = depth[i];
+    }
+  }
+  const auto none = torch::full({B, T}, -1, torch::kInt64);
+  const auto emb = torch::zeros({0, cfg.model.d_model});
+  auto dense = policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none);
+  auto sparse = policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none, parent);
+  ASSERT_EQ(dense.sizes(), sparse.sizes());
+  const auto real = valid.unsqueeze(2).to(torch::kFloat32);
+  EXPECT_LE(((dense - sparse) * real).abs().max().item<double>(), 1e-5);
+  // A node's state depends on its ancestors only: changing a token off the
+  // path of node 12 (node 14, another branch of node 4) leaves node 12 alone.
+  auto tokens2 = tokens.clone();
+  tokens2[0][14] = (tokens[0][14].item<int64_t>() + 1) % (Tokenizer::kVocabSize - 8) + 10;
+  auto sparse2 = policy->hidden_states_packed(tokens2, emb, positions, valid, allowed, none, none, parent);
+  EXPECT_LE((sparse2[0][12] - sparse[0][12]).abs().max().item<double>(), 1e-6);
+  EXPECT_GT((sparse2[0][14] - sparse[0][14]).abs().max().item<double>(), 1e-4);
+  // Gradients of a loss over the real nodes are the dense ones.
+  auto grads = [&](const torch::Tensor& h) {
+    policy->zero_grad();
+    (h * real).pow(2).sum().backward();
+    std::vector<torch::Tensor> g;
+    for (const auto& p : policy->parameters())
+      if (p.grad().defined()) g.push_back(p.grad().clone());
+    return g;
+  };
+  auto gd = grads(policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none));
+  auto gs = grads(policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none, parent));
+  ASSERT_EQ(gd.size(), gs.size());
+  ASSERT_FALSE(gd.empty());
+  for (size_t i = 0; i < gd.size(); ++i)
+    EXPECT_LE((gd[i] - gs[i]).abs().max().item<double>(), 1e-4 * std::max(1.0, gd[i].abs().max().item<double>()));
+  // A parent after its child is refused, naming the node.
+  auto bad = parent.clone();
+  bad[0][3] = 5;
+  try {
+    policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none, bad);
+    ADD_FAILURE() << "a parent after its child was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("node 3 has parent 5"), std::string::npos) << e.what();
+  }
+}
+
 TEST(PackedForwardTest, StepMatchesTheUnpackedStepAndComputesFewerTokens) {
   Config cfg = packed_config();
   cfg.learner.lr = 1e-3;
