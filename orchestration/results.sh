@@ -27,7 +27,8 @@
 #   RESULTS_DIR [runs/results]
 #   RESULTS_N [500]                    test questions
 #   RESULTS_STEPS [config]             learner steps of each RL run (--steps)
-#   RESULTS_ACTORS [1]                 actors of each RL run
+#   RESULTS_ACTORS [2]                 actors of each RL run (two keep both cores busy
+#                                      while the learner trains: docs/benchmarks.md)
 #   RESULTS_PRETRAIN_STEPS [config]    pretraining steps when no base is cached
 #   RESULTS_CACHE [runs/cache]
 #   RESULTS_BASE [unset]               use this base checkpoint (and its .report.json) as is
@@ -42,7 +43,7 @@ CONFIG=${RESULTS_CONFIG:-configs/results.yaml}
 DIR=${RESULTS_DIR:-runs/results}
 N=${RESULTS_N:-500}
 STEPS=${RESULTS_STEPS:-}
-ACTORS=${RESULTS_ACTORS:-1}
+ACTORS=${RESULTS_ACTORS:-2}
 PRETRAIN_STEPS=${RESULTS_PRETRAIN_STEPS:-}
 CACHE=${RESULTS_CACHE:-runs/cache}
 LOCATE_ITEMS=${RESULTS_LOCATE_ITEMS:-200}
