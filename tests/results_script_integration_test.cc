@@ -1,0 +1,113 @@
+// orchestration/results.sh (`make results`) end to end on configs/tests.yaml
+// with a few questions and steps: every step runs and is timed (the four
+// evaluations, which run in two lanes, each and all together), summary.json
+// holds every arm, a second run reuses the cached base, and a failing
+// evaluation stops the script naming it.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "tests/test_util.h"
+
+namespace gr1 {
+namespace {
+
+namespace fs = std::filesystem;
+using test_util::CliRun;
+using test_util::TempDir;
+
+// A free loopback TCP port: bind to port 0, read it back, release it.
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// configs/tests.yaml with the bus on free ports (other tests may hold 5711-5713).
+std::string test_config(const TempDir& tmp) {
+  std::string text = read_file(fs::path(GR1_SOURCE_DIR) / "configs/tests.yaml");
+  for (const char* old_port : {"5711", "5712", "5713"}) {
+    const std::string from = std::string("127.0.0.1:") + old_port;
+    const size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), "127.0.0.1:" + std::to_string(free_port()));
+  }
+  return tmp.write("results_test.yaml", text);
+}
+
+CliRun run_results(const TempDir& tmp, const std::string& config, const std::string& bin,
+                   const std::string& steps) {
+  const std::string cmd = "cd " + std::string(GR1_SOURCE_DIR) + " && GR1_BIN=" + bin +
+                          " RESULTS_CONFIG=" + config + " RESULTS_N=8 RESULTS_STEPS=" + steps +
+                          " RESULTS_PRETRAIN_STEPS=4 RESULTS_LOCATE_ITEMS=3 RESULTS_DIR=" +
+                          (tmp.dir / "results").string() + " RESULTS_CACHE=" +
+                          (tmp.dir / "cache").string() + " ./orchestration/results.sh 2>&1";
+  return test_util::run_shell(cmd);
+}
+
+TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
+  TempDir tmp("gr1_results_script");
+  const std::string config = test_config(tmp);
+  const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";
+  CliRun r = run_results(tmp, config, gr1, "2");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const fs::path dir = tmp.dir / "results";
+  const auto timings = nlohmann::json::parse(read_file(dir / "timings.json"), nullptr, false);
+  ASSERT_TRUE(timings.is_object()) << read_file(dir / "timings.json");
+  for (const char* step : {"base", "synth", "rl_ground_r1", "rl_direct_grpo", "rl_srpo", "eval_base",
+                           "eval_ground_r1", "eval_direct_grpo", "eval_srpo", "evals_wall", "summarize"})
+    EXPECT_TRUE(timings.contains(step) && timings[step].is_number()) << step << ": " << timings.dump();
+  EXPECT_EQ(timings["base_cached"], false);
+  const auto summary = nlohmann::json::parse(read_file(dir / "summary.json"), nullptr, false);
+  ASSERT_TRUE(summary.is_object());
+  for (const char* arm : {"base", "ground_r1", "direct_grpo", "srpo"}) {
+    ASSERT_TRUE(summary.contains(arm) && summary[arm].is_object()) << arm;
+    EXPECT_EQ(summary[arm]["n"], 8) << arm;
+    EXPECT_TRUE(summary[arm]["locate_skill"].is_number()) << arm;
+    EXPECT_TRUE(fs::exists(dir / (std::string(arm) + ".gallery.png"))) << arm;
+  }
+  EXPECT_EQ(summary["direct_grpo"]["mode"], "direct");
+  EXPECT_EQ(summary["ground_r1"]["mode"], "grounded");
+
+  // Again, with srpo's evaluation failing: the cached base is used, the
+  // script stops with exit 1 and names the step and its log's tail.
+  const std::string wrapper = tmp.write(
+      "gr1_failing_srpo_eval.sh",
+      "#!/bin/sh\ncase \"$*\" in *srpo/policy.safetensors*) echo 'injected eval failure' >&2; "
+      "exit 7;; esac\nexec " + gr1 + " \"$@\"\n");
+  fs::permissions(wrapper, fs::perms::owner_all);
+  CliRun f = run_results(tmp, config, wrapper, "1");
+  EXPECT_EQ(f.rc, 1) << f.out;
+  EXPECT_NE(f.out.find("using the cached base"), std::string::npos) << f.out;
+  EXPECT_NE(f.out.find("step eval_srpo failed (exit 7)"), std::string::npos) << f.out;
+  EXPECT_NE(f.out.find("injected eval failure"), std::string::npos) << f.out;
+  EXPECT_FALSE(fs::exists(dir / "summary.json")) << "a failed run left a summary";
+}
+
+}  // namespace
+}  // namespace gr1
