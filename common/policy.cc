@@ -43,7 +43,6 @@ struct TreeSegment {
 struct TreeAttention {
   std::vector<std::vector<TreeSegment>> rows;  // per batch row
   std::vector<int64_t> real;                   // per row: its real nodes (a prefix of T)
-  int64_t T = 0;
 };
 
 TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::Tensor& valid_in) {
@@ -53,7 +52,6 @@ TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::T
   auto pa = parent.accessor<int64_t, 2>();
   auto va = valid.accessor<bool, 2>();
   TreeAttention plan;
-  plan.T = T;
   plan.rows.resize(static_cast<size_t>(B));
   plan.real.assign(static_cast<size_t>(B), 0);
   for (int64_t b = 0; b < B; ++b) {
@@ -520,9 +518,10 @@ torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
   const int64_t B = tokens_in.size(0), T = tokens_in.size(1), d = opt_.d_model;
   const std::vector<int64_t> bt{B, T}, btt{B, T, T};
   if (positions_in.sizes() != bt || valid_in.sizes() != bt || slot_index_in.sizes() != bt ||
-      context_node_in.sizes() != bt || allowed_in.sizes() != btt)
+      context_node_in.sizes() != bt ||
+      (!parent_in.defined() && (!allowed_in.defined() || allowed_in.sizes() != btt)))
     bad("policy.hidden_states_packed: positions, valid, slot_index, context_node must be [B,T] and "
-        "allowed [B,T,T]");
+        "allowed [B,T,T] (unless parent is given)");
   auto valid = valid_in.to(torch::kBool);
   auto positions = positions_in.to(torch::kInt64);
   if (B * T > 0) {

@@ -118,7 +118,7 @@ class PolicyImpl : public torch::nn::Module {
   // are each their predecessor's only child) and every segment attends to
   // its ancestor segments and causally to itself, so only the allowed
   // scores are computed (to float rounding the dense result; `allowed` is
-  // then only checked for its shape). Padding rows' outputs are undefined.
+  // then not used and may be undefined). Padding rows' outputs are undefined.
   torch::Tensor hidden_states_packed(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
                                      const torch::Tensor& positions, const torch::Tensor& valid,
                                      const torch::Tensor& allowed, const torch::Tensor& slot_index,

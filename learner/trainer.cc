@@ -60,7 +60,7 @@ struct Trainer::Batch {
 // group g's prefix tree; the trajectories of all groups, in order, are
 // gathered back to a padded [N, L-1] layout like Batch's.
 struct Trainer::PackedBatch {
-  torch::Tensor tokens, positions, valid, allowed, slot_index, context_node, parent;  // [G,T(,T)]
+  torch::Tensor tokens, positions, valid, slot_index, context_node, parent;  // [G,T]
   torch::Tensor pixels;        // [M,3,S,S]
   torch::Tensor gather_index;  // [N, L-1] flat index into [G*T] of token j+1's node (0 on padding)
   torch::Tensor policy_mask, old_logp;  // [N, L-1]
@@ -91,14 +91,12 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
   b.slot_index = torch::full({G, T}, -1, torch::kInt64);
   b.context_node = torch::full({G, T}, -1, torch::kInt64);
   b.parent = torch::zeros({G, T}, torch::kInt64);
-  b.allowed = torch::zeros({G, T, T}, torch::kBool);
   auto ta = b.tokens.accessor<int64_t, 2>();
   auto pa = b.positions.accessor<int64_t, 2>();
   auto va = b.valid.accessor<bool, 2>();
   auto sa = b.slot_index.accessor<int64_t, 2>();
   auto ca = b.context_node.accessor<int64_t, 2>();
   auto ra = b.parent.accessor<int64_t, 2>();
-  bool* al = b.allowed.data_ptr<bool>();
   b.gather_index = torch::zeros({N, std::max<int64_t>(0, L - 1)}, torch::kInt64);
   auto pm = torch::zeros({N, std::max<int64_t>(0, L - 1)}, torch::kFloat32);
   auto old = torch::zeros({N, std::max<int64_t>(0, L - 1)}, torch::kFloat32);
@@ -111,7 +109,6 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
     const PackedGroup& pk = packs[g];
     const int64_t Tg = static_cast<int64_t>(pk.size());
     b.nodes += Tg;
-    bool* rows = al + g * T * T;
     for (int64_t i = 0; i < Tg; ++i) {
       ta[g][i] = pk.tokens[i];
       pa[g][i] = pk.depth[i];
@@ -119,10 +116,6 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
       sa[g][i] = pk.slot_index[i];
       ca[g][i] = pk.context_node[i];
       ra[g][i] = std::max(0, pk.parent[i]);
-      // Ancestors and self: the parent's row plus the diagonal (parents
-      // precede their children).
-      if (pk.parent[i] >= 0) std::copy_n(rows + pk.parent[i] * T, T, rows + i * T);
-      rows[i * T + i] = true;
     }
     for (const auto& src : pk.images)
       pixels.push_back(image_block_tensor(samples[g]->image,
@@ -144,10 +137,10 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
 
 torch::Tensor Trainer::packed_logprobs(Policy& p, const PackedBatch& b) const {
   const torch::Tensor emb = image_rows(p, b.pixels);
-  // Block-sparse tree attention (each segment against its ancestors only):
-  // the dense [T,T] scores of a packed group are mostly masked out.
-  auto h = p->hidden_states_packed(b.tokens, emb, b.positions, b.valid, b.allowed, b.slot_index,
-                                   b.context_node, b.parent);
+  // Block-sparse tree attention from the parents (each segment against its
+  // ancestors only): no dense [T,T] mask is built.
+  auto h = p->hidden_states_packed(b.tokens, emb, b.positions, b.valid, torch::Tensor(),
+                                   b.slot_index, b.context_node, b.parent);
   // A node's token is predicted at its parent: the parent's hidden state.
   auto hp = h.gather(1, b.parent.unsqueeze(2).expand({h.size(0), h.size(1), h.size(2)}));
   auto lp = token_logprobs(p->logits(hp), b.tokens, cfg_.rollout.temperature);  // [G,T]

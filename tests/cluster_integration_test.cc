@@ -14,18 +14,14 @@
 #include <sstream>
 #include <thread>
 
+#include "tests/test_util.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-// A free loopback port: bind to port 0, read it back, release it.
-int free_port() {
-  zmq::context_t ctx;
-  zmq::socket_t s(ctx, zmq::socket_type::rep);
-  s.bind("tcp://127.0.0.1:*");
-  const std::string ep = s.get(zmq::sockopt::last_endpoint);
-  return std::stoi(ep.substr(ep.rfind(':') + 1));
-}
+using gr1::test_util::free_port;
+using gr1::test_util::read_text;
 
 struct Cluster {
   fs::path dir;
@@ -56,13 +52,6 @@ std::vector<nlohmann::json> read_metrics(const fs::path& dir) {
   while (std::getline(in, line))
     if (!line.empty()) out.push_back(nlohmann::json::parse(line));
   return out;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Runs `cmd`, returns (exit status, combined output).
@@ -122,10 +111,10 @@ TEST(ClusterIntegrationTest, LearnerAndTwoActorsTrainAndWriteTheRunContract) {
   for (const auto& id : contributors) EXPECT_TRUE(id == "actor-0" || id == "actor-1") << id;
   EXPECT_FALSE(contributors.empty());
 
-  const std::string cfg = slurp(c.dir / "config.yaml");
+  const std::string cfg = read_text(c.dir / "config.yaml");
   for (const auto& e : c.endpoints) EXPECT_NE(cfg.find(e), std::string::npos) << cfg;
   EXPECT_TRUE(fs::exists(c.dir / "policy.safetensors"));
-  const std::string llog = slurp(c.dir / "logs" / "learner.log");
+  const std::string llog = read_text(c.dir / "logs" / "learner.log");
   EXPECT_NE(llog.find("actor-0 registered"), std::string::npos) << llog;
   EXPECT_NE(llog.find("actor-1 registered"), std::string::npos) << llog;
   // The garbage was seen and rejected (if it arrived before the end).

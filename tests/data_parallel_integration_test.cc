@@ -92,8 +92,7 @@ TEST(DataParallelPretrain, FullRecipeOnTwoRanksEndsInSyncWithAReport) {
 }
 
 nlohmann::json read_json(const fs::path& p) {
-  std::ifstream f(p);
-  return nlohmann::json::parse(f, nullptr, /*allow_exceptions=*/false);
+  return nlohmann::json::parse(test_util::read_text(p), nullptr, /*allow_exceptions=*/false);
 }
 
 TEST(DataParallelPretrain, TheReportIsSharedOutOverTheRanksAndMatchesOneProcess) {
@@ -146,11 +145,9 @@ TEST(DataParallelPretrain, SigtermEndsEveryRankAndRemovesTheRendezvousDirectory)
       "pgrep -f '[d]p-store " + scratch.string() + "' > /dev/null && echo left-behind; ls " +
       scratch.string();  // ([d]: this shell's own command line does not match)
   const CliRun r = test_util::run_shell(cmd);
-  std::ifstream f(tmp.dir / "log.txt");
-  std::stringstream log;
-  log << f.rdbuf();
-  EXPECT_NE(log.str().find("pretrain step"), std::string::npos) << log.str();
-  EXPECT_NE(r.out.find("rc=143"), std::string::npos) << r.out << log.str();  // 128 + SIGTERM
+  const std::string log = test_util::read_text(tmp.dir / "log.txt");
+  EXPECT_NE(log.find("pretrain step"), std::string::npos) << log;
+  EXPECT_NE(r.out.find("rc=143"), std::string::npos) << r.out << log;  // 128 + SIGTERM
   EXPECT_EQ(r.out.find("left-behind"), std::string::npos) << r.out;            // rank 1 is gone
   EXPECT_EQ(r.out.find("gr1-dp-"), std::string::npos) << r.out;                // and the directory
   EXPECT_FALSE(fs::exists(out));

@@ -3,11 +3,7 @@
 // evaluations, which run in two lanes, each and all together), summary.json
 // holds every arm, a second run reuses the cached base, and a failing
 // evaluation stops the script naming it.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -24,33 +20,12 @@ namespace {
 namespace fs = std::filesystem;
 using test_util::CliRun;
 using test_util::TempDir;
-
-// A free loopback TCP port: bind to port 0, read it back, release it.
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+using test_util::free_port;
+using test_util::read_text;
 
 // configs/tests.yaml with the bus on free ports (other tests may hold 5711-5713).
 std::string test_config(const TempDir& tmp) {
-  std::string text = read_file(fs::path(GR1_SOURCE_DIR) / "configs/tests.yaml");
+  std::string text = read_text(fs::path(GR1_SOURCE_DIR) / "configs/tests.yaml");
   for (const char* old_port : {"5711", "5712", "5713"}) {
     const std::string from = std::string("127.0.0.1:") + old_port;
     const size_t at = text.find(from);
@@ -77,13 +52,13 @@ TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
   CliRun r = run_results(tmp, config, gr1, "2");
   ASSERT_EQ(r.rc, 0) << r.out;
   const fs::path dir = tmp.dir / "results";
-  const auto timings = nlohmann::json::parse(read_file(dir / "timings.json"), nullptr, false);
-  ASSERT_TRUE(timings.is_object()) << read_file(dir / "timings.json");
+  const auto timings = nlohmann::json::parse(read_text(dir / "timings.json"), nullptr, false);
+  ASSERT_TRUE(timings.is_object()) << read_text(dir / "timings.json");
   for (const char* step : {"base", "synth", "rl_ground_r1", "rl_direct_grpo", "rl_srpo", "eval_base",
                            "eval_ground_r1", "eval_direct_grpo", "eval_srpo", "evals_wall", "summarize"})
     EXPECT_TRUE(timings.contains(step) && timings[step].is_number()) << step << ": " << timings.dump();
   EXPECT_EQ(timings["base_cached"], false);
-  const auto summary = nlohmann::json::parse(read_file(dir / "summary.json"), nullptr, false);
+  const auto summary = nlohmann::json::parse(read_text(dir / "summary.json"), nullptr, false);
   ASSERT_TRUE(summary.is_object());
   for (const char* arm : {"base", "ground_r1", "direct_grpo", "srpo"}) {
     ASSERT_TRUE(summary.contains(arm) && summary[arm].is_object()) << arm;

@@ -2,8 +2,12 @@
 // command or the built `gr1` binary with its output captured.
 #pragma once
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -38,6 +42,30 @@ struct TempDir {
   std::string str() const { return dir.string(); }
 };
 
+// The whole text of a file ("" when it cannot be read).
+inline std::string read_text(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A free loopback TCP port: bind to port 0, read it back, release it.
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
 struct CliRun {
   int rc = -1;  // exit status, -1 when not started or not exited normally
   std::string out, err;
@@ -61,10 +89,7 @@ inline CliRun run_shell(const std::string& cmd) {
 inline CliRun run_gr1(const std::string& args, const TempDir& tmp) {
   const std::string err = (tmp.dir / "stderr.txt").string();
   CliRun r = run_shell(std::string(GR1_BINARY_DIR) + "/bin/gr1 " + args + " 2>" + err);
-  std::ifstream f(err);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  r.err = ss.str();
+  r.err = read_text(err);
   return r;
 }
 
