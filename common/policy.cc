@@ -45,7 +45,8 @@ struct TreeAttention {
   std::vector<int64_t> real;                   // per row: its real nodes (a prefix of T)
 };
 
-TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::Tensor& valid_in) {
+TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::Tensor& valid_in,
+                                  int64_t max_segment) {
   auto parent = parent_in.to(torch::kInt64).contiguous();
   auto valid = valid_in.to(torch::kBool).contiguous();
   const int64_t B = parent.size(0), T = parent.size(1);
@@ -72,10 +73,13 @@ TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::T
       ++children[static_cast<size_t>(p)];
     }
     // Segment starts: the first node, a node that does not follow its
-    // parent, and the first child of a branching node.
+    // parent, the first child of a branching node, and (max_segment > 0)
+    // every max_segment-th node of a long run, so that a long chain is
+    // attended in query blocks as in hidden_states.
     std::vector<int64_t> seg_of(static_cast<size_t>(n), 0), starts, parent_seg;
     for (int64_t i = 0; i < n; ++i) {
-      const bool start = i == 0 || pa[b][i] != i - 1 || children[static_cast<size_t>(i - 1)] > 1;
+      const bool start = i == 0 || pa[b][i] != i - 1 || children[static_cast<size_t>(i - 1)] > 1 ||
+                         (max_segment > 0 && i - starts.back() >= max_segment);
       if (start) {
         starts.push_back(i);
         parent_seg.push_back(i == 0 ? -1 : seg_of[static_cast<size_t>(pa[b][i])]);
@@ -129,7 +133,7 @@ class BlockImpl : public torch::nn::Module {
   // -inf), undefined = full attention.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                         const torch::Tensor& bias, torch::Tensor* k_cache, torch::Tensor* v_cache,
-                        int64_t past, const TreeAttention* tree = nullptr) {
+                        int64_t past, const TreeAttention* tree = nullptr, int64_t query_chunk = 0) {
     const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
     auto qkv_ = qkv(attn_norm->forward(x)).view({B, T, 3, heads_, hd_}).permute({2, 0, 3, 1, 4});
     auto q = qkv_[0], k = qkv_[1], v = qkv_[2];  // [B,H,T,hd]
@@ -148,6 +152,19 @@ class BlockImpl : public torch::nn::Module {
       a = tree_attention(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k, v, *tree)
               .transpose(1, 2)
               .reshape({B, T, d});
+    } else if (query_chunk > 0 && T > query_chunk) {
+      // Causal, in query blocks: block [c0, c1) may attend no key after
+      // past + c1 - 1, so the keys beyond are left out instead of masked.
+      const auto qs = q * (1.0 / std::sqrt(static_cast<double>(hd_)));
+      const int64_t past_k = k.size(2) - T;
+      std::vector<torch::Tensor> parts;
+      for (int64_t c0 = 0; c0 < T; c0 += query_chunk) {
+        const int64_t c1 = std::min(T, c0 + query_chunk), kend = past_k + c1;
+        auto s = torch::matmul(qs.slice(2, c0, c1), k.slice(2, 0, kend).transpose(-2, -1));
+        if (bias.defined()) s.add_(bias.slice(2, c0, c1).slice(3, 0, kend));
+        parts.push_back(torch::matmul(torch::softmax(s, -1), v.slice(2, 0, kend)));
+      }
+      a = torch::cat(parts, 2).transpose(1, 2).reshape({B, T, d});
     } else {
       // Scale on q (small) and add the bias in place: the [B,H,T,Tk] scores
       // are the big tensor, so they take as few passes as possible.
@@ -458,11 +475,12 @@ torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, 
                                      const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                                      std::vector<torch::Tensor>* v_cache, int64_t past,
                                      std::vector<torch::Tensor>* layer_outputs,
-                                     const detail::TreeAttention* tree) {
+                                     const detail::TreeAttention* tree, bool causal) {
   if (layer_outputs) layer_outputs->clear();
+  const int64_t chunk = causal ? query_chunk_ : 0;
   for (size_t l = 0; l < blocks_.size(); ++l) {
     x = blocks_[l]->forward(x, cos, sin, bias, k_cache ? &(*k_cache)[l] : nullptr,
-                            v_cache ? &(*v_cache)[l] : nullptr, past, tree);
+                            v_cache ? &(*v_cache)[l] : nullptr, past, tree, chunk);
     if (layer_outputs) layer_outputs->push_back(x);
   }
   return x;
@@ -473,6 +491,16 @@ torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, 
 // that masks can zero without NaN), identically on every path.
 torch::Tensor PolicyImpl::head(const torch::Tensor& h) {
   return lm_head_(norm_->forward(h)).index_fill(-1, torch::tensor({int64_t{Tokenizer::kImage}}), kNeverLogit);
+}
+
+// Measured (docs/benchmarks.md, "Query-blocked attention"): forward and
+// backward at d_model 128, T 256-1024, blocks of 64-256 rows.
+int64_t PolicyImpl::default_attention_query_chunk() { return 128; }
+
+void PolicyImpl::set_attention_query_chunk(int64_t rows) {
+  if (rows < 0) bad("policy.set_attention_query_chunk: rows must be >= 0 (0 = one block), got " +
+                    std::to_string(rows));
+  query_chunk_ = rows;
 }
 
 torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const torch::Tensor& image_embeds,
@@ -502,7 +530,8 @@ torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const to
     x = add_image_terms(x, tokens, key_mask, state);
   }
   auto [cos, sin] = rope(positions);
-  return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0, layer_outputs);
+  return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0, layer_outputs,
+                    nullptr, /*causal=*/true);
 }
 
 torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
@@ -548,7 +577,7 @@ torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
   auto [cos, sin] = rope(positions);
   if (parent_in.defined()) {
     if (parent_in.sizes() != bt) bad("policy.hidden_states_packed: parent must be [B,T]");
-    const detail::TreeAttention tree = detail::tree_attention_plan(parent_in, valid);
+    const detail::TreeAttention tree = detail::tree_attention_plan(parent_in, valid, query_chunk_);
     return run_layers(x, cos, sin, torch::Tensor(), nullptr, nullptr, 0, nullptr, &tree);
   }
   auto allowed = allowed_in.to(torch::kBool) & valid.unsqueeze(1);
@@ -637,7 +666,8 @@ torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch:
   reserve(len_ + n);
   key_valid_.slice(1, len_, len_ + n).copy_(valid);
   auto bias = attention_bias(key_valid_.slice(1, 0, len_ + n), len_, n);
-  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_);  // [B,n,d]
+  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_, nullptr, nullptr,
+                               /*causal=*/true);  // [B,n,d]
   len_ += n;
 
   auto last_idx = (counts - 1).clamp_min(0);                                         // [B]

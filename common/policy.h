@@ -128,6 +128,17 @@ class PolicyImpl : public torch::nn::Module {
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
 
+  // Causal attention over a whole sequence (hidden_states, forward, a
+  // DecodeSession append of several tokens) runs in query blocks of this
+  // many rows: block [c0, c1) scores only the keys [0, past + c1), so the
+  // masked half above the diagonal is mostly never computed. The result is
+  // the full-matrix one to float rounding (masked keys weigh exactly 0
+  // either way). 0 = one block (the full [Tq, Tk] scores). Not a model
+  // option: it changes no weights and no checkpoint.
+  void set_attention_query_chunk(int64_t rows);
+  int64_t attention_query_chunk() const { return query_chunk_; }
+  static int64_t default_attention_query_chunk();  // 128 (docs/benchmarks.md)
+
  private:
   friend class DecodeSession;
 
@@ -139,16 +150,19 @@ class PolicyImpl : public torch::nn::Module {
   // The decoder blocks. bias [B,1,Tq,Tk] additive mask (0 or -inf). With a
   // cache, each layer writes its keys/values of x at columns [past, past+Tq)
   // of k_cache[l]/v_cache[l] ([B,H,cap,hd]) and attends over [0, past+Tq).
+  // `causal`: the bias allows query i no key after past + i, so attention
+  // may run in query blocks (attention_query_chunk()).
   torch::Tensor run_layers(torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin,
                            const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                            std::vector<torch::Tensor>* v_cache, int64_t past,
                            std::vector<torch::Tensor>* layer_outputs = nullptr,
-                           const detail::TreeAttention* tree = nullptr);
+                           const detail::TreeAttention* tree = nullptr, bool causal = false);
   // Final norm + LM head.
   torch::Tensor head(const torch::Tensor& h);
 
   ModelOptions opt_;
   int64_t vocab_;
+  int64_t query_chunk_ = default_attention_query_chunk();
   torch::nn::Embedding tok_embed_{nullptr};
   std::shared_ptr<detail::VisionEncoderImpl> vision_;
   torch::nn::ModuleList layers_{nullptr};

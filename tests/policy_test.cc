@@ -262,6 +262,84 @@ TEST(PolicyTest, PaddingIsInvisibleToValidTokens) {
   }
 }
 
+// Causal attention in query blocks (attention_query_chunk) leaves out the
+// keys after each block instead of masking them: values and gradients equal
+// the full score matrix's, with left and right padding, image terms, and a
+// KV-cached append of several tokens after a prefix (keys up to past + c1).
+TEST(PolicyTest, QueryBlockedAttentionEqualsTheFullScoreMatrix) {
+  ModelOptions o = small_model();
+  o.summary_token = true;  // image_context reads the summary row: 5 slots per image
+  o.image_context = true;
+  o.image_slot_pos = true;
+  Policy p = sharp_policy(5, o);
+  std::string img;
+  for (int i = 0; i < o.image_tokens(); ++i) img += "<image>";
+  std::vector<std::vector<int64_t>> seqs = {
+      text_ids("<|user|>ab" + img + "c<|end|><think>hello world</think>"),
+      text_ids("<think>hello world, a longer thought</think>"),
+      text_ids("x" + img + "yz<answer>q</answer>")};
+  torch::Tensor pixels;
+  {
+    torch::NoGradGuard ng;
+    pixels = torch::rand({2, 3, 16, 16});
+  }
+  const int64_t B = 3, T = 48;
+  const auto w = torch::randn({B, T, kV});
+  for (bool left : {false, true}) {
+    auto tokens = torch::zeros({B, T}, torch::kInt64);
+    auto positions = torch::zeros({B, T}, torch::kInt64);
+    auto mask = torch::zeros({B, T}, torch::kBool);
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t L = seqs[b].size(), off = left ? T - L : 0;
+      ASSERT_LE(L, T);
+      for (int64_t j = 0; j < L; ++j) {
+        tokens[b][off + j] = seqs[b][j];
+        positions[b][off + j] = j;
+        mask[b][off + j] = true;
+      }
+    }
+    auto run = [&](int64_t chunk) {
+      p->set_attention_query_chunk(chunk);
+      p->zero_grad();
+      auto emb = p->encode_images(pixels);
+      auto logits = p->forward(tokens, emb.reshape({-1, emb.size(2)}), positions, mask);
+      (logits * w * mask.unsqueeze(2)).sum().backward();
+      std::vector<torch::Tensor> grads;
+      for (const auto& t : p->parameters()) grads.push_back(t.grad().clone());
+      return std::make_pair(logits.detach().masked_fill(mask.logical_not().unsqueeze(2), 0), grads);
+    };
+    const auto [full, full_grads] = run(0);
+    for (int64_t chunk : {1, 5, 16, 47}) {
+      const auto [blocked, grads] = run(chunk);
+      EXPECT_LE((blocked - full).abs().max().item<double>(), 1e-4)
+          << "chunk " << chunk << (left ? " left" : " right") << " padding";
+      double worst = 0;
+      for (size_t i = 0; i < grads.size(); ++i)
+        worst = std::max(worst, ((grads[i] - full_grads[i]).abs().max() /
+                                 (full_grads[i].abs().max() + 1e-6)).item<double>());
+      EXPECT_LE(worst, 1e-4) << "gradients, chunk " << chunk << (left ? " left" : " right");
+    }
+  }
+
+  // A cached append of 13 tokens after an 11-token prefix, in blocks of 4:
+  // each block must see the whole prefix and the block's own earlier tokens.
+  torch::NoGradGuard ng;
+  auto ids = text_ids("<think>the prefix words and then the next part</think>");
+  ASSERT_GE(ids.size(), 24u);
+  auto decode = [&](int64_t chunk) {
+    p->set_attention_query_chunk(chunk);
+    DecodeSession s(p, 1);
+    auto t = row_tensor(ids);
+    s.append(t.slice(1, 0, 11), torch::ones({1, 11}, torch::kBool), {});
+    return s.append(t.slice(1, 11, 24), torch::ones({1, 13}, torch::kBool), {});
+  };
+  const auto dense = decode(0);
+  EXPECT_LE((decode(4) - dense).abs().max().item<double>(), 1e-4);
+  EXPECT_LE((decode(1) - dense).abs().max().item<double>(), 1e-4);
+  p->set_attention_query_chunk(PolicyImpl::default_attention_query_chunk());
+  EXPECT_THROW(p->set_attention_query_chunk(-1), std::invalid_argument);
+}
+
 // RoPE sees relative positions: a uniform shift changes nothing, a gap
 // changes the log-probs far beyond the tolerance the cache test uses (so
 // that test can fail on a per-row position mistake).
