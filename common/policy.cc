@@ -45,8 +45,7 @@ struct TreeAttention {
   std::vector<int64_t> real;                   // per row: its real nodes (a prefix of T)
 };
 
-TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::Tensor& valid_in,
-                                  int64_t max_segment) {
+TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::Tensor& valid_in) {
   auto parent = parent_in.to(torch::kInt64).contiguous();
   auto valid = valid_in.to(torch::kBool).contiguous();
   const int64_t B = parent.size(0), T = parent.size(1);
@@ -73,13 +72,12 @@ TreeAttention tree_attention_plan(const torch::Tensor& parent_in, const torch::T
       ++children[static_cast<size_t>(p)];
     }
     // Segment starts: the first node, a node that does not follow its
-    // parent, the first child of a branching node, and (max_segment > 0)
-    // every max_segment-th node of a long run, so that a long chain is
-    // attended in query blocks as in hidden_states.
+    // parent, and the first child of a branching node. (Cutting long runs
+    // into query blocks too, as hidden_states does, made the learner step
+    // slower: every piece copies its ancestors' keys; docs/benchmarks.md.)
     std::vector<int64_t> seg_of(static_cast<size_t>(n), 0), starts, parent_seg;
     for (int64_t i = 0; i < n; ++i) {
-      const bool start = i == 0 || pa[b][i] != i - 1 || children[static_cast<size_t>(i - 1)] > 1 ||
-                         (max_segment > 0 && i - starts.back() >= max_segment);
+      const bool start = i == 0 || pa[b][i] != i - 1 || children[static_cast<size_t>(i - 1)] > 1;
       if (start) {
         starts.push_back(i);
         parent_seg.push_back(i == 0 ? -1 : seg_of[static_cast<size_t>(pa[b][i])]);
@@ -577,7 +575,7 @@ torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
   auto [cos, sin] = rope(positions);
   if (parent_in.defined()) {
     if (parent_in.sizes() != bt) bad("policy.hidden_states_packed: parent must be [B,T]");
-    const detail::TreeAttention tree = detail::tree_attention_plan(parent_in, valid, query_chunk_);
+    const detail::TreeAttention tree = detail::tree_attention_plan(parent_in, valid);
     return run_layers(x, cos, sin, torch::Tensor(), nullptr, nullptr, 0, nullptr, &tree);
   }
   auto allowed = allowed_in.to(torch::kBool) & valid.unsqueeze(1);
@@ -666,8 +664,9 @@ torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch:
   reserve(len_ + n);
   key_valid_.slice(1, len_, len_ + n).copy_(valid);
   auto bias = attention_bias(key_valid_.slice(1, 0, len_ + n), len_, n);
-  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_, nullptr, nullptr,
-                               /*causal=*/true);  // [B,n,d]
+  // One block: prompt appends in query blocks made rollouts slower
+  // (docs/benchmarks.md, "Query-blocked causal attention").
+  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_);  // [B,n,d]
   len_ += n;
 
   auto last_idx = (counts - 1).clamp_min(0);                                         // [B]

@@ -128,10 +128,11 @@ class PolicyImpl : public torch::nn::Module {
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
 
-  // Causal attention over a whole sequence (hidden_states, forward, a
-  // DecodeSession append of several tokens) runs in query blocks of this
-  // many rows: block [c0, c1) scores only the keys [0, past + c1), so the
-  // masked half above the diagonal is mostly never computed. The result is
+  // Causal attention over a whole sequence (hidden_states, forward; not a
+  // DecodeSession append nor the block-sparse packed forward, where it was
+  // measured slower) runs in query blocks of this many rows: block [c0, c1)
+  // scores only the keys [0, c1), so the masked half above the diagonal is
+  // mostly never computed. The result is
   // the full-matrix one to float rounding (masked keys weigh exactly 0
   // either way). 0 = one block (the full [Tq, Tk] scores). Not a model
   // option: it changes no weights and no checkpoint.

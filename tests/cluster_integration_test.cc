@@ -106,7 +106,9 @@ TEST(ClusterIntegrationTest, LearnerAndTwoActorsTrainAndWriteTheRunContract) {
     EXPECT_LE(m[i]["max_staleness"].get<int>(), 4);
     EXPECT_GT(m[i]["rollouts_per_s"].get<double>(), 0.0);
     for (const auto& id : m[i]["actor_ids"]) contributors.insert(id.get<std::string>());
-    if (i > 0) EXPECT_GE(m[i]["rejected_messages"].get<int>(), m[i - 1]["rejected_messages"].get<int>());
+    if (i > 0) {
+      EXPECT_GE(m[i]["rejected_messages"].get<int>(), m[i - 1]["rejected_messages"].get<int>());
+    }
   }
   for (const auto& id : contributors) EXPECT_TRUE(id == "actor-0" || id == "actor-1") << id;
   EXPECT_FALSE(contributors.empty());
@@ -118,8 +120,9 @@ TEST(ClusterIntegrationTest, LearnerAndTwoActorsTrainAndWriteTheRunContract) {
   EXPECT_NE(llog.find("actor-0 registered"), std::string::npos) << llog;
   EXPECT_NE(llog.find("actor-1 registered"), std::string::npos) << llog;
   // The garbage was seen and rejected (if it arrived before the end).
-  if (llog.find("rejected") != std::string::npos)
+  if (llog.find("rejected") != std::string::npos) {
     EXPECT_GT(m.back()["rejected_messages"].get<int>(), 0);
+  }
   fs::remove_all(c.dir);
 }
 

@@ -177,14 +177,6 @@ TEST(PackedForwardTest, TreeAttentionEqualsTheDenseMaskedAttentionWithGradients)
   ASSERT_EQ(dense.sizes(), sparse.sizes());
   const auto real = valid.unsqueeze(2).to(torch::kFloat32);
   EXPECT_LE(((dense - sparse) * real).abs().max().item<double>(), 1e-5);
-  // Long runs cut into query blocks (attention_query_chunk) as well: the
-  // same result, whether a block ends before, at or after a branch.
-  for (int64_t chunk : {1, 2, 3, 5}) {
-    policy->set_attention_query_chunk(chunk);
-    auto blocked = policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none, parent);
-    EXPECT_LE(((dense - blocked) * real).abs().max().item<double>(), 1e-5) << "chunk " << chunk;
-  }
-  policy->set_attention_query_chunk(PolicyImpl::default_attention_query_chunk());
   // A node's state depends on its ancestors only: changing a token off the
   // path of node 12 (node 14, another branch of node 4) leaves node 12 alone.
   auto tokens2 = tokens.clone();
@@ -207,13 +199,6 @@ TEST(PackedForwardTest, TreeAttentionEqualsTheDenseMaskedAttentionWithGradients)
   ASSERT_FALSE(gd.empty());
   for (size_t i = 0; i < gd.size(); ++i)
     EXPECT_LE((gd[i] - gs[i]).abs().max().item<double>(), 1e-4 * std::max(1.0, gd[i].abs().max().item<double>()));
-  policy->set_attention_query_chunk(3);
-  auto gb = grads(policy->hidden_states_packed(tokens, emb, positions, valid, allowed, none, none, parent));
-  policy->set_attention_query_chunk(PolicyImpl::default_attention_query_chunk());
-  ASSERT_EQ(gd.size(), gb.size());
-  for (size_t i = 0; i < gd.size(); ++i)
-    EXPECT_LE((gd[i] - gb[i]).abs().max().item<double>(), 1e-4 * std::max(1.0, gd[i].abs().max().item<double>()))
-        << "query blocks of 3";
   // A parent after its child is refused, naming the node.
   auto bad = parent.clone();
   bad[0][3] = 5;
