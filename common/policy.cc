@@ -145,28 +145,27 @@ class BlockImpl : public torch::nn::Module {
       k = k_cache->slice(2, 0, past + T);
       v = v_cache->slice(2, 0, past + T);
     }
+    // Scale on q (small): the [B,H,T,Tk] scores are the big tensor, so they
+    // take as few passes as possible.
+    q = q * (1.0 / std::sqrt(static_cast<double>(hd_)));
     torch::Tensor a;
     if (tree) {
-      a = tree_attention(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k, v, *tree)
-              .transpose(1, 2)
-              .reshape({B, T, d});
+      a = tree_attention(q, k, v, *tree).transpose(1, 2).reshape({B, T, d});
     } else if (query_chunk > 0 && T > query_chunk) {
       // Causal, in query blocks: block [c0, c1) may attend no key after
       // past + c1 - 1, so the keys beyond are left out instead of masked.
-      const auto qs = q * (1.0 / std::sqrt(static_cast<double>(hd_)));
       const int64_t past_k = k.size(2) - T;
       std::vector<torch::Tensor> parts;
       for (int64_t c0 = 0; c0 < T; c0 += query_chunk) {
         const int64_t c1 = std::min(T, c0 + query_chunk), kend = past_k + c1;
-        auto s = torch::matmul(qs.slice(2, c0, c1), k.slice(2, 0, kend).transpose(-2, -1));
+        auto s = torch::matmul(q.slice(2, c0, c1), k.slice(2, 0, kend).transpose(-2, -1));
         if (bias.defined()) s.add_(bias.slice(2, c0, c1).slice(3, 0, kend));
         parts.push_back(torch::matmul(torch::softmax(s, -1), v.slice(2, 0, kend)));
       }
       a = torch::cat(parts, 2).transpose(1, 2).reshape({B, T, d});
     } else {
-      // Scale on q (small) and add the bias in place: the [B,H,T,Tk] scores
-      // are the big tensor, so they take as few passes as possible.
-      auto s = torch::matmul(q * (1.0 / std::sqrt(static_cast<double>(hd_))), k.transpose(-2, -1));
+      // The bias is added in place, for the same reason.
+      auto s = torch::matmul(q, k.transpose(-2, -1));
       if (bias.defined()) s.add_(bias);
       a = torch::matmul(torch::softmax(s, -1), v).transpose(1, 2).reshape({B, T, d});
     }
