@@ -47,7 +47,7 @@ int run_actor(const Config& cfg, const std::string& actor_id) {
   SyntheticTask task(cfg.task);
 
   ActorLink link(cfg, actor_id);
-  if (Status s = link.start(); !s.ok()) {
+  if (Status s = link.start(&g_stop); !s.ok()) {
     log_error(who, s.message());
     return 1;
   }
@@ -104,9 +104,14 @@ int run_actor(const Config& cfg, const std::string& actor_id) {
     if (cfg.actor.max_groups > 0 && group_id >= static_cast<uint64_t>(cfg.actor.max_groups)) break;
   }
   const bool lost = link.learner_lost();
-  const std::string reason = g_stop.load() ? "signal" : link.close_reason();
   link.stop();
-  log_info(who, "stopping after " + std::to_string(group_id) + " groups (" + reason + ")");
+  // The first reason the link closed for: the learner's word when it came
+  // before (or together with) the launcher's signal.
+  std::string reason = link.close_reason();
+  if (g_stop.load() && reason == "stopped") reason = "signal";
+  const int undelivered = link.undelivered_groups();
+  log_info(who, "stopping after " + std::to_string(group_id) + " groups (" + reason + ")" +
+                    (undelivered > 0 ? "; " + std::to_string(undelivered) + " not delivered" : ""));
   return lost ? 3 : 0;
 }
 

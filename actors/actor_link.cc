@@ -31,6 +31,7 @@ struct ActorLink::Impl {
   zmq::context_t ctx{1};
   std::thread thread;
   std::atomic<bool> stop_requested{false};
+  const std::atomic<bool>* interrupt = nullptr;  // start()'s, read by the registration wait
 
   // ---- shared with the rollout thread, guarded by mu ----
   mutable std::mutex mu;
@@ -43,6 +44,7 @@ struct ActorLink::Impl {
   bool closed = false;
   bool lost = false;
   bool shutdown_by_learner = false;
+  int undelivered = 0;
   std::string reason;
 
   // ---- bus thread only ----
@@ -53,6 +55,9 @@ struct ActorLink::Impl {
   bool held_any = false;
   bool fetching = false;
   Clock::time_point fetch_started;
+  Clock::time_point next_weights_try;  // after a failed request
+  bool weights_request_failing = false;
+  int64_t push_failures = 0;  // consecutive failed group sends
 
   void close(const std::string& why, bool by_learner, bool is_lost) {
     std::lock_guard<std::mutex> lock(mu);
@@ -69,14 +74,21 @@ struct ActorLink::Impl {
 
   void run(std::promise<Status> started);
   void request_weights(BusSocket& w);
+  void leave(BusSocket& ctl, BusSocket& push);
 };
 
 void ActorLink::Impl::request_weights(BusSocket& w) {
-  Status s = w.send(encode_message(id, WeightsRequestMsg{known_version}));
+  if (Clock::now() < next_weights_try) return;
+  // Without waiting: with no learner connected (ZMQ_IMMEDIATE) the send
+  // would block the bus thread for a whole send timeout. Retried shortly.
+  Status s = w.send(encode_message(id, WeightsRequestMsg{known_version}), 0);
   if (!s.ok()) {
-    log_warn(id, "weights request failed: " + s.message());
+    if (!weights_request_failing) log_warn(id, "weights request failed (will retry): " + s.message());
+    weights_request_failing = true;
+    next_weights_try = Clock::now() + std::chrono::milliseconds(200);
     return;
   }
+  weights_request_failing = false;
   fetching = true;
   fetch_started = Clock::now();
 }
@@ -106,15 +118,17 @@ void ActorLink::Impl::run(std::promise<Status> started) {
   reg.capabilities = {"rollout-g1g2", "weights-buckets"};
   const auto deadline = Clock::now() + std::chrono::milliseconds(cfg.bus.peer_timeout_ms);
   bool registered = false;
+  bool reached = false;  // a Register went out at least once
   auto next_try = Clock::now();
-  while (!registered && Clock::now() < deadline && !stop_requested.load()) {
-    if (Clock::now() >= next_try) {  // DEALER queues until connected; resend now and then
-      if (Status s = ctl->send(encode_message(id, reg)); !s.ok()) {
-        started.set_value(Status::Error("register with learner at " + cfg.bus.control_endpoint +
-                                        ": " + s.message()));
-        return;
-      }
-      next_try = Clock::now() + std::chrono::milliseconds(1000);
+  auto interrupted = [&] { return stop_requested.load() || (interrupt && interrupt->load()); };
+  while (!registered && Clock::now() < deadline && !interrupted()) {
+    if (Clock::now() >= next_try) {
+      // ZMQ_IMMEDIATE: with no learner connected yet nothing is queued and a
+      // send would block for the whole send timeout, deaf to an interrupt.
+      // Try without waiting, again shortly; once sent, resend now and then.
+      const bool sent = ctl->send(encode_message(id, reg), 0).ok();
+      reached |= sent;
+      next_try = Clock::now() + std::chrono::milliseconds(sent ? 1000 : 50);
     }
     auto in = ctl->recv(std::chrono::milliseconds(50));
     if (!in.ok() || !in->has_value()) continue;
@@ -132,10 +146,16 @@ void ActorLink::Impl::run(std::promise<Status> started) {
     // Anything else before the ack (a grant, a weights notice) is handled in
     // the main loop only after registration; the learner sends the ack first.
   }
+  if (!registered && interrupted()) {
+    started.set_value(Status::Error("interrupted while waiting for the learner's RegisterAck at " +
+                                    cfg.bus.control_endpoint));
+    return;
+  }
   if (!registered) {
     started.set_value(Status::Error("no RegisterAck from the learner at " +
                                     cfg.bus.control_endpoint + " within " +
-                                    std::to_string(cfg.bus.peer_timeout_ms) + " ms"));
+                                    std::to_string(cfg.bus.peer_timeout_ms) + " ms" +
+                                    (reached ? "" : " (no learner accepted the connection)")));
     return;
   }
   started.set_value(Status::Ok());
@@ -181,6 +201,8 @@ void ActorLink::Impl::run(std::promise<Status> started) {
         known_any = true;
         if (!fetching && (!held_any || known_version > held_version)) request_weights(*wts);
       } else if (const auto* sd = m.get<ShutdownMsg>()) {
+        // Answered, so that the learner knows we have it (Coordinator::stop).
+        (void)ctl->send(encode_message(id, ShutdownMsg{"acknowledged"}), 0);
         close("learner: " + sd->reason, true, false);
       } else if (const auto* ack = m.get<AckMsg>()) {
         if (ack->outcome == AckOutcome::kRejected)
@@ -223,8 +245,14 @@ void ActorLink::Impl::run(std::promise<Status> started) {
       }
       Status s = push->send(encode_message(id, g), 100);
       if (!s.ok()) {
-        log_warn(id, "sending group " + std::to_string(g.group_id) + " failed (will retry): " + s.message());
+        // Once per outage, not once per 100-ms try.
+        if (push_failures++ == 0)
+          log_warn(id, "sending group " + std::to_string(g.group_id) + " failed (will retry): " + s.message());
         break;
+      }
+      if (push_failures > 0) {
+        log_info(id, "sending groups again after " + std::to_string(push_failures) + " failed tries");
+        push_failures = 0;
       }
       std::lock_guard<std::mutex> lock(mu);
       outbox.pop_front();
@@ -248,8 +276,13 @@ void ActorLink::Impl::run(std::promise<Status> started) {
         report_dirty = false;
         rep = report;
       }
-      (void)ctl->send(encode_message(id, hb));
-      if (dirty) (void)ctl->send(encode_message(id, MetricsMsg{rep}));
+      // Without waiting (see request_weights): a heartbeat that cannot go
+      // now is worthless later; unsent metrics go with the next one.
+      (void)ctl->send(encode_message(id, hb), 0);
+      if (dirty && !ctl->send(encode_message(id, MetricsMsg{rep}), 0).ok()) {
+        std::lock_guard<std::mutex> lock(mu);
+        report_dirty = true;
+      }
       if (now - last_learner > timeout && !reported_missing) {
         reported_missing = true;
         log_warn(id, "learner missing: no message for " + std::to_string(cfg.bus.peer_timeout_ms) + " ms");
@@ -257,27 +290,60 @@ void ActorLink::Impl::run(std::promise<Status> started) {
       if (now - last_learner > 3 * timeout) close("learner lost", false, true);
     }
   }
-  // Leaving on our own: say so, and flush what is queued.
-  bool by_learner;
+  leave(*ctl, *push);
+}
+
+void ActorLink::Impl::leave(BusSocket& ctl, BusSocket& push) {
+  // A Shutdown the learner sent just before we stopped (the launcher's
+  // SIGTERM and the learner's end often come together) is its word: read it.
+  bool said = false;
+  for (int k = 0; k < 64 && !said; ++k) {
+    auto in = ctl.recv(std::chrono::milliseconds(0));
+    if (!in.ok() || !in->has_value()) break;
+    const auto& fr = (*in)->frames;
+    if (fr.size() != 1) continue;
+    auto r = decode_message(fr[0].data(), fr[0].size(), cfg.bus.max_message_bytes);
+    if (!r.ok()) continue;
+    if (const auto* sd = r->get<ShutdownMsg>()) {
+      (void)ctl.send(encode_message(id, ShutdownMsg{"acknowledged"}), 0);
+      close("learner: " + sd->reason, true, false);
+      said = true;
+    }
+  }
+  std::deque<TrajectoryGroup> rest;
+  bool by_learner, lost_now;
   {
     std::lock_guard<std::mutex> lock(mu);
     by_learner = shutdown_by_learner;
+    lost_now = lost;
+    rest.swap(outbox);
   }
-  const bool lost_now = [&] {
-    std::lock_guard<std::mutex> lock(mu);
-    return lost;
-  }();
+  size_t sent = 0;
   if (!by_learner && !lost_now) {
-    std::deque<TrajectoryGroup> rest;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      rest.swap(outbox);
+    // Leaving on our own: hand over what is queued, then say so. One budget
+    // for all of it: with the learner gone, every send would otherwise wait
+    // a whole send timeout (ZMQ_IMMEDIATE queues nothing without a peer).
+    const int budget_ms = std::min(cfg.bus.send_timeout_ms, kExitFlushMs);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(budget_ms);
+    auto left_ms = [&] {
+      return static_cast<int>(std::max<int64_t>(
+          0, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count()));
+    };
+    for (; sent < rest.size(); ++sent) {
+      const int ms = left_ms();
+      if (ms == 0 || !push.send(encode_message(id, rest[sent]), ms).ok()) break;
     }
-    for (auto& g : rest) (void)push->send(encode_message(id, g));
-    (void)ctl->send(encode_message(id, ShutdownMsg{"actor leaving"}));
-    ctl->raw().set(zmq::sockopt::linger, 500);
-    push->raw().set(zmq::sockopt::linger, 2000);
+    if (sent < rest.size())
+      log_warn(id, "leaving with " + std::to_string(rest.size() - sent) + " of " +
+                       std::to_string(rest.size()) + " queued groups undelivered: the learner " +
+                       "did not take them within " + std::to_string(budget_ms) + " ms");
+    // The goodbye gets what is left of the budget, and at least a moment.
+    (void)ctl.send(encode_message(id, ShutdownMsg{"actor leaving"}), std::max(50, left_ms()));
+    ctl.raw().set(zmq::sockopt::linger, 500);
+    push.raw().set(zmq::sockopt::linger, 2000);
   }
+  std::lock_guard<std::mutex> lock(mu);
+  undelivered += static_cast<int>(rest.size() - sent);
 }
 
 ActorLink::ActorLink(const Config& cfg, std::string actor_id)
@@ -285,7 +351,8 @@ ActorLink::ActorLink(const Config& cfg, std::string actor_id)
 
 ActorLink::~ActorLink() { stop(); }
 
-Status ActorLink::start() {
+Status ActorLink::start(const std::atomic<bool>* interrupt) {
+  impl_->interrupt = interrupt;
   std::promise<Status> p;
   auto f = p.get_future();
   impl_->thread = std::thread([this, pr = std::move(p)]() mutable { impl_->run(std::move(pr)); });
@@ -342,6 +409,11 @@ std::string ActorLink::close_reason() const {
 bool ActorLink::learner_lost() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->lost;
+}
+
+int ActorLink::undelivered_groups() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->undelivered + static_cast<int>(impl_->outbox.size());
 }
 
 }  // namespace gr1

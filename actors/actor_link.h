@@ -12,6 +12,7 @@
 // Public methods are thread-safe; sockets never leave the bus thread.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -33,10 +34,20 @@ class ActorLink {
   ActorLink& operator=(const ActorLink&) = delete;
 
   // Connects and registers; fails (naming the endpoint) if the learner does
-  // not acknowledge within bus.peer_timeout_ms.
-  Status start();
+  // not acknowledge within bus.peer_timeout_ms. The wait also ends, with an
+  // error saying so, as soon as *interrupt turns true (a flag a signal
+  // handler sets: SIGTERM while the learner is not up yet must not wait out
+  // the whole registration timeout).
+  Status start(const std::atomic<bool>* interrupt = nullptr);
   // Tells the learner this actor leaves (unless it asked us to), joins.
+  // Leaving on its own, the link first hands the learner every queued group
+  // and then a Shutdown, all within kExitFlushMs (or bus.send_timeout_ms if
+  // shorter) together: with the learner gone, the sends cannot wait one
+  // send timeout each and outlast the launcher's grace period. A Shutdown
+  // from the learner already waiting on the control socket counts as
+  // received (no flush then).
   void stop();
+  static constexpr int kExitFlushMs = 3000;
 
   // A granted prompt id, or nullopt after `timeout` / when closed.
   std::optional<uint64_t> next_prompt(std::chrono::milliseconds timeout);
@@ -50,6 +61,10 @@ class ActorLink {
   bool closed() const;               // shutdown received, learner lost, or stop()
   std::string close_reason() const;  // why
   bool learner_lost() const;
+  // Groups accepted by send_group() that never reached the transport: still
+  // queued when the learner shut the link down or was lost, or not taken
+  // within the exit flush. Final after stop(); the actor logs it.
+  int undelivered_groups() const;
 
  private:
   struct Impl;

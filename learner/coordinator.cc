@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <set>
 
 #include "common/bus.h"
 #include "common/log.h"
@@ -16,6 +17,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr const char* kSender = "learner";
 constexpr const char* kLog = "learner.bus";
+// How long stop() waits for the actors to answer its Shutdown.
+constexpr int kShutdownWaitMs = 2000;
 }  // namespace
 
 struct Coordinator::Impl {
@@ -386,10 +389,34 @@ void Coordinator::Impl::run(std::promise<Status> started) {
       sync_shared();
     }
   }
-  // Orderly end: tell every actor, give the sends a moment to flush.
+  // Orderly end: tell every actor, then keep the control socket open until
+  // each one has answered with its own Shutdown (or kShutdownWaitMs passed).
+  // An actor's DEALER uses ZMQ_IMMEDIATE, which drops messages it has not
+  // read yet when the connection closes: a learner that exited right after
+  // sending left some actors without the word, waiting for a signal.
+  std::set<std::string> waiting;
   for (auto& [id, a] : actors)
-    if (a.alive) send(*ctl, id, ShutdownMsg{stop_reason});
+    if (a.alive) {
+      send(*ctl, id, ShutdownMsg{stop_reason});
+      waiting.insert(id);
+    }
   sync_shared();
+  const auto until = Clock::now() + std::chrono::milliseconds(
+                                        std::min(cfg.bus.peer_timeout_ms, kShutdownWaitMs));
+  while (!waiting.empty() && Clock::now() < until) {
+    auto in = ctl->recv(std::chrono::milliseconds(10));
+    if (!in.ok()) break;
+    if (!in->has_value() || (*in)->frames.empty()) continue;
+    const auto& body = (*in)->frames.back();
+    auto r = decode_message(body.data(), body.size(), cfg.bus.max_message_bytes);
+    if (r.ok() && r->get<ShutdownMsg>()) waiting.erase((*in)->peer);
+  }
+  if (!waiting.empty()) {
+    std::string names;
+    for (const auto& id : waiting) names += (names.empty() ? "" : ", ") + id;
+    log_warn(kLog, "no shutdown answer within " + std::to_string(kShutdownWaitMs) +
+                       " ms from: " + names + " (older actors do not answer)");
+  }
   ctl->raw().set(zmq::sockopt::linger, 1000);
 }
 

@@ -63,7 +63,10 @@ class Coordinator {
 
   // Binds the three endpoints (errors name the endpoint) and starts the thread.
   Status start();
-  // Sends Shutdown to every actor, flushes, stops the thread. Idempotent.
+  // Sends Shutdown to every actor and waits (at most 2 s, or
+  // bus.peer_timeout_ms if shorter) until each has answered with its own
+  // Shutdown, so none misses it when the learner exits; stops the thread.
+  // Idempotent.
   void stop(const std::string& reason = "training finished");
 
   // Blocks up to `timeout` for at least one verified group; returns up to `n`.

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <future>
+#include <memory>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
@@ -114,6 +116,55 @@ TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
   EXPECT_EQ(std::set<uint64_t>(second.begin(), second.end()),
             std::set<uint64_t>(first.begin(), first.end()));
   coord.stop();
+}
+
+// An actor that reads its control socket late still gets the learner's
+// Shutdown: stop() keeps the socket open until the actor answers. (Actors
+// connect with ZMQ_IMMEDIATE, which drops unread messages when the
+// connection closes: before, a learner that exited right after sending left
+// some actors waiting for a signal.)
+TEST(CoordinatorTest, StopWaitsUntilEachActorAnswersItsShutdown) {
+  Config cfg = coordinator_config("bye");
+  cfg.bus.peer_timeout_ms = 5000;
+  auto coord = std::make_unique<Coordinator>(cfg);
+  ASSERT_TRUE(coord->start().ok());
+  zmq::context_t ctx;
+  zmq::socket_t ctl(ctx, zmq::socket_type::dealer);
+  ctl.set(zmq::sockopt::routing_id, std::string("late"));
+  ctl.set(zmq::sockopt::immediate, 1);  // as the real actor's control socket
+  ctl.set(zmq::sockopt::linger, 0);
+  ctl.connect(cfg.bus.control_endpoint);
+  RegisterMsg reg;
+  reg.actor_id = "late";
+  const auto registered_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (coord->alive_actors().empty() && std::chrono::steady_clock::now() < registered_by) {
+    (void)ctl.send(zmq::buffer(encode_message("late", reg)), zmq::send_flags::dontwait);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(coord->alive_actors(), std::vector<std::string>{"late"});
+  // Whatever came before the shutdown (ack, grants) is left unread.
+  auto stopped = std::async(std::launch::async, [&] {
+    coord->stop("training finished");
+    coord.reset();  // the learner exits: its sockets close
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  std::string reason;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (reason.empty() && std::chrono::steady_clock::now() < deadline) {
+    zmq::message_t m;
+    if (!ctl.recv(m, zmq::recv_flags::dontwait)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    auto r = decode_message(m.data(), m.size(), 1 << 20);
+    if (r.ok())
+      if (const auto* sd = r->get<ShutdownMsg>()) reason = sd->reason;
+  }
+  EXPECT_EQ(reason, "training finished");
+  ASSERT_TRUE(ctl.send(zmq::buffer(encode_message("late", ShutdownMsg{"acknowledged"})),
+                       zmq::send_flags::dontwait)
+                  .has_value());
+  EXPECT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready);
 }
 
 }  // namespace
