@@ -134,6 +134,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, vision_batch, int, "images per vision pretraining step"),
       GR1_FIELD(pretrain, vision_box_weight, double, "weight of the vision stage's per-patch box loss"),
       GR1_FIELD(pretrain, vision_crop_fraction, double, "share of a vision step's images that are object crops"),
+      GR1_FIELD(pretrain, tight_crop_share, double, "share of object crops (vision stage, decoder zoom-read skills) cut between the detail's box and the shape's (the taught box stays the shape's)"),
       GR1_FIELD(pretrain, encoder_lr_scale, double, "decoder stage: the vision encoder's lr as a fraction of pretrain.lr"),
       GR1_FIELD(pretrain, freeze_vision, bool, "freeze the vision encoder in the decoder stage"),
       GR1_FIELD(pretrain, vision_lr, double, "vision pretraining learning rate"),
@@ -312,6 +313,8 @@ Status validate_config(const Config& c) {
     return err("pretrain.vision_box_weight", "must be >= 0");
   if (!(pt.vision_crop_fraction >= 0 && pt.vision_crop_fraction <= 1))
     return err("pretrain.vision_crop_fraction", "must be in [0, 1]");
+  if (!(pt.tight_crop_share >= 0 && pt.tight_crop_share <= 1))
+    return err("pretrain.tight_crop_share", "must be in [0, 1]");
   if (pt.processes > 1 && pt.vision_steps > 0) {
     // Each rank takes whole scenes of a vision step (see learner/vision_pretrain.cc).
     const int crops = static_cast<int>(std::floor(pt.vision_batch * pt.vision_crop_fraction));

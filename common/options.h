@@ -186,6 +186,13 @@ struct PretrainOptions {
   int vision_batch = 32;          // images per vision step
   double vision_crop_fraction = 0.5;  // share of a vision step's images that are object crops
   double vision_box_weight = 0.25;    // weight of the per-patch box loss (grid units, smooth L1)
+  // Share of object crops cut around the detail instead of the whole shape:
+  // a box drawn uniformly between the detail's own box and the shape's,
+  // snapped outward to the location grid (a box the policy can write). In
+  // the vision stage and in the crops the decoder's zoom-read skills show
+  // after their box turn; the box the decoder is taught to write stays the
+  // shape's, so no detail box is ever supervised. 0 = shape crops only.
+  double tight_crop_share = 0.0;
   // Decoder stage: the encoder's learning rate as a fraction of pretrain.lr
   // (1 = the same; freeze_vision: true freezes it outright).
   double encoder_lr_scale = 1.0;

@@ -423,6 +423,16 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   t.images.push_back(ImageRef{false, {}});
   const TeacherBox teach = teacher_box(to_shown(target.box, S, s.width, s.height), S);
   const Box& shown = teach.box;
+  // The crop the zoom-read skills show after the box turn: the shape's box,
+  // or for pretrain.tight_crop_share of the examples one between the
+  // detail's own box and the shape's (snapped outward to the location grid),
+  // so the reader also learns to read a glyph-tight crop. The box turn's text
+  // stays the shape's: no detail box is ever taught. Drawn from r without
+  // advancing it, so share 0 keeps every example as it was.
+  Box crop_shown = shown;
+  if (const double t = tight_crop_draw(mix64(r ^ 0x71C4A11DULL), cfg.pretrain.tight_crop_share);
+      t >= 0)
+    crop_shown = teacher_box(to_shown(tight_object_box(target, t), S, s.width, s.height), S).box;
   const std::string ground = "<think>the " + desc + "</think><box>" + teach.text + "</box>";
   const std::string answer =
       "<think>it shows " + target.value + "</think><answer>" + ex.answer + "</answer>";
@@ -431,7 +441,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     append_turn(t, ground, true, S);
   } else if (skill == "zoom_read" || skill == "zoom_read_mc" || skill == "zoom_read_rel") {
     append_turn(t, ground, true, S);
-    append_crop_turn(t, cfg, s, shown);
+    append_crop_turn(t, cfg, s, crop_shown);
     append_turn(t, answer, true, S);
     t.finished = true;
   } else if (skill == "refine") {
@@ -450,7 +460,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     append_turn(t, "<think>the " + wrong_desc + "</think><box>" + wrong.text + "</box>", false, S);
     append_crop_turn(t, cfg, s, wrong.box);
     append_turn(t, "<think>not the " + desc + "</think><box>" + teach.text + "</box>", true, S);
-    append_crop_turn(t, cfg, s, shown);
+    append_crop_turn(t, cfg, s, crop_shown);
     append_turn(t, answer, true, S);
     t.finished = true;
   } else {  // answer, direct: from the full view

@@ -65,8 +65,12 @@ std::pair<Family, uint64_t> scene_draws(uint64_t index, uint64_t stream) {
   return {family, mix64(r)};
 }
 
+// `tight` >= 0: the crop's box lies that far from the detail's own box
+// towards the shape's (0 = the detail's box), snapped outward to the
+// location grid as a box the policy could write; < 0: the shape's box.
 Result<VisionExample> example_from_scene(const Scene& sc, const ModelOptions& m,
-                                         const RolloutOptions& ro, uint64_t pick, bool crop) {
+                                         const RolloutOptions& ro, uint64_t pick, bool crop,
+                                         double tight) {
   const int S = m.image_size, W = sc.image.cols, H = sc.image.rows;
   VisionExample ex;
   ex.ref = ImageRef{false, {}};
@@ -77,7 +81,15 @@ Result<VisionExample> example_from_scene(const Scene& sc, const ModelOptions& m,
     if (with_detail.empty()) return Status::Error("vision pretraining: a scene without details");
     ex.object = with_detail[pick % with_detail.size()];
     const SceneObject& o = sc.objects[ex.object];
-    const Box shown = snap_box_to_location_grid(to_shown(o.box, S, W, H), S);
+    Box b = o.box;
+    if (tight >= 0) {
+      const Box& d = o.detail_box;
+      if (!(d.width() > 0 && d.height() > 0))
+        return Status::Error("vision pretraining: object \"" + o.description() +
+                             "\" has a detail without a detail box");
+      b = tight_object_box(o, tight);
+    }
+    const Box shown = snap_box_to_location_grid(to_shown(b, S, W, H), S);
     auto region = shown_box_to_crop(shown, S, S, W, H, ro.min_crop_px, ro.max_aspect);
     if (!region.ok()) return Status::Error("vision pretraining: crop rejected: " + region.error());
     ex.ref = ImageRef{true, *region};
@@ -99,6 +111,7 @@ Result<VisionExample> example_from_scene(const Scene& sc, const ModelOptions& m,
 struct Item {
   uint64_t index;
   bool crop;
+  double tight = -1;  // crops: example_from_scene's `tight`
 };
 
 struct Batch {
@@ -127,7 +140,7 @@ Result<Batch> make_batch(const SyntheticTask& task, const Config& cfg,
       scene_index = items[i].index;
       have_scene = true;
     }
-    auto ex = example_from_scene(sc, cfg.model, cfg.rollout, pick, items[i].crop);
+    auto ex = example_from_scene(sc, cfg.model, cfg.rollout, pick, items[i].crop, items[i].tight);
     if (!ex.ok()) return ex.status();
     pixels.push_back(ex->pixels);
     const auto& l = ex->labels;
@@ -314,6 +327,20 @@ Status measure_heads(Policy& policy, Heads& heads, const SyntheticTask& task, co
       enc->detail.numel() > 0
           ? (lg.detail.argmax(1) == enc->detail).to(torch::kFloat64).mean().item<double>()
           : 0.0;
+  {
+    // The same scenes' crops cut at the detail's own box.
+    std::vector<Item> tight;
+    for (int k = 0; k < n; ++k) tight.push_back({static_cast<uint64_t>(k), true, 0.0});
+    auto te = encode_items(policy, task, cfg, tight, kVisionHeldOutStream);
+    if (!te.ok()) return te.status();
+    rep.tight_detail_accuracy =
+        te->detail.numel() > 0
+            ? (apply_heads(heads, te->f).detail.argmax(1) == te->detail)
+                  .to(torch::kFloat64)
+                  .mean()
+                  .item<double>()
+            : 0.0;
+  }
   rep.patch_detail_accuracy = frac(lg.patch_detail.argmax(1) == enc->patch_detail, enc->patch_detail > 0);
   {
     const auto m = in_object.to(torch::kFloat32);
@@ -416,6 +443,21 @@ const std::vector<std::string>& vision_detail_classes() {
   return v;
 }
 
+double tight_crop_draw(uint64_t h, double share) {
+  if (!(share > 0)) return -1;
+  const double u = static_cast<double>(h >> 11) * 0x1.0p-53;
+  if (u >= share) return -1;
+  return static_cast<double>(mix64(h) >> 11) * 0x1.0p-53;
+}
+
+Box tight_object_box(const SceneObject& o, double t) {
+  const Box& d = o.detail_box;
+  if (!(d.width() > 0 && d.height() > 0)) return o.box;
+  const float f = static_cast<float>(std::clamp(t, 0.0, 1.0));
+  return Box{d.x1 + f * (o.box.x1 - d.x1), d.y1 + f * (o.box.y1 - d.y1),
+             d.x2 + f * (o.box.x2 - d.x2), d.y2 + f * (o.box.y2 - d.y2)};
+}
+
 Box shown_region(const ImageRef& ref, int W, int H) {
   if (!ref.is_crop) return Box{0, 0, static_cast<float>(W), static_cast<float>(H)};
   auto fl = [](float v, int hi) {
@@ -513,7 +555,7 @@ Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const 
 }
 
 Result<VisionExample> make_vision_example(const Config& cfg, uint64_t index, uint64_t stream,
-                                          bool crop) {
+                                          bool crop, double tight) {
   auto task = SyntheticTask::create(vision_task_options(cfg.task));
   if (!task.ok()) return task.status();
   if (cfg.model.image_size <= 0 || cfg.model.patch_size <= 0 ||
@@ -522,7 +564,7 @@ Result<VisionExample> make_vision_example(const Config& cfg, uint64_t index, uin
   try {
     const auto [family, pick] = scene_draws(index, stream);
     const Scene sc = task->scene(index, family, stream);
-    auto ex = example_from_scene(sc, cfg.model, cfg.rollout, pick, crop);
+    auto ex = example_from_scene(sc, cfg.model, cfg.rollout, pick, crop, tight);
     if (ex.ok()) ex->family = family;
     return ex;
   } catch (const std::exception& e) {
@@ -542,6 +584,7 @@ nlohmann::json VisionPretrainReport::to_json() const {
           {"shape_accuracy_objects", shape_accuracy_objects},
           {"background_share", background_share},
           {"detail_accuracy", detail_accuracy},
+          {"tight_detail_accuracy", tight_detail_accuracy},
           {"patch_detail_accuracy", patch_detail_accuracy},
           {"box_error_cells", box_error_cells},
           {"held_out_images", held_out_images}};
@@ -614,7 +657,10 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg, 
       for (int k = 0; k < scenes; ++k) {
         if (k % world != rank) continue;  // another rank's scene
         if (k < n_full) items.push_back({base + k, false});
-        if (k < n_crop) items.push_back({base + k, true});
+        if (k < n_crop)
+          items.push_back({base + k, true,
+                           tight_crop_draw(mix64(scene_draws(base + k, kVisionTrainStream).second ^ 0x7169C7F0ULL),
+                                           po.tight_crop_share)});
       }
       auto b = make_batch(*task, cfg, items, kVisionTrainStream);
       if (!b.ok()) return b.status();
@@ -692,11 +738,11 @@ Result<VisionPretrainReport> pretrain_vision(Policy& policy, const Config& cfg, 
     if (rep.held_out_images > 0) {
       std::printf(
           "vision pretrain done in %.0f s: held-out per patch colour %.3f (objects %.3f) shape "
-          "%.3f (objects %.3f) object %.3f (background %.3f), crop detail %.3f, patch detail "
-          "%.3f, box error %.2f cells, %d images\n",
+          "%.3f (objects %.3f) object %.3f (background %.3f), crop detail %.3f (tight crop %.3f), "
+          "patch detail %.3f, box error %.2f cells, %d images\n",
           rep.seconds, rep.colour_accuracy, rep.colour_accuracy_objects, rep.shape_accuracy,
           rep.shape_accuracy_objects, rep.object_accuracy, rep.background_share,
-          rep.detail_accuracy, rep.patch_detail_accuracy, rep.box_error_cells,
+          rep.detail_accuracy, rep.tight_detail_accuracy, rep.patch_detail_accuracy, rep.box_error_cells,
           rep.held_out_images);
       std::fflush(stdout);
     }

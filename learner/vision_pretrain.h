@@ -98,6 +98,16 @@ struct PatchLabels {
 // it (floor x1/y1, ceil x2/y2).
 Box shown_region(const ImageRef& ref, int W, int H);
 
+// pretrain.tight_crop_share: from a 64-bit draw `h`, whether a training crop
+// is cut tight (with probability `share`) and where: a value in [0, 1)
+// (tight_object_box's `t`), or -1 for the shape's own box.
+double tight_crop_draw(uint64_t h, double share);
+
+// The box (original pixels) `t` of the way from the object's detail box
+// (t = 0) to its whole box (t = 1); the object's box when it has no detail
+// box.
+Box tight_object_box(const SceneObject& o, double t);
+
 // Labels of the (image_size / patch_size)^2 patches of an image showing
 // `region` (original pixels) of a scene with `objects`: see the file
 // comment. Errors: non-positive sizes, image_size % patch_size != 0, an
@@ -120,8 +130,11 @@ struct VisionExample {
 // of `stream`, for cfg.model and cfg.task (families text, attribute,
 // counting; the family and the cropped object are drawn from (index,
 // stream)). Both views of one (index, stream) show the same scene.
+// `tight` (crops only): >= 0 cuts the crop that far from the detail's own
+// box towards the shape's (0 = the detail's box, 1 = the shape's), snapped
+// outward to the location grid; < 0 the shape's box (pretrain.tight_crop_share).
 Result<VisionExample> make_vision_example(const Config& cfg, uint64_t index, uint64_t stream,
-                                          bool crop);
+                                          bool crop, double tight = -1);
 
 struct VisionPretrainReport {
   int steps = 0;
@@ -135,6 +148,9 @@ struct VisionPretrainReport {
   double colour_accuracy_objects = 0, shape_accuracy_objects = 0;
   double background_share = 0;
   double detail_accuracy = 0;  // held-out object crops
+  // Held-out crops cut at the detail's own box (snapped to the location
+  // grid): reading the glyph alone, as a glyph-tight box would show it.
+  double tight_detail_accuracy = 0;
   // Per patch covered by a detail (full views and crops): its detail read.
   double patch_detail_accuracy = 0;
   // Per object patch of full views: mean absolute error of the absolute box

@@ -167,6 +167,57 @@ TEST(Pretrain, ZoomReadAndRefineCropWhatTheyBoxAndAnswerTheDetail) {
   }
 }
 
+TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBox) {
+  const Config plain = tests_config();
+  Config tight = plain;
+  tight.pretrain.tight_crop_share = 1.0;
+  const int S = plain.model.image_size;
+  int tighter = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    for (const char* skill : {"zoom_read", "refine", "zoom_read_mc", "locate"}) {
+      auto a = make_pretrain_example(plain, skill, i, 1);
+      auto b = make_pretrain_example(tight, skill, i, 1);
+      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
+      // The same question, tokens and taught boxes: only the shown crop moves.
+      EXPECT_EQ(a->sample.problem, b->sample.problem);
+      EXPECT_EQ(a->traj.tokens, b->traj.tokens) << skill << " " << i;
+      EXPECT_EQ(a->traj.policy_mask, b->traj.policy_mask);
+      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
+      if (a->traj.images.size() < 2) continue;
+      const ImageRef& ca = a->traj.images.back();
+      const ImageRef& cb = b->traj.images.back();
+      ASSERT_TRUE(ca.is_crop && cb.is_crop);
+      const Box& d = a->objects[a->target].detail_box;
+      // The tight crop still shows the whole detail, and is no larger.
+      EXPECT_LE(cb.box_orig.x1, d.x1);
+      EXPECT_LE(cb.box_orig.y1, d.y1);
+      EXPECT_GE(cb.box_orig.x2, d.x2);
+      EXPECT_GE(cb.box_orig.y2, d.y2);
+      EXPECT_LE(cb.box_orig.width() * cb.box_orig.height(),
+                ca.box_orig.width() * ca.box_orig.height());
+      tighter += cb.box_orig.width() * cb.box_orig.height() <
+                 ca.box_orig.width() * ca.box_orig.height();
+      // An earlier (refine's wrong) crop is untouched.
+      for (size_t k = 0; k + 1 < a->traj.images.size(); ++k)
+        EXPECT_EQ(a->traj.images[k].box_orig, b->traj.images[k].box_orig);
+    }
+  }
+  EXPECT_GT(tighter, 30);  // of 60 read crops
+  // Share 0.5 cuts some and not others.
+  Config half = plain;
+  half.pretrain.tight_crop_share = 0.5;
+  int moved = 0;
+  for (uint64_t i = 0; i < 40; ++i) {
+    auto a = make_pretrain_example(plain, "zoom_read", i, 1);
+    auto b = make_pretrain_example(half, "zoom_read", i, 1);
+    ASSERT_TRUE(a.ok() && b.ok());
+    moved += !(a->traj.images[1].box_orig == b->traj.images[1].box_orig);
+  }
+  EXPECT_GT(moved, 5);
+  EXPECT_LT(moved, 35);
+  (void)S;
+}
+
 TEST(Pretrain, MultipleChoiceZoomReadAnswersWithTheRightOptionsLetter) {
   const Config cfg = tests_config();
   const int S = cfg.model.image_size;

@@ -288,6 +288,64 @@ TEST(VisionPretrain, CropsShowTheObjectAndItsDetailClass) {
   EXPECT_LT(far_background, background / 20) << "of " << background;
 }
 
+TEST(VisionPretrain, TightCropsCutBetweenTheDetailAndTheShape) {
+  // The draw: share 0 never, share 1 always, share 0.3 about 30%; the
+  // tight factor spread over [0, 1).
+  auto mix64 = [](uint64_t z) {  // splitmix64
+    z += 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+  };
+  int tight = 0, low = 0;
+  for (uint64_t h = 0; h < 4000; ++h) {
+    EXPECT_LT(tight_crop_draw(mix64(h), 0.0), 0);
+    const double all = tight_crop_draw(mix64(h), 1.0);
+    ASSERT_GE(all, 0);
+    ASSERT_LT(all, 1);
+    low += all < 0.5;
+    tight += tight_crop_draw(mix64(h), 0.3) >= 0;
+  }
+  EXPECT_NEAR(tight / 4000.0, 0.3, 0.03);
+  EXPECT_NEAR(low / 4000.0, 0.5, 0.03);
+
+  const Config cfg = small_config();
+  TaskOptions t = cfg.task;
+  t.families = "text,attribute,counting";
+  auto task = SyntheticTask::create(t);
+  ASSERT_TRUE(task.ok());
+  int smaller = 0;
+  for (uint64_t i = 0; i < 30; ++i) {
+    auto shape = make_vision_example(cfg, i, kVisionHeldOutStream, true);
+    auto at_detail = make_vision_example(cfg, i, kVisionHeldOutStream, true, 0.0);
+    auto half = make_vision_example(cfg, i, kVisionHeldOutStream, true, 0.5);
+    auto at_shape = make_vision_example(cfg, i, kVisionHeldOutStream, true, 1.0);
+    ASSERT_TRUE(shape.ok() && at_detail.ok() && half.ok() && at_shape.ok()) << i;
+    // Same scene, same object, same class; t = 1 is the shape's own crop.
+    EXPECT_EQ(at_detail->object, shape->object);
+    EXPECT_EQ(at_detail->detail, shape->detail);
+    EXPECT_EQ(at_shape->region, shape->region);
+    const SceneObject& o = task->scene(i, shape->family, kVisionHeldOutStream).objects[shape->object];
+    EXPECT_EQ(tight_object_box(o, 0.0), o.detail_box);
+    EXPECT_EQ(tight_object_box(o, 1.0), o.box);
+    // Every crop still shows the whole detail; the tighter, the smaller.
+    for (const auto* ex : {&*at_detail, &*half}) {
+      EXPECT_LE(ex->region.x1, o.detail_box.x1);
+      EXPECT_LE(ex->region.y1, o.detail_box.y1);
+      EXPECT_GE(ex->region.x2, o.detail_box.x2);
+      EXPECT_GE(ex->region.y2, o.detail_box.y2);
+      EXPECT_GE(ex->region.width(), cfg.rollout.min_crop_px);
+    }
+    const double a0 = at_detail->region.width() * at_detail->region.height();
+    const double a5 = half->region.width() * half->region.height();
+    const double a1 = shape->region.width() * shape->region.height();
+    EXPECT_LE(a0, a5);
+    EXPECT_LE(a5, a1);
+    smaller += a0 < a1;
+  }
+  EXPECT_GT(smaller, 20);  // most detail crops are tighter than their shape's
+}
+
 TEST(VisionPretrain, TrainsOnlyTheEncoderDeterministically) {
   Config cfg = small_config();
   Policy p = make_policy(cfg);
