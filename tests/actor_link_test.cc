@@ -14,6 +14,7 @@
 
 #include "common/config.h"
 #include "common/messages.h"
+#include "tests/test_util.h"
 
 namespace gr1 {
 namespace {
@@ -24,11 +25,7 @@ Config link_config(const std::string& tag) {
   auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
   EXPECT_TRUE(c.ok());
   Config cfg = *c;
-  const std::string base = "ipc://" + (std::filesystem::temp_directory_path() /
-                                       ("gr1-link-" + tag + "-" + std::to_string(getpid()))).string();
-  cfg.bus.control_endpoint = base + "-ctl";
-  cfg.bus.trajectory_endpoint = base + "-traj";
-  cfg.bus.weights_endpoint = base + "-w";
+  test_util::use_ipc_endpoints(cfg.bus, "link-" + tag);
   cfg.bus.heartbeat_interval_ms = 50;
   // Long timeouts: a link that waited one of them per send would be seen.
   cfg.bus.peer_timeout_ms = 60000;
@@ -86,6 +83,16 @@ struct FakeLearner {
     }
     return false;
   }
+  // The reason of the next Shutdown on the control socket ("" if none came).
+  std::string shutdown_reason() {
+    std::string reason;
+    control_until([&](const Message& m) {
+      const auto* sd = m.get<ShutdownMsg>();
+      if (sd) reason = sd->reason;
+      return sd != nullptr;
+    });
+    return reason;
+  }
   // Group ids pushed to the trajectory socket within `wait`.
   std::vector<uint64_t> groups(size_t n, std::chrono::milliseconds wait = std::chrono::seconds(10)) {
     std::vector<uint64_t> out;
@@ -123,12 +130,7 @@ TEST(ActorLinkTest, LeavingHandsALiveLearnerEveryQueuedGroupThenAShutdown) {
   link.stop();
   EXPECT_EQ(link.undelivered_groups(), 0);
   EXPECT_EQ(learner.groups(3), (std::vector<uint64_t>{1, 2, 3}));
-  std::string said;
-  EXPECT_TRUE(learner.control_until([&](const Message& m) {
-    if (const auto* sd = m.get<ShutdownMsg>()) said = sd->reason;
-    return m.get<ShutdownMsg>() != nullptr;
-  }));
-  EXPECT_EQ(said, "actor leaving");
+  EXPECT_EQ(learner.shutdown_reason(), "actor leaving");
   EXPECT_FALSE(link.send_group(group(4)));  // closed: nothing more is accepted
 }
 
@@ -140,12 +142,7 @@ TEST(ActorLinkTest, ALearnersShutdownIsAnsweredAndEndsTheLinkWithoutAFlush) {
   ASSERT_NO_FATAL_FAILURE(register_link(link, learner));
   learner.ctl.send(zmq::str_buffer("a"), zmq::send_flags::sndmore);
   learner.ctl.send(zmq::buffer(encode_message("learner", ShutdownMsg{"training finished"})));
-  std::string answer;
-  EXPECT_TRUE(learner.control_until([&](const Message& m) {
-    if (const auto* sd = m.get<ShutdownMsg>()) answer = sd->reason;
-    return !answer.empty();
-  }));
-  EXPECT_EQ(answer, "acknowledged");  // what Coordinator::stop waits for
+  EXPECT_EQ(learner.shutdown_reason(), "acknowledged");  // what Coordinator::stop waits for
   for (int i = 0; i < 200 && !link.closed(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_TRUE(link.closed());

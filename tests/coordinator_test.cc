@@ -13,6 +13,7 @@
 
 #include "common/config.h"
 #include "common/messages.h"
+#include "tests/test_util.h"
 
 namespace gr1 {
 namespace {
@@ -21,11 +22,7 @@ Config coordinator_config(const std::string& tag) {
   auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
   EXPECT_TRUE(c.ok());
   Config cfg = *c;
-  const std::string base = "ipc://" + (std::filesystem::temp_directory_path() /
-                                       ("gr1-coord-" + tag + "-" + std::to_string(getpid()))).string();
-  cfg.bus.control_endpoint = base + "-ctl";
-  cfg.bus.trajectory_endpoint = base + "-traj";
-  cfg.bus.weights_endpoint = base + "-w";
+  test_util::use_ipc_endpoints(cfg.bus, "coord-" + tag);
   cfg.bus.heartbeat_interval_ms = 50;
   cfg.bus.peer_timeout_ms = 400;
   cfg.learner.max_inflight_groups = 2;

@@ -16,6 +16,8 @@
 #include <sstream>
 #include <string>
 
+#include "common/options.h"
+
 namespace gr1::test_util {
 
 // A fresh directory under the system temp directory, removed with everything
@@ -41,6 +43,16 @@ struct TempDir {
   }
   std::string str() const { return dir.string(); }
 };
+
+// Points the bus's three endpoints at ipc sockets of their own under the
+// temp directory ("gr1-<tag>-<pid>-ctl", "-traj", "-w").
+inline void use_ipc_endpoints(BusOptions& bus, const std::string& tag) {
+  const std::string base = "ipc://" + (std::filesystem::temp_directory_path() /
+                                       ("gr1-" + tag + "-" + std::to_string(::getpid()))).string();
+  bus.control_endpoint = base + "-ctl";
+  bus.trajectory_endpoint = base + "-traj";
+  bus.weights_endpoint = base + "-w";
+}
 
 // The whole text of a file ("" when it cannot be read).
 inline std::string read_text(const std::filesystem::path& p) {
