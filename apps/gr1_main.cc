@@ -12,6 +12,7 @@
 #include "learner/score_tool.h"
 #include "common/config.h"
 #include "common/threads.h"
+#include "learner/grid_report.h"
 #include "learner/learner.h"
 #include "learner/pretrain.h"
 #include "learner/results.h"
@@ -137,6 +138,21 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   synth->add_option("--set", synth_sets, "override a config key: task.key=value (repeatable)");
 
+  std::string grid_config;
+  std::vector<std::string> grid_sets;
+  std::vector<int> grid_cells = {16, 32, 64};
+  int grid_locate_items = 200, grid_questions = 500;
+  auto* grid = data->add_subcommand(
+      "grid", "the best box score location grids of N cells can write for the locate targets and the "
+              "test split's evidence (JSON)");
+  grid->add_option("--config", grid_config, "config (task and model sections)")->required()->check(CLI::ExistingFile);
+  grid->add_option("--cells", grid_cells, "cell counts per axis to compare")
+      ->delimiter(',')->check(CLI::Range(1, 4096));
+  grid->add_option("--locate-items", grid_locate_items, "held-out locate items (as gr1 report)")
+      ->check(CLI::NonNegativeNumber);
+  grid->add_option("--questions", grid_questions, "test-split questions")->check(CLI::NonNegativeNumber);
+  grid->add_option("--set", grid_sets, "override a config key: section.key=value (repeatable)");
+
   auto* results = app.add_subcommand("results", "the issue-4 experiment's summary; two evaluations side by side");
   results->require_subcommand(1);
   gr1::ResultsSummarizeCli rs;
@@ -159,6 +175,17 @@ int main(int argc, char** argv) {
   if (summarize->parsed()) return gr1::run_results_summarize(rs);
   if (compare->parsed()) return gr1::run_results_compare(compare_base, compare_trained);
   if (score->parsed()) return gr1::run_score(score_in);
+  if (grid->parsed()) {
+    gr1::Config c;
+    if (!load(grid_config, grid_sets, "", 0, &c)) return 2;
+    auto rep = gr1::grid_report(c, grid_cells, grid_locate_items, grid_questions);
+    if (!rep.ok()) {
+      std::cerr << "gr1 data grid: " << rep.error() << "\n";
+      return 2;
+    }
+    std::cout << rep->dump(2) << "\n";
+    return 0;
+  }
   if (synth->parsed()) {
     gr1::Config c;
     if (!synth_config.empty()) {

@@ -50,13 +50,21 @@ int32_t Tokenizer::char_id(char c) {
 }
 
 std::string Tokenizer::location_text(int k) const {
-  // k * S / 16 = whole + rem / 16, and rem / 16 = rem * 625 / 10000 exactly.
+  // k * S / C = whole + rem / C with C = 2^p, and rem / C = rem * 5^p / 10^p
+  // exactly: p decimal digits, trailing zeros dropped.
+  static_assert(kLocationCells > 0 && (kLocationCells & (kLocationCells - 1)) == 0,
+                "the location grid's decimal texts need a power-of-2 cell count");
   const int64_t num = static_cast<int64_t>(k) * image_size_;
   const int64_t whole = num / kLocationCells, rem = num % kLocationCells;
   if (rem == 0) return std::to_string(whole);
-  char frac[8];
-  std::snprintf(frac, sizeof(frac), "%04lld", static_cast<long long>(rem * 625));
-  std::string f(frac);
+  int digits = 0;
+  int64_t five_pow = 1;
+  for (int c = kLocationCells; c > 1; c /= 2) {
+    ++digits;
+    five_pow *= 5;
+  }
+  std::string f = std::to_string(rem * five_pow);
+  f.insert(0, static_cast<size_t>(digits) - f.size(), '0');
   while (f.back() == '0') f.pop_back();
   return std::to_string(whole) + "." + f;
 }
@@ -139,8 +147,15 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 }
 
 Box snap_box_to_location_grid(const Box& shown, int image_size) {
-  const double cells_per_px = static_cast<double>(Tokenizer::kLocationCells) / image_size;
-  const int n = Tokenizer::kLocationCells;
+  return snap_box_to_grid(shown, image_size, Tokenizer::kLocationCells);
+}
+
+Box snap_box_to_grid(const Box& shown, int image_size, int cells) {
+  if (cells < 1)
+    throw std::invalid_argument("snap_box_to_grid: cells must be >= 1, got " +
+                                std::to_string(cells));
+  const double cells_per_px = static_cast<double>(cells) / image_size;
+  const int n = cells;
   auto lo = [&](float v) {
     return std::clamp(static_cast<int>(std::floor(v * cells_per_px + kGridTolerance)), 0, n);
   };
@@ -158,7 +173,7 @@ Box snap_box_to_location_grid(const Box& shown, int image_size) {
     }
   }
   auto px = [&](int c) {
-    return static_cast<float>(static_cast<double>(c) * image_size / Tokenizer::kLocationCells);
+    return static_cast<float>(static_cast<double>(c) * image_size / cells);
   };
   return Box{px(k[0]), px(k[1]), px(k[2]), px(k[3])};
 }
@@ -168,8 +183,11 @@ Status check_vocab_size(int64_t checkpoint_vocab_size) {
   std::string msg = "vocabulary size " + std::to_string(checkpoint_vocab_size) +
                     ", the tokenizer's is " + std::to_string(Tokenizer::kVocabSize);
   if (checkpoint_vocab_size == Tokenizer::kVocabSizeWithoutLocations)
-    msg += " (a checkpoint from before the location tokens <loc_0>..<loc_16> were added;"
+    msg += " (a checkpoint from before the location tokens were added;"
            " pretrain a new base with `gr1 pretrain`)";
+  if (checkpoint_vocab_size == Tokenizer::kVocabSizeWith16Cells)
+    msg += " (a checkpoint of the earlier 16-cell location grid <loc_0>..<loc_16>; the grid"
+           " now has 32 cells per axis: pretrain a new base with `gr1 pretrain`)";
   return Status::Error(msg);
 }
 

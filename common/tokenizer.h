@@ -6,15 +6,20 @@
 //   0 <pad>  1 <bos>  2 <eos>  3 <image>  4 <|user|>  5 <|assistant|>  6 <|end|>
 //   7 <think>  8 </think>  9 <box>  10 </box>  11 <answer>  12 </answer>
 //   13 '\n', then printable ASCII 32..126 as ids 14..108,
-//   109..125 <loc_0>..<loc_16>.
+//   109..141 <loc_0>..<loc_32>.
 //
 // Location tokens (issue 4). A char-level policy writing "[12,28,20,40]"
 // digit by digit must get up to 13 digits right for one box, and a small
 // base writes malformed boxes such as [14,1,219,5] in a 64-pixel frame; one
 // token per coordinate on a 16-cell grid was measured to locate far better
-// (box score 0.80 vs 0.33 for a ~1M-parameter policy). <loc_k> denotes the
-// shown-frame pixel coordinate k * S / 16 (S = model.image_size; the shown
-// frame is square), so <loc_0> is the left/top edge and <loc_16> the
+// (box score 0.80 vs 0.33 for a ~1M-parameter policy). The grid has 32
+// cells per axis: with 16, a box could not fit the benchmark's evidence (an 8 px
+// detail in a 256 px image is half a 16 px cell wide): the best box a
+// 16-cell grid can write for the test split's evidence scores 0.634 and
+// reaches IoU 0.5 on 7.8% of the questions; 32 cells: 0.729 and 42.8%
+// (docs/results.md, "The location grid"). <loc_k> denotes the
+// shown-frame pixel coordinate k * S / 32 (S = model.image_size; the shown
+// frame is square), so <loc_0> is the left/top edge and <loc_32> the
 // right/bottom edge. decode() renders it as that NUMBER, so decoded turn
 // text keeps the "<box>[x1,y1,x2,y2]</box>" form and every text-level parser
 // (reward format regex, extract_box, scoring) is unchanged. The policy still
@@ -57,11 +62,13 @@ class Tokenizer {
   static constexpr int32_t kNewline = 13;         // '\n'
   static constexpr int32_t kFirstPrintable = 14;  // ' ' (32); '~' (126) is 108
   static constexpr int32_t kFirstLocation = 109;  // <loc_0>
-  static constexpr int kLocationCells = 16;       // grid cells per axis
-  static constexpr int32_t kNumLocations = kLocationCells + 1;  // <loc_0>..<loc_16>
-  static constexpr int32_t kVocabSize = kFirstLocation + kNumLocations;  // 126
+  static constexpr int kLocationCells = 32;       // grid cells per axis (a power of 2)
+  static constexpr int32_t kNumLocations = kLocationCells + 1;  // <loc_0>..<loc_32>
+  static constexpr int32_t kVocabSize = kFirstLocation + kNumLocations;  // 142
   // The vocabulary of checkpoints written before location tokens existed.
   static constexpr int32_t kVocabSizeWithoutLocations = kFirstLocation;  // 109
+  // The vocabulary of checkpoints written with the earlier 16-cell grid.
+  static constexpr int32_t kVocabSizeWith16Cells = kFirstLocation + 17;  // 126
 
   // `image_size`: side S of the square shown frame (model.image_size), which
   // gives location tokens their pixel values. Only decode(), location_text(),
@@ -73,18 +80,18 @@ class Tokenizer {
   int image_size() const { return image_size_; }
   int32_t vocab_size() const { return kVocabSize; }
 
-  static constexpr int32_t location_id(int k) { return kFirstLocation + k; }  // k in [0, 16]
+  static constexpr int32_t location_id(int k) { return kFirstLocation + k; }  // k in [0, 32]
   static constexpr bool is_location(int32_t id) {
     return id >= kFirstLocation && id < kFirstLocation + kNumLocations;
   }
 
-  // Canonical decimal text of grid value k * S / 16 (k in [0, 16]): an
+  // Canonical decimal text of grid value k * S / 32 (k in [0, 32]): an
   // integer when it is one ("12"), else the shortest exact decimal ("3.75",
-  // "0.1875"; exact because the denominator divides 16).
+  // "0.03125"; exact because the denominator is a power of 2).
   std::string location_text(int k) const;
 
   // k when `v` is exactly (within 1e-4 cell of float noise) the grid value
-  // k * S / 16 with k in [0, 16], else nullopt.
+  // k * S / 32 with k in [0, 32], else nullopt.
   std::optional<int> location_index(float v) const;
 
   // Text -> ids. The tag texts of ids 3..12 ("<image>", "<think>", "</box>",
@@ -129,16 +136,21 @@ class Tokenizer {
 
 // A shown-frame box (S x S frame) snapped OUTWARD to the location grid, so
 // it still covers the original: x1, y1 floored and x2, y2 ceiled to
-// multiples of S / 16, clamped to [0, S]. A coordinate within 1e-4 cell of a
+// multiples of S / 32, clamped to [0, S]. A coordinate within 1e-4 cell of a
 // grid line counts as on it (float noise of frame conversions must not grow
 // the box a whole cell). A side that would be empty (x2 <= x1 after
-// snapping) gets one cell: [k, k + 1], or [15, 16] at the far edge. Every
+// snapping) gets one cell: [k, k + 1], or [31, 32] at the far edge. Every
 // coordinate of the result has a location_index().
 Box snap_box_to_location_grid(const Box& shown, int image_size);
 
+// The same snapping on a grid of `cells` per axis (>= 1): what another
+// location grid would write (gr1 data grid compares grids).
+// snap_box_to_location_grid(b, S) == snap_box_to_grid(b, S, kLocationCells).
+Box snap_box_to_grid(const Box& shown, int image_size, int cells);
+
 // OK when a checkpoint's vocabulary is this tokenizer's; else an error that
-// says both sizes and, for 109 (checkpoints from before location tokens),
-// that the checkpoint must be pretrained again.
+// says both sizes and, for 109 (checkpoints from before location tokens) and
+// 126 (the earlier 16-cell grid), that the checkpoint must be pretrained again.
 Status check_vocab_size(int64_t checkpoint_vocab_size);
 
 }  // namespace gr1

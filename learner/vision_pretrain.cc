@@ -532,7 +532,7 @@ Result<PatchLabels> patch_labels(const std::vector<SceneObject>& objects, const 
           l.colour[k] = colour_of[i];
           l.shape[k] = shape_of[i];
           l.object[k] = 1;
-          const double cells = Tokenizer::kLocationCells;
+          const double cells = kVisionBoxUnits;
           auto gx = [&](double v) {
             return std::clamp((v - region.x1) / region.width() * cells, 0.0, cells);
           };

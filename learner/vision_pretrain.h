@@ -75,6 +75,12 @@ const std::vector<std::string>& vision_detail_classes();
 
 // Per-patch targets of one shown image, patches in row-major order (the
 // order of encode_images' rows).
+// Units of the vision stage's box regression targets per side of the shown
+// frame. 16, the location grid's cell count until it became 32: kept apart
+// from the grid so that the regression's loss scale (smooth L1, weight
+// pretrain.vision_box_weight) stays the one it was measured with.
+inline constexpr int kVisionBoxUnits = 16;
+
 struct PatchLabels {
   std::vector<int64_t> colour;  // index into vision_colour_classes()
   std::vector<int64_t> shape;   // index into vision_shape_classes()
@@ -84,9 +90,9 @@ struct PatchLabels {
   // the patch's and the detail's areas, original pixels; the largest overlap
   // wins), else 0: dense reading supervision, on full views and crops alike.
   std::vector<int64_t> detail;
-  // Per patch inside an object (object == 1), 8 numbers in location-grid
-  // units of the shown frame (Tokenizer::kLocationCells per side): the
-  // object's box x1, y1, x2, y2 (clamped to [0, cells]), then the distances
+  // Per patch inside an object (object == 1), 8 numbers in units of
+  // 1/kVisionBoxUnits of the shown frame's side: the
+  // object's box x1, y1, x2, y2 (clamped to [0, units]), then the distances
   // from the patch centre to its left, top, right and bottom edges. Zeros
   // elsewhere (masked). Trains the encoder to know where its object ends, to
   // sub-patch precision: what a box needs.

@@ -49,7 +49,7 @@ CACHE=${RESULTS_CACHE:-runs/cache}
 LOCATE_ITEMS=${RESULTS_LOCATE_ITEMS:-200}
 CACHE_SOURCES=(learner/pretrain.cc learner/vision_pretrain.cc learner/data_parallel.cc
                common/task.cc common/policy.cc
-               common/tokenizer.cc common/prompt.cc)
+               common/tokenizer.cc common/tokenizer.h common/prompt.cc)
 ARMS=(ground_r1 direct_grpo srpo)
 
 if [ ! -x "$BIN" ]; then

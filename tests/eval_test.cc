@@ -205,8 +205,8 @@ TEST(EvalItemTest, LocationTokenBoxesAreReadInTheItemsShownFrame) {
   s.dataset = "vsr";
   s.solution = "left";
   s.bboxs = {Box{48, 0, 96, 24}};
-  // Shown frame 48 x 48 (3-pixel cells): [24,0,48,24] is <loc_8> <loc_0>
-  // <loc_16> <loc_8>; original pixels are x * 2, y * 1.
+  // Shown frame 48 x 48 (1.5-pixel cells): [24,0,48,24] is <loc_16> <loc_0>
+  // <loc_32> <loc_16>; original pixels are x * 2, y * 1.
   const std::string box_turn = "<think>x</think><box>[24,0,48,24]</box>";
   Trajectory t;
   t.tokens = Tokenizer(48).encode(box_turn, BoxCoordinates::kLocationTokens);
@@ -488,12 +488,12 @@ TEST(EvalEndToEndTest, ForcedBoxGivesTheScaledEvidenceBoxThenDecodesOneTurn) {
       const EvalItem& it = res->items[i];
       const Sample& s = samples[i];
       // Expected box: evidence in the shown frame (128 -> 32: /4), sides
-      // times `scale` about the centre, clamped, snapped outward to 2-px cells.
+      // times `scale` about the centre, clamped, snapped outward to the grid's cells.
       const Box& e = s.bboxs[0];
       const double k = double(S) / s.width;
       const double cx = (e.x1 + e.x2) / 2 * k, cy = (e.y1 + e.y2) / 2 * k;
       const double hw = (e.x2 - e.x1) * k * scale / 2, hh = (e.y2 - e.y1) * k * scale / 2;
-      const double cell = S / 16.0;
+      const double cell = static_cast<double>(S) / Tokenizer::kLocationCells;
       auto lo = [&](double v) {
         return std::floor(std::clamp(v, 0.0, double(S)) / cell + 1e-4) * cell;
       };
@@ -568,7 +568,7 @@ TEST(EvalEndToEndTest, BadInputsExitWithTwo) {
   const TempCheckpoint old_ckpt(old, cfg.model, "old_vocab");
   auto refused = evaluate_checkpoint(old_ckpt.path, data->samples, cfg.rollout, EvalOptions{});
   ASSERT_FALSE(refused.ok());
-  for (const char* part : {"vocabulary size 109", "126", "gr1 pretrain"})
+  for (const char* part : {"vocabulary size 109", "142", "gr1 pretrain"})
     EXPECT_NE(refused.error().find(part), std::string::npos) << refused.error();
 }
 

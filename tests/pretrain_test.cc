@@ -86,10 +86,10 @@ TEST(Pretrain, LocateTeachesTheWholeShapeBoxInTheShownFrame) {
     const GroundingTurn g = parse_grounding_turn(turn);
     ASSERT_TRUE(g.ok) << turn;
     // The box is trained as exactly four location tokens, x1 y1 x2 y2, and
-    // the decoded text parses to the grid box they denote (k * S / 16).
+    // the decoded text parses to the grid box they denote (k * S / Tokenizer::kLocationCells).
     const auto ks = location_indices(masked_ids(t, 1));
     ASSERT_EQ(ks.size(), 4u) << turn;
-    const float cell = S / 16.f;
+    const float cell = static_cast<float>(S) / Tokenizer::kLocationCells;
     EXPECT_EQ(g.box, (Box{ks[0] * cell, ks[1] * cell, ks[2] * cell, ks[3] * cell})) << turn;
     EXPECT_LT(ks[0], ks[2]);
     EXPECT_LT(ks[1], ks[3]);

@@ -2,6 +2,7 @@
 // box_score_given, target deltas and flags, missing and malformed arms), the
 // table, and the real executable on a tiny checkpoint.
 #include "learner/results.h"
+#include "learner/grid_report.h"
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -343,6 +344,56 @@ TEST(Results, PretrainReportSecondsAddTheVisionStage) {
 
 using test_util::CliRun;
 CliRun run(const std::string& args, const TempDir& tmp) { return test_util::run_gr1(args, tmp); }
+
+TEST(GridReport, FinerGridsWriteTighterBoxesUpToTheTargetsThemselves) {
+  auto cfg = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
+  ASSERT_TRUE(cfg.ok()) << cfg.error();
+  auto rep = grid_report(*cfg, {1, Tokenizer::kLocationCells, 4096}, 20, 30);
+  ASSERT_TRUE(rep.ok()) << rep.error();
+  EXPECT_EQ((*rep)["location_cells"].get<int>(), Tokenizer::kLocationCells);
+  EXPECT_EQ((*rep)["locate_items"].get<int>(), 20);
+  EXPECT_EQ((*rep)["questions"].get<int>(), 30);
+  const auto& g = (*rep)["grids"];
+  ASSERT_EQ(g.size(), 3u);
+  EXPECT_EQ(g[1]["cells"].get<int>(), Tokenizer::kLocationCells);
+  for (const char* key : {"locate_ceiling", "evidence_ceiling", "evidence_iou50_share"}) {
+    // One cell is the whole image; each finer grid fits better ...
+    EXPECT_LT(g[0][key].get<double>(), g[1][key].get<double>()) << key;
+    EXPECT_LT(g[1][key].get<double>(), g[2][key].get<double>()) << key;
+  }
+  // ... and 4096 cells (under a pixel of the shown frame) nearly exactly.
+  EXPECT_GT(g[2]["locate_ceiling"].get<double>(), 0.97);
+  EXPECT_GT(g[2]["evidence_ceiling"].get<double>(), 0.97);
+  EXPECT_DOUBLE_EQ(g[2]["evidence_iou50_share"].get<double>(), 1.0);
+  // The whole-image box of a small evidence box: far below half the IoU.
+  EXPECT_DOUBLE_EQ(g[0]["evidence_iou50_share"].get<double>(), 0.0);
+  // Thirds by evidence area: smaller evidence is harder to fit on a grid.
+  const auto& t = g[1]["evidence_ceiling_by_third"];
+  ASSERT_EQ(t.size(), 3u);
+  EXPECT_LT(t[0].get<double>(), t[2].get<double>());
+
+  auto bad = grid_report(*cfg, {0}, 1, 1);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().find("cell count 0"), std::string::npos) << bad.error();
+  EXPECT_FALSE(grid_report(*cfg, {}, 1, 1).ok());
+}
+
+TEST(GridReport, TheCommandPrintsTheReportAndNamesABadCellCount) {
+  const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";
+  if (!fs::exists(gr1)) GTEST_SKIP() << gr1 << " not built";
+  TempDir tmp;
+  const std::string config = std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml";
+  const CliRun ok = run("data grid --config " + config + " --cells 16,32 --locate-items 5 --questions 9", tmp);
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  const json j = json::parse(ok.out);
+  ASSERT_EQ(j["grids"].size(), 2u);
+  EXPECT_EQ(j["grids"][0]["cells"].get<int>(), 16);
+  EXPECT_EQ(j["grids"][1]["cells"].get<int>(), 32);
+  EXPECT_EQ(j["questions"].get<int>(), 9);
+  const CliRun bad = run("data grid --config " + config + " --cells 16,0", tmp);
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("--cells"), std::string::npos) << bad.err;
+}
 
 TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
   const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";

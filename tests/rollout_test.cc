@@ -108,12 +108,12 @@ TEST(RolloutTest, ForcedBoxTurnProducesACropOfTheMappedRegion) {
 }
 
 TEST(RolloutTest, LocationTokenBoxesReadAsShownFramePixels) {
-  // <loc_k> is k * S / 16 shown pixels: the same four tokens are a different
+  // <loc_k> is k * S / 32 shown pixels: the same four tokens are a different
   // box in a 32- and a 48-pixel frame, and the turn text stays parseable.
   Trajectory t;
   t.tokens = Tokenizer(32).encode("<think>look</think><box>[", BoxCoordinates::kLocationTokens);
-  for (int k : {2, 4, 8, 16}) {
-    if (k != 2) t.tokens.push_back(Tokenizer::char_id(','));
+  for (int k : {4, 8, 16, 32}) {
+    if (k != 4) t.tokens.push_back(Tokenizer::char_id(','));
     t.tokens.push_back(Tokenizer::location_id(k));
   }
   t.tokens.push_back(Tokenizer::char_id(']'));

@@ -12,7 +12,7 @@ namespace {
 
 TEST(TokenizerTest, VocabularyHasSpecialsNewlineAndPrintableAscii) {
   Tokenizer tok;
-  EXPECT_EQ(tok.vocab_size(), 13 + 1 + 95 + 17);
+  EXPECT_EQ(tok.vocab_size(), 13 + 1 + 95 + 33);
   // Every printable character and '\n' has its own id, distinct from the specials.
   std::set<int32_t> ids;
   for (int c = 32; c <= 126; ++c) {
@@ -31,16 +31,16 @@ TEST(TokenizerTest, VocabularyHasSpecialsNewlineAndPrintableAscii) {
 }
 
 TEST(TokenizerTest, LocationTokensAreAppendedAfterEveryTextId) {
-  EXPECT_EQ(Tokenizer::kVocabSize, 126);
+  EXPECT_EQ(Tokenizer::kVocabSize, 142);
   EXPECT_EQ(Tokenizer::location_id(0), 109);
-  EXPECT_EQ(Tokenizer::location_id(16), 125);
+  EXPECT_EQ(Tokenizer::location_id(32), 141);
   EXPECT_FALSE(Tokenizer::is_location(108));
   EXPECT_TRUE(Tokenizer::is_location(109));
-  EXPECT_TRUE(Tokenizer::is_location(125));
-  EXPECT_FALSE(Tokenizer::is_location(126));
+  EXPECT_TRUE(Tokenizer::is_location(141));
+  EXPECT_FALSE(Tokenizer::is_location(142));
   Tokenizer tok;
   EXPECT_EQ(tok.token_text(109), "<loc_0>");
-  EXPECT_EQ(tok.token_text(125), "<loc_16>");
+  EXPECT_EQ(tok.token_text(141), "<loc_32>");
   // Their tag text is not special in text: a question cannot inject one.
   const auto ids = tok.encode("<loc_3>", BoxCoordinates::kLocationTokens);
   EXPECT_EQ(ids.size(), 7u);
@@ -48,46 +48,49 @@ TEST(TokenizerTest, LocationTokensAreAppendedAfterEveryTextId) {
 }
 
 TEST(TokenizerTest, LocationTokensDecodeToShownFramePixels) {
-  // S = 64: 4-pixel cells.
+  // S = 64: 2-pixel cells.
   Tokenizer t64(64);
   EXPECT_EQ(t64.image_size(), 64);
-  const std::vector<std::pair<int, std::string>> s64 = {{0, "0"}, {1, "4"}, {3, "12"}, {16, "64"}};
+  const std::vector<std::pair<int, std::string>> s64 = {{0, "0"}, {1, "2"}, {6, "12"}, {32, "64"}};
   for (const auto& [k, text] : s64) {
     EXPECT_EQ(t64.location_text(k), text);
     EXPECT_EQ(t64.decode({Tokenizer::location_id(k)}), text);
   }
   std::vector<int32_t> box = {Tokenizer::kBox, Tokenizer::char_id('[')};
-  for (int k : {3, 7, 5, 10}) {
+  for (int k : {6, 14, 10, 20}) {
     box.push_back(Tokenizer::location_id(k));
-    box.push_back(Tokenizer::char_id(k == 10 ? ']' : ','));
+    box.push_back(Tokenizer::char_id(k == 20 ? ']' : ','));
   }
   box.push_back(Tokenizer::kBoxEnd);
   EXPECT_EQ(t64.decode(box), "<box>[12,28,20,40]</box>");
   // The same ids in other frames.
   EXPECT_EQ(Tokenizer(32).decode(box), "<box>[6,14,10,20]</box>");
-  EXPECT_EQ(Tokenizer(48).decode(box), "<box>[9,21,15,30]</box>");  // 3-pixel cells
-  // A frame that is not a multiple of 16: exact shortest decimals.
-  EXPECT_EQ(Tokenizer(40).decode(box), "<box>[7.5,17.5,12.5,25]</box>");  // 2.5-pixel cells
-  Tokenizer t50(50);  // 3.125-pixel cells
-  EXPECT_EQ(t50.location_text(1), "3.125");
-  EXPECT_EQ(t50.location_text(2), "6.25");
-  EXPECT_EQ(t50.location_text(8), "25");
-  EXPECT_EQ(t50.location_text(16), "50");
-  EXPECT_EQ(Tokenizer(1).location_text(1), "0.0625");
-  EXPECT_EQ(Tokenizer(1).location_text(15), "0.9375");
+  EXPECT_EQ(Tokenizer(48).decode(box), "<box>[9,21,15,30]</box>");  // 1.5-pixel cells
+  // A frame that is not a multiple of 32: exact shortest decimals.
+  EXPECT_EQ(Tokenizer(40).decode(box), "<box>[7.5,17.5,12.5,25]</box>");  // 1.25-pixel cells
+  Tokenizer t50(50);  // 1.5625-pixel cells
+  EXPECT_EQ(t50.location_text(1), "1.5625");
+  EXPECT_EQ(t50.location_text(2), "3.125");
+  EXPECT_EQ(t50.location_text(4), "6.25");
+  EXPECT_EQ(t50.location_text(16), "25");
+  EXPECT_EQ(t50.location_text(32), "50");
+  EXPECT_EQ(Tokenizer(1).location_text(1), "0.03125");
+  EXPECT_EQ(Tokenizer(1).location_text(31), "0.96875");
+  EXPECT_EQ(Tokenizer(3).location_text(1), "0.09375");  // a leading zero kept
 }
 
 TEST(TokenizerTest, LocationIndexFindsExactGridValuesOnly) {
   Tokenizer t64(64);
-  EXPECT_EQ(t64.location_index(12), 3);
+  EXPECT_EQ(t64.location_index(12), 6);
+  EXPECT_EQ(t64.location_index(14), 7);
   EXPECT_EQ(t64.location_index(0), 0);
-  EXPECT_EQ(t64.location_index(64), 16);
-  EXPECT_EQ(t64.location_index(12.00001f), 3);  // float noise
+  EXPECT_EQ(t64.location_index(64), 32);
+  EXPECT_EQ(t64.location_index(12.00001f), 6);  // float noise
   EXPECT_EQ(t64.location_index(13), std::nullopt);
   EXPECT_EQ(t64.location_index(12.5f), std::nullopt);
-  EXPECT_EQ(t64.location_index(68), std::nullopt);  // beyond the frame
-  EXPECT_EQ(t64.location_index(-4), std::nullopt);
-  EXPECT_EQ(Tokenizer(40).location_index(7.5f), 3);
+  EXPECT_EQ(t64.location_index(66), std::nullopt);  // beyond the frame
+  EXPECT_EQ(t64.location_index(-2), std::nullopt);
+  EXPECT_EQ(Tokenizer(40).location_index(7.5f), 6);
   EXPECT_EQ(Tokenizer(40).location_index(7), std::nullopt);
 }
 
@@ -111,9 +114,9 @@ TEST(TokenizerTest, EncodeWritesGridValuesInBoxesAsLocationTokens) {
   want.push_back(Tokenizer::kThinkEnd);
   want.push_back(Tokenizer::kBox);
   want.push_back(Tokenizer::char_id('['));
-  for (int k : {3, 7, 5, 10}) {
+  for (int k : {6, 14, 10, 20}) {
     want.push_back(Tokenizer::location_id(k));
-    want.push_back(Tokenizer::char_id(k == 10 ? ']' : ','));
+    want.push_back(Tokenizer::char_id(k == 20 ? ']' : ','));
   }
   want.push_back(Tokenizer::kBoxEnd);
   EXPECT_EQ(tok.encode(text, BoxCoordinates::kLocationTokens), want);
@@ -130,7 +133,7 @@ TEST(TokenizerTest, EncodeKeepsNonGridNumbersAndTextOutsideBoxesAsDigits) {
   // 13 is off the grid; "16.0" and "016" are not the canonical text "16".
   std::vector<int32_t> want = {Tokenizer::kBox};
   for (int32_t id : chars(" [ 13, 16.0,016 , ")) want.push_back(id);
-  want.push_back(L(16));
+  want.push_back(L(32));
   want.push_back(Tokenizer::char_id(']'));
   want.push_back(Tokenizer::kBoxEnd);
   EXPECT_EQ(tok.encode("<box> [ 13, 16.0,016 , 64]</box>", BoxCoordinates::kLocationTokens), want);
@@ -142,15 +145,15 @@ TEST(TokenizerTest, EncodeKeepsNonGridNumbersAndTextOutsideBoxesAsDigits) {
   }
   // Only the bracket right after <box>: a second bracket is plain text.
   const auto two = tok.encode("<box>[4][8]</box>", BoxCoordinates::kLocationTokens);
-  EXPECT_EQ(two, (std::vector<int32_t>{Tokenizer::kBox, Tokenizer::char_id('['), L(1),
+  EXPECT_EQ(two, (std::vector<int32_t>{Tokenizer::kBox, Tokenizer::char_id('['), L(2),
                                        Tokenizer::char_id(']'), Tokenizer::char_id('['),
                                        Tokenizer::char_id('8'), Tokenizer::char_id(']'),
                                        Tokenizer::kBoxEnd}));
-  // A frame with decimal grid values (S = 40, 2.5-pixel cells).
+  // A frame with decimal grid values (S = 40, 1.25-pixel cells).
   EXPECT_EQ(Tokenizer(40).encode("<box>[2.5,5,7.5,40]</box>", BoxCoordinates::kLocationTokens),
-            (std::vector<int32_t>{Tokenizer::kBox, Tokenizer::char_id('['), L(1),
-                                  Tokenizer::char_id(','), L(2), Tokenizer::char_id(','), L(3),
-                                  Tokenizer::char_id(','), L(16), Tokenizer::char_id(']'),
+            (std::vector<int32_t>{Tokenizer::kBox, Tokenizer::char_id('['), L(2),
+                                  Tokenizer::char_id(','), L(4), Tokenizer::char_id(','), L(6),
+                                  Tokenizer::char_id(','), L(32), Tokenizer::char_id(']'),
                                   Tokenizer::kBoxEnd}));
 }
 
@@ -166,14 +169,14 @@ TEST(TokenizerTest, LocationRoundTripsHoldForWellFormedBoxesOnly) {
     EXPECT_EQ(tok.decode(tok.encode(text, BoxCoordinates::kLocationTokens)), text);
   // Ids with location tokens as the four numbers of a box bracket survive
   // decode then encode with location tokens (and so do off-grid digits).
-  const std::vector<int32_t> good = {Tokenizer::kBox, lb, L(0), cm, L(16), cm,
-                                     Tokenizer::char_id('5'), cm, L(2), rb, Tokenizer::kBoxEnd};
+  const std::vector<int32_t> good = {Tokenizer::kBox, lb, L(0), cm, L(32), cm,
+                                     Tokenizer::char_id('5'), cm, L(4), rb, Tokenizer::kBoxEnd};
   EXPECT_EQ(tok.decode(good), "<box>[0,64,5,8]</box>");
   EXPECT_EQ(tok.encode(tok.decode(good), BoxCoordinates::kLocationTokens), good);
   // What a sampling policy can write that does NOT round trip (which is why
   // the learner trains on sampled ids and never re-tokenises text):
   // a location token next to a digit reads as one number ("4" "5" -> "45"),
-  const std::vector<int32_t> glued = {Tokenizer::kBox, lb, L(1), Tokenizer::char_id('5'), rb,
+  const std::vector<int32_t> glued = {Tokenizer::kBox, lb, L(2), Tokenizer::char_id('5'), rb,
                                       Tokenizer::kBoxEnd};
   EXPECT_EQ(tok.decode(glued), "<box>[45]</box>");
   EXPECT_NE(tok.encode(tok.decode(glued), BoxCoordinates::kLocationTokens), glued);
@@ -181,42 +184,62 @@ TEST(TokenizerTest, LocationRoundTripsHoldForWellFormedBoxesOnly) {
   const std::vector<int32_t> digit = {Tokenizer::kBox, lb, Tokenizer::char_id('4'), rb,
                                       Tokenizer::kBoxEnd};
   EXPECT_EQ(tok.encode(tok.decode(digit), BoxCoordinates::kLocationTokens),
-            (std::vector<int32_t>{Tokenizer::kBox, lb, L(1), rb, Tokenizer::kBoxEnd}));
+            (std::vector<int32_t>{Tokenizer::kBox, lb, L(2), rb, Tokenizer::kBoxEnd}));
   // and a location token outside a box comes back as digits.
-  const std::vector<int32_t> outside = {Tokenizer::kAnswer, L(3), Tokenizer::kAnswerEnd};
+  const std::vector<int32_t> outside = {Tokenizer::kAnswer, L(6), Tokenizer::kAnswerEnd};
   EXPECT_EQ(tok.encode(tok.decode(outside), BoxCoordinates::kLocationTokens),
             (std::vector<int32_t>{Tokenizer::kAnswer, Tokenizer::char_id('1'),
                                   Tokenizer::char_id('2'), Tokenizer::kAnswerEnd}));
 }
 
 TEST(TokenizerTest, SnappingGrowsABoxOutwardToTheGrid) {
-  // S = 64, 4-pixel cells: floor 13/4 = 3 -> 12, floor 2/4 = 0 -> 0,
-  // ceil 27/4 = 7 -> 28, ceil 41/4 = 11 -> 44.
-  EXPECT_EQ(snap_box_to_location_grid(Box{13, 2, 27, 41}, 64), (Box{12, 0, 28, 44}));
+  // S = 64, 2-pixel cells: floor 13/2 = 6 -> 12, floor 3/2 = 1 -> 2,
+  // ceil 27/2 = 14 -> 28, ceil 41/2 = 21 -> 42.
+  EXPECT_EQ(snap_box_to_location_grid(Box{13, 3, 27, 41}, 64), (Box{12, 2, 28, 42}));
   // On the grid already: unchanged, also with float noise around the lines.
   EXPECT_EQ(snap_box_to_location_grid(Box{12, 28, 20, 40}, 64), (Box{12, 28, 20, 40}));
   EXPECT_EQ(snap_box_to_location_grid(Box{12.00001f, 0, 19.99999f, 4}, 64), (Box{12, 0, 20, 4}));
   // Clamped to the frame.
-  EXPECT_EQ(snap_box_to_location_grid(Box{-5, 3, 70, 64.5f}, 64), (Box{0, 0, 64, 64}));
+  EXPECT_EQ(snap_box_to_location_grid(Box{-5, 1, 70, 64.5f}, 64), (Box{0, 0, 64, 64}));
   // An empty side gets one cell; at the far edge the cell before it.
-  EXPECT_EQ(snap_box_to_location_grid(Box{16, 16, 16, 16}, 64), (Box{16, 16, 20, 20}));
-  EXPECT_EQ(snap_box_to_location_grid(Box{64, 10, 64, 10}, 64), (Box{60, 8, 64, 12}));
-  // S = 48 (3-pixel cells): 4 -> 3, 5 -> 3, 10 -> 12, 11 -> 12.
-  EXPECT_EQ(snap_box_to_location_grid(Box{4, 5, 10, 11}, 48), (Box{3, 3, 12, 12}));
-  // S = 40 (2.5-pixel cells): floor 3/2.5 = 1 -> 2.5, ceil 6/2.5 = 3 -> 7.5.
-  EXPECT_EQ(snap_box_to_location_grid(Box{3, 3, 6, 6}, 40), (Box{2.5f, 2.5f, 7.5f, 7.5f}));
+  EXPECT_EQ(snap_box_to_location_grid(Box{16, 16, 16, 16}, 64), (Box{16, 16, 18, 18}));
+  EXPECT_EQ(snap_box_to_location_grid(Box{64, 10, 64, 10}, 64), (Box{62, 10, 64, 12}));
+  // S = 48 (1.5-pixel cells): 4 -> 3, 5 -> 4.5, 10 -> 10.5, 11 -> 12.
+  EXPECT_EQ(snap_box_to_location_grid(Box{4, 5, 10, 11}, 48), (Box{3, 4.5f, 10.5f, 12}));
+  // S = 40 (1.25-pixel cells): floor 3/1.25 = 2 -> 2.5, ceil 6/1.25 = 5 -> 6.25.
+  EXPECT_EQ(snap_box_to_location_grid(Box{3, 3, 6, 6}, 40), (Box{2.5f, 2.5f, 6.25f, 6.25f}));
   // Every snapped coordinate is a location token's value.
   Tokenizer t40(40);
   const Box b = snap_box_to_location_grid(Box{1.3f, 17.7f, 33.1f, 39.9f}, 40);
   for (float v : {b.x1, b.y1, b.x2, b.y2}) EXPECT_TRUE(t40.location_index(v).has_value()) << v;
 }
 
+TEST(TokenizerTest, SnappingToAnotherGridCountsItsCells) {
+  // The location grid is snap_box_to_grid with kLocationCells.
+  for (const Box& b : {Box{13, 3, 27, 41}, Box{1.3f, 17.7f, 33.1f, 39.9f}, Box{64, 10, 64, 10}})
+    EXPECT_EQ(snap_box_to_location_grid(b, 64), snap_box_to_grid(b, 64, Tokenizer::kLocationCells));
+  // 16 cells (the grid before 2026-12-06), S = 64, 4-pixel cells: floor 13/4
+  // = 3 -> 12, floor 2/4 = 0 -> 0, ceil 27/4 = 7 -> 28, ceil 41/4 = 11 -> 44.
+  EXPECT_EQ(snap_box_to_grid(Box{13, 2, 27, 41}, 64, 16), (Box{12, 0, 28, 44}));
+  EXPECT_EQ(snap_box_to_grid(Box{16, 16, 16, 16}, 64, 16), (Box{16, 16, 20, 20}));
+  EXPECT_EQ(snap_box_to_grid(Box{64, 10, 64, 10}, 64, 16), (Box{60, 8, 64, 12}));
+  // One cell: the whole frame; 64 cells at S = 64: whole pixels.
+  EXPECT_EQ(snap_box_to_grid(Box{13, 2, 27, 41}, 64, 1), (Box{0, 0, 64, 64}));
+  EXPECT_EQ(snap_box_to_grid(Box{13.5f, 2, 27.2f, 41}, 64, 64), (Box{13, 2, 28, 41}));
+  EXPECT_THROW(snap_box_to_grid(Box{0, 0, 1, 1}, 64, 0), std::invalid_argument);
+}
+
 TEST(TokenizerTest, VocabularyCheckExplainsOldCheckpoints) {
-  EXPECT_TRUE(check_vocab_size(126).ok());
+  EXPECT_TRUE(check_vocab_size(142).ok());
   const Status old = check_vocab_size(109);
   ASSERT_FALSE(old.ok());
-  for (const char* part : {"109", "126", "location tokens", "gr1 pretrain"})
+  for (const char* part : {"109", "142", "location tokens", "gr1 pretrain"})
     EXPECT_NE(old.message().find(part), std::string::npos) << old.message();
+  // A checkpoint of the earlier 16-cell grid is named as such.
+  const Status grid16 = check_vocab_size(126);
+  ASSERT_FALSE(grid16.ok());
+  for (const char* part : {"126", "142", "16-cell", "gr1 pretrain"})
+    EXPECT_NE(grid16.message().find(part), std::string::npos) << grid16.message();
   const Status other = check_vocab_size(200);
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.message().find("200"), std::string::npos) << other.message();
