@@ -28,6 +28,23 @@ if [ ! -x "$BIN" ]; then
   exit 2
 fi
 
+# A base of another vocabulary (e.g. one from before the 32-cell location
+# grid) would be refused by every later step: it is rebuilt instead.
+if [ -f "$BASE" ]; then
+  check_log=$(mktemp)
+  if ! "$BIN" report --config "$CONFIG" --checkpoint "$BASE" --locate-only \
+      --set pretrain.report_items=1 >/dev/null 2>"$check_log"; then
+    if grep -q "vocabulary size" "$check_log"; then
+      echo "demo: $BASE does not fit this tokenizer ($(grep -o 'vocabulary size [0-9]*' "$check_log" | head -1)); rebuilding it"
+      rm -f "$BASE"
+    else
+      cat "$check_log" >&2
+      rm -f "$check_log"
+      exit 2
+    fi
+  fi
+  rm -f "$check_log"
+fi
 if [ ! -f "$BASE" ]; then
   echo "demo: building a small base policy $BASE (gr1 pretrain, 300 steps);"
   echo "demo: this takes a few minutes, once: later demos reuse it (delete it to rebuild)"
