@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 
 namespace gr1 {
@@ -18,6 +17,13 @@ constexpr int32_t kFirstTextTag = Tokenizer::kImage;
 
 // Float noise allowed when a coordinate is compared with a grid line, in cells.
 constexpr double kGridTolerance = 1e-4;
+
+// The grid's cell count is 2^kGridDigits, so a grid value's fraction has at
+// most kGridDigits decimals: rem / 2^p = rem * 5^p / 10^p.
+constexpr int log2_exact(int n) { return n <= 1 ? 0 : 1 + log2_exact(n / 2); }
+constexpr int kGridDigits = log2_exact(Tokenizer::kLocationCells);
+constexpr int64_t pow5(int p) { return p == 0 ? 1 : 5 * pow5(p - 1); }
+constexpr int64_t kGridFivePow = pow5(kGridDigits);
 
 bool is_number_char(char c) { return (c >= '0' && c <= '9') || c == '.'; }
 
@@ -57,14 +63,8 @@ std::string Tokenizer::location_text(int k) const {
   const int64_t num = static_cast<int64_t>(k) * image_size_;
   const int64_t whole = num / kLocationCells, rem = num % kLocationCells;
   if (rem == 0) return std::to_string(whole);
-  int digits = 0;
-  int64_t five_pow = 1;
-  for (int c = kLocationCells; c > 1; c /= 2) {
-    ++digits;
-    five_pow *= 5;
-  }
-  std::string f = std::to_string(rem * five_pow);
-  f.insert(0, static_cast<size_t>(digits) - f.size(), '0');
+  std::string f = std::to_string(rem * kGridFivePow);
+  f.insert(0, static_cast<size_t>(kGridDigits) - f.size(), '0');
   while (f.back() == '0') f.pop_back();
   return std::to_string(whole) + "." + f;
 }

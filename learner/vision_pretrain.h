@@ -73,14 +73,14 @@ const std::vector<std::string>& vision_colour_classes();
 const std::vector<std::string>& vision_shape_classes();
 const std::vector<std::string>& vision_detail_classes();
 
-// Per-patch targets of one shown image, patches in row-major order (the
-// order of encode_images' rows).
 // Units of the vision stage's box regression targets per side of the shown
 // frame. 16, the location grid's cell count until it became 32: kept apart
 // from the grid so that the regression's loss scale (smooth L1, weight
 // pretrain.vision_box_weight) stays the one it was measured with.
 inline constexpr int kVisionBoxUnits = 16;
 
+// Per-patch targets of one shown image, patches in row-major order (the
+// order of encode_images' rows).
 struct PatchLabels {
   std::vector<int64_t> colour;  // index into vision_colour_classes()
   std::vector<int64_t> shape;   // index into vision_shape_classes()
