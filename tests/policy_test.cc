@@ -583,6 +583,80 @@ TEST(PolicyTest, ImageTermsAddSlotEmbeddingsQueriesAndTheLatestSummaryRowToLater
   fs::remove(path);
 }
 
+TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithTheLocatePointer) {
+  // Image blocks split across appends, forks and row drops (the check
+  // above): the pointer's running state carries the scores of a block's
+  // earlier patches to the chunk that completes it.
+  ModelOptions o = small_model();
+  o.pointer_layer = 1;
+  check_decode_matches_forward(o);
+  o.summary_token = true;
+  o.image_context = true;
+  o.image_slot_pos = true;
+  check_decode_matches_forward(o);
+}
+
+// The pointer term of each text token is softmax(scores of the latest
+// complete block's patches) @ pointer_pos, added after block pointer_layer
+// to valid text tokens only. With the last block made the identity (its
+// output projections zeroed), the model's output is block 1's output plus
+// exactly that term, which is computed here by hand.
+TEST(PolicyTest, LocatePointerAddsTheScoreWeightedPatchEmbeddingToLaterTextOnly) {
+  ModelOptions o = small_model();  // 4 patches per image, no summary
+  o.pointer_layer = 1;
+  Policy p = sharp_policy(21, o);
+  {
+    torch::NoGradGuard ng;
+    p->named_parameters()["layers.1.out.weight"].zero_();
+    p->named_parameters()["layers.1.down.weight"].zero_();
+  }
+  const int64_t I = Tokenizer::kImage;
+  // text(2) block 1 (4) text(3) block 2 (4) text(3)
+  std::vector<int64_t> ids = {Tokenizer::kBos, 20, I, I, I, I, 21, 22, 23, I, I, I, I, 24, 25, 26};
+  const int64_t T = ids.size();
+  torch::manual_seed(5);
+  auto emb = torch::randn({8, o.d_model});
+  auto tokens = row_tensor(ids);
+  auto pos = torch::arange(T, torch::kInt64).view({1, T});
+  auto mask = torch::ones({1, T}, torch::kBool);
+  torch::NoGradGuard ng;
+  std::vector<torch::Tensor> layers;
+  auto h = p->hidden_states(tokens, emb, pos, mask, &layers);
+  auto scores = p->pointer_scores(layers[0][0]);  // [T]
+  ASSERT_EQ(scores.sizes(), (std::vector<int64_t>{T}));
+  const auto P = p->named_parameters()["pointer_pos"];
+  auto want = torch::zeros({T, o.d_model});
+  const auto t1 = torch::matmul(torch::softmax(scores.slice(0, 2, 6), 0), P);
+  const auto t2 = torch::matmul(torch::softmax(scores.slice(0, 9, 13), 0), P);
+  for (int64_t c = 6; c < 9; ++c) want[c] = t1;
+  for (int64_t c = 13; c < T; ++c) want[c] = t2;
+  EXPECT_GT((t1 - t2).abs().max().item<double>(), 1e-3);  // the two blocks point differently
+  EXPECT_TRUE(torch::allclose(h[0] - layers[0][0], want, 1e-5, 1e-5));
+  // Padding after the sequence changes nothing at the valid entries.
+  auto padded = torch::cat({tokens, torch::full({1, 3}, I, torch::kInt64)}, 1);
+  auto pmask = torch::cat({mask, torch::zeros({1, 3}, torch::kBool)}, 1);
+  auto hp = p->hidden_states(padded, emb, torch::arange(T + 3, torch::kInt64).view({1, T + 3}), pmask);
+  EXPECT_TRUE(torch::allclose(hp[0].slice(0, 0, T), h[0], 1e-5, 1e-5));
+  // Bad options are refused by name; the layer survives a checkpoint.
+  ModelOptions bad = small_model();
+  bad.pointer_layer = 2;  // n_layers = 2: nothing would read it
+  EXPECT_THROW(Policy(bad, kV), std::invalid_argument);
+  ModelOptions plain = small_model();
+  EXPECT_THROW(sharp_policy(1, plain)->pointer_scores(torch::zeros({2, plain.d_model})), std::invalid_argument);
+  const auto path = temp_path("pointer.safetensors");
+  ASSERT_TRUE(save_policy(path.string(), p, o).ok());
+  auto loaded = load_policy(path.string());
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  EXPECT_EQ(loaded->options.pointer_layer, 1);
+  EXPECT_TRUE(torch::allclose(loaded->policy->hidden_states(tokens, emb, pos, mask), h, 1e-6, 1e-6));
+  fs::remove(path);
+  // A pointer-less checkpoint fills a pointer model's shared weights and
+  // names the pointer's own as left at their init.
+  auto kept = copy_shared_parameters(sharp_policy(3, plain), p);
+  ASSERT_TRUE(kept.ok()) << kept.error();
+  EXPECT_EQ(*kept, (std::vector<std::string>{"pointer_pos", "pointer_score.weight", "pointer_score.bias"}));
+}
+
 TEST(DecodeSessionTest, RejectsBadChunks) {
   Policy p = sharp_policy(8);
   DecodeSession sess(p, 2);
