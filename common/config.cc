@@ -75,7 +75,6 @@ const FieldTable& fields() {
       GR1_FIELD(model, image_context, bool, "add the latest image's projected summary to every later text token (needs summary_token)"),
       GR1_FIELD(model, image_query, bool, "image slots get a projection of their user turn's mean text embedding"),
       GR1_FIELD(model, image_slot_pos, bool, "learned per-slot (grid cell) embedding added to image rows at the decoder input"),
-      GR1_FIELD(model, pointer_layer, int, "locate pointer after this decoder block (1..n_layers-1; 0 = off): later text tokens get the patch-score-weighted mean of a per-patch embedding"),
       GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
       GR1_FIELD(model, rope_theta, double, "RoPE base"),
 
@@ -235,9 +234,6 @@ Status validate_config(const Config& c) {
     return err("model.stem_grid_convs", "needs model.conv_stem: true");
   if (m.image_context && !m.summary_token)
     return err("model.image_context", "needs model.summary_token: true (the context is the summary row)");
-  if (m.pointer_layer < 0 || m.pointer_layer >= m.n_layers)
-    return err("model.pointer_layer", "must be in [0, model.n_layers-1=" + std::to_string(m.n_layers - 1) +
-                                          "] (0 = off; the pointer feeds the blocks after it)");
   if (m.conv_stem && (m.patch_size < 1 || (m.patch_size & (m.patch_size - 1)) != 0))
     return err("model.patch_size", "must be a power of 2 with model.conv_stem");
   if (m.max_seq_len < 64) return err("model.max_seq_len", "must be >= 64");
@@ -309,10 +305,6 @@ Status validate_config(const Config& c) {
   if (pt.objectness_layer < 0 || pt.objectness_layer > c.model.n_layers)
     return err("pretrain.objectness_layer", "must be in [0, model.n_layers=" +
                                                 std::to_string(c.model.n_layers) + "]");
-  if (c.model.pointer_layer > 0 && pt.objectness_layer != 0 && pt.objectness_layer != c.model.pointer_layer)
-    return err("pretrain.objectness_layer",
-               "must be 0 or model.pointer_layer=" + std::to_string(c.model.pointer_layer) +
-                   " (with the locate pointer, the objectness loss trains the pointer's own score head)");
   if (pt.vision_steps < 0) return err("pretrain.vision_steps", "must be >= 0");
   if (pt.vision_batch < 1) return err("pretrain.vision_batch", "must be >= 1");
   if (pt.phase1_steps < 0 || pt.phase1_steps > pt.steps)

@@ -47,17 +47,6 @@ struct ModelOptions {
   // is what the question names without first learning to find the words by
   // attention (cf. InstructBLIP's instruction-aware visual queries).
   bool image_query = false;
-  // Locate pointer (0 = off): after decoder block `pointer_layer` (1 ..
-  // n_layers-1), a learned score per patch of each image block
-  // (pointer_score: Linear(d,1) on that block's output at the patch slots,
-  // the per-patch "is the named object" head that pretraining's objectness
-  // loss trains) is softmaxed over the block's patches, and every later
-  // text token gets the score-weighted mean of a learned per-patch embedding
-  // (pointer_pos) added to its residual stream: a direct path from "which
-  // patches are named" to the tokens that write the box, which otherwise
-  // have to find those patches by attention (docs/results.md, "The locate
-  // pointer").
-  int pointer_layer = 0;
   int patch_tokens() const { return (image_size / patch_size) * (image_size / patch_size); }
   int image_tokens() const { return patch_tokens() + (summary_token ? 1 : 0); }
 };

@@ -297,8 +297,6 @@ void check_options(const ModelOptions& o, int64_t vocab) {
   if (o.stem_grid_convs < 0 || (o.stem_grid_convs > 0 && !o.conv_stem))
     bad("policy: stem_grid_convs needs conv_stem");
   if (o.image_context && !o.summary_token) bad("policy: image_context needs summary_token");
-  if (o.pointer_layer < 0 || o.pointer_layer >= std::max(1, o.n_layers))
-    bad("policy: pointer_layer must be in [0, n_layers-1]");
 }
 
 // Additive attention bias [B,1,Tq,Tk] (0 = may attend, -inf = masked):
@@ -344,10 +342,6 @@ PolicyImpl::PolicyImpl(const ModelOptions& options, int64_t vocab_size) : opt_(o
     image_query_ = register_module("image_query", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
   if (opt_.image_context)
     image_ctx_ = register_module("image_ctx", torch::nn::Linear(torch::nn::LinearOptions(d, d).bias(false)));
-  if (opt_.pointer_layer > 0) {
-    pointer_score_ = register_module("pointer_score", torch::nn::Linear(torch::nn::LinearOptions(d, 1)));
-    pointer_pos_ = register_parameter("pointer_pos", torch::zeros({opt_.patch_tokens(), d}));
-  }
 
   // GPT-2 style init: N(0, 0.02); residual output projections scaled by
   // 1/sqrt(2 * blocks); norms one, biases zero. Convolutions of the vision
@@ -408,68 +402,14 @@ torch::Tensor PolicyImpl::embed(const torch::Tensor& tokens, const torch::Tensor
   return x.reshape({B * T, d}).index_put({idx}, image_embeds.to(x.dtype())).view({B, T, d});
 }
 
-PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::zeros(int64_t B, int64_t d, int64_t patches) {
+PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::zeros(int64_t B, int64_t d) {
   return {torch::zeros({B}, torch::kInt64), torch::zeros({B, d}), torch::zeros({B, d}),
-          torch::zeros({B}), torch::zeros({B}, torch::kInt64), torch::zeros({B, patches}),
-          torch::zeros({B, d})};
+          torch::zeros({B})};
 }
 
 PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::select(const torch::Tensor& index) const {
-  return {slots.index_select(0, index), ctx.index_select(0, index),  qsum.index_select(0, index),
-          qcount.index_select(0, index), pslots.index_select(0, index), pbuf.index_select(0, index),
-          ptr.index_select(0, index)};
-}
-
-torch::Tensor PolicyImpl::pointer_scores(const torch::Tensor& h) {
-  if (opt_.pointer_layer <= 0) bad("policy.pointer_scores: model.pointer_layer is 0 (no locate pointer)");
-  return pointer_score_(h).squeeze(-1);
-}
-
-torch::Tensor PolicyImpl::add_pointer(const torch::Tensor& x, const torch::Tensor& tokens,
-                                      const torch::Tensor& valid, ImageTermsState& st) {
-  const int64_t B = x.size(0), T = x.size(1), n = opt_.image_tokens(), np = opt_.patch_tokens();
-  if (T == 0) return x;
-  const auto slots = tokens.eq(Tokenizer::kImage) & valid;
-  auto count = st.pslots.unsqueeze(1) + slots.to(torch::kInt64).cumsum(1);  // [B,T] slots up to j
-  auto col = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T});
-  auto s = pointer_scores(x);  // [B,T]
-  // The block in progress before this chunk (c0 of its slots seen) sits at
-  // virtual columns [n - c0, n) ahead of the chunk: ext column n + j is
-  // chunk column j, so the patches of a block that closes at chunk column
-  // e are ext columns e+1 .. e+np whether or not it began in this chunk.
-  auto c0 = st.pslots.remainder(n);                                                      // [B]
-  auto vk = torch::arange(n, torch::kInt64).unsqueeze(0) - (n - c0).unsqueeze(1);        // [B,n]
-  auto seen = vk.ge(0) & vk.lt(c0.unsqueeze(1)) & vk.lt(np);
-  auto ahead = torch::where(seen, st.pbuf.to(s.dtype()).gather(1, vk.clamp(0, np - 1)),
-                            torch::zeros({B, n}, s.dtype()));
-  auto ext = torch::cat({ahead, s}, 1);  // [B, n+T]
-  auto ends = slots & count.remainder(n).eq(0);
-  auto last = std::get<0>(torch::where(ends, col, torch::full_like(col, -1)).cummax(1));  // [B,T]
-  auto idx = last.clamp_min(0).unsqueeze(2) + 1 + torch::arange(np, torch::kInt64).view({1, 1, np});
-  auto w = torch::softmax(ext.gather(1, idx.view({B, T * np})).view({B, T, np}), 2);
-  auto fresh = torch::matmul(w, pointer_pos_);  // [B,T,d]
-  auto ptr = torch::where(last.ge(0).unsqueeze(2), fresh, st.ptr.to(x.dtype()).unsqueeze(1));
-  auto out = x + ptr * (valid & slots.logical_not()).unsqueeze(2).to(x.dtype());
-  // State after the chunk: each patch index's latest score in it.
-  auto k = (count - 1).remainder(n);
-  auto is_k = slots.unsqueeze(2) & k.unsqueeze(2).eq(torch::arange(np, torch::kInt64).view({1, 1, np}));
-  auto latest = torch::where(is_k, col.unsqueeze(2), torch::full_like(is_k, -1, torch::kInt64)).amax(1);  // [B,np]
-  st.pbuf = torch::where(latest.ge(0), s.detach().gather(1, latest.clamp_min(0)), st.pbuf.to(s.dtype()));
-  st.ptr = ptr.select(1, T - 1).detach();
-  st.pslots = count.select(1, T - 1);
-  return out;
-}
-
-torch::Tensor PolicyImpl::add_pointer_packed(const torch::Tensor& x, const torch::Tensor& slots,
-                                             const torch::Tensor& valid, const torch::Tensor& context_node) {
-  const int64_t B = x.size(0), T = x.size(1), n = opt_.image_tokens(), np = opt_.patch_tokens();
-  if (T == 0) return x;
-  auto s = pointer_scores(x);  // [B,T]
-  auto c = context_node.clamp_min(n - 1);
-  auto idx = (c - (n - 1)).unsqueeze(2) + torch::arange(np, torch::kInt64).view({1, 1, np});
-  auto w = torch::softmax(s.gather(1, idx.view({B, T * np})).view({B, T, np}), 2);
-  auto use = (context_node.ge(0) & slots.logical_not() & valid).unsqueeze(2).to(x.dtype());
-  return x + torch::matmul(w, pointer_pos_) * use;
+  return {slots.index_select(0, index), ctx.index_select(0, index), qsum.index_select(0, index),
+          qcount.index_select(0, index)};
 }
 
 torch::Tensor PolicyImpl::add_image_terms(const torch::Tensor& x_in, const torch::Tensor& tokens,
@@ -532,15 +472,13 @@ torch::Tensor PolicyImpl::run_layers(torch::Tensor x, const torch::Tensor& cos, 
                                      const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                                      std::vector<torch::Tensor>* v_cache, int64_t past,
                                      std::vector<torch::Tensor>* layer_outputs,
-                                     const detail::TreeAttention* tree, bool causal,
-                                     const std::function<torch::Tensor(const torch::Tensor&)>* pointer) {
+                                     const detail::TreeAttention* tree, bool causal) {
   if (layer_outputs) layer_outputs->clear();
   const int64_t chunk = causal ? query_chunk_ : 0;
   for (size_t l = 0; l < blocks_.size(); ++l) {
     x = blocks_[l]->forward(x, cos, sin, bias, k_cache ? &(*k_cache)[l] : nullptr,
                             v_cache ? &(*v_cache)[l] : nullptr, past, tree, chunk);
     if (layer_outputs) layer_outputs->push_back(x);
-    if (pointer && static_cast<int>(l) + 1 == opt_.pointer_layer) x = (*pointer)(x);
   }
   return x;
 }
@@ -589,12 +527,8 @@ torch::Tensor PolicyImpl::hidden_states(const torch::Tensor& tokens_in, const to
     x = add_image_terms(x, tokens, key_mask, state);
   }
   auto [cos, sin] = rope(positions);
-  auto pstate = ImageTermsState::zeros(B, opt_.d_model, opt_.patch_tokens());
-  const std::function<torch::Tensor(const torch::Tensor&)> pointer = [&](const torch::Tensor& h) {
-    return add_pointer(h, tokens, key_mask, pstate);
-  };
   return run_layers(x, cos, sin, attention_bias(key_mask, 0, T), nullptr, nullptr, 0, layer_outputs,
-                    nullptr, /*causal=*/true, opt_.pointer_layer > 0 ? &pointer : nullptr);
+                    nullptr, /*causal=*/true);
 }
 
 torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
@@ -638,21 +572,16 @@ torch::Tensor PolicyImpl::hidden_states_packed(const torch::Tensor& tokens_in,
     x = x + image_ctx_(at) * use;
   }
   auto [cos, sin] = rope(positions);
-  const auto ctx_nodes = context_node_in.to(torch::kInt64);
-  const std::function<torch::Tensor(const torch::Tensor&)> pointer_fn = [&](const torch::Tensor& h) {
-    return add_pointer_packed(h, slots, valid, ctx_nodes);
-  };
-  const auto* pointer = opt_.pointer_layer > 0 ? &pointer_fn : nullptr;
   if (parent_in.defined()) {
     if (parent_in.sizes() != bt) bad("policy.hidden_states_packed: parent must be [B,T]");
     const detail::TreeAttention tree = detail::tree_attention_plan(parent_in, valid);
-    return run_layers(x, cos, sin, torch::Tensor(), nullptr, nullptr, 0, nullptr, &tree, false, pointer);
+    return run_layers(x, cos, sin, torch::Tensor(), nullptr, nullptr, 0, nullptr, &tree);
   }
   auto allowed = allowed_in.to(torch::kBool) & valid.unsqueeze(1);
   allowed = allowed.logical_or(torch::eye(T, torch::kBool).unsqueeze(0));  // every query sees itself
   auto bias = torch::zeros({B, 1, T, T}, torch::kFloat32)
                   .masked_fill_(allowed.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  return run_layers(x, cos, sin, bias, nullptr, nullptr, 0, nullptr, nullptr, false, pointer);
+  return run_layers(x, cos, sin, bias, nullptr, nullptr, 0);
 }
 
 torch::Tensor PolicyImpl::forward(const torch::Tensor& tokens, const torch::Tensor& image_embeds,
@@ -671,7 +600,7 @@ DecodeSession::DecodeSession(Policy policy, int64_t batch) : policy_(std::move(p
   v_.assign(L, torch::Tensor());
   counter_ = torch::zeros({batch_}, torch::kInt64);
   last_ = torch::zeros({batch_, policy_->vocab_}, torch::kFloat32);
-  terms_ = PolicyImpl::ImageTermsState::zeros(batch_, policy_->opt_.d_model, policy_->opt_.patch_tokens());
+  terms_ = PolicyImpl::ImageTermsState::zeros(batch_, policy_->opt_.d_model);
   reserve(64);
 }
 
@@ -736,11 +665,7 @@ torch::Tensor DecodeSession::append(const torch::Tensor& tokens_in, const torch:
   auto bias = attention_bias(key_valid_.slice(1, 0, len_ + n), len_, n);
   // One block: prompt appends in query blocks made rollouts slower
   // (docs/benchmarks.md, "Query-blocked causal attention").
-  const std::function<torch::Tensor(const torch::Tensor&)> pointer = [&](const torch::Tensor& hl) {
-    return policy_->add_pointer(hl, tokens, valid, terms_);
-  };
-  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_, nullptr, nullptr, false,
-                               o.pointer_layer > 0 ? &pointer : nullptr);  // [B,n,d]
+  auto h = policy_->run_layers(x, cos, sin, bias, &k_, &v_, len_);  // [B,n,d]
   len_ += n;
 
   auto last_idx = (counts - 1).clamp_min(0);                                         // [B]
@@ -908,7 +833,6 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
           {"image_context", o.image_context ? "1" : "0"},
           {"image_slot_pos", o.image_slot_pos ? "1" : "0"},
           {"image_query", o.image_query ? "1" : "0"},
-          {"pointer_layer", std::to_string(o.pointer_layer)},
           {"max_seq_len", std::to_string(o.max_seq_len)},
           {"rope_theta", format_double(o.rope_theta)},
           {"vocab_size", std::to_string(vocab)}};
@@ -920,7 +844,7 @@ bool same_model(const ModelOptions& a, const ModelOptions& b) {
          a.vision_layers == b.vision_layers && a.summary_token == b.summary_token && a.conv_stem == b.conv_stem &&
          a.stem_grid_convs == b.stem_grid_convs &&
          a.image_context == b.image_context && a.image_slot_pos == b.image_slot_pos &&
-         a.image_query == b.image_query && a.pointer_layer == b.pointer_layer && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
+         a.image_query == b.image_query && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
 }
 
 // Strict integer in [lo, hi] from metadata.
@@ -1023,11 +947,6 @@ Result<LoadedPolicy> load_policy(const std::string& path) {
       if (Status s = meta_int(m, "image_query", 0, 1, &iq); !s.ok()) return R::Error(path + ": " + s.message());
     }
     o.image_query = iq == 1;
-    int64_t pl = 0;  // likewise for the locate pointer
-    if (m.count("pointer_layer")) {
-      if (Status s = meta_int(m, "pointer_layer", 0, 64, &pl); !s.ok()) return R::Error(path + ": " + s.message());
-    }
-    o.pointer_layer = static_cast<int>(pl);
   }
   {
     auto it = m.find("rope_theta");

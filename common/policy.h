@@ -15,9 +15,7 @@
 // slot; + image_query: on image slots, a projection of the mean text
 // embedding of their user turn; + image_context: a projection of the latest image's summary row on
 // every later text token), n_layers pre-RMSNorm blocks (multi-head attention
-// with RoPE at explicit positions, SwiGLU; + pointer_layer: after that block,
-// the locate pointer on every later text token, see ModelOptions), final
-// RMSNorm, untied LM head.
+// with RoPE at explicit positions, SwiGLU), final RMSNorm, untied LM head.
 //
 // Two paths compute the same function and agree to float rounding: forward()
 // over whole (possibly right-padded) sequences, used by the learner, and
@@ -27,7 +25,6 @@
 #include <torch/torch.h>
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -83,11 +80,7 @@ class PolicyImpl : public torch::nn::Module {
     torch::Tensor ctx;     // [B,d]: summary row in effect (zeros: none yet)
     torch::Tensor qsum;    // [B,d]: sum of the current user turn's text embeddings
     torch::Tensor qcount;  // [B]: their number
-    // The locate pointer's (model.pointer_layer) own running state:
-    torch::Tensor pslots;  // [B] int64: image slots in earlier chunks
-    torch::Tensor pbuf;    // [B,patches]: pointer scores of the latest block's patches seen so far
-    torch::Tensor ptr;     // [B,d]: pointer term in effect (zeros: no complete block yet)
-    static ImageTermsState zeros(int64_t B, int64_t d, int64_t patches = 1);
+    static ImageTermsState zeros(int64_t B, int64_t d);
     ImageTermsState select(const torch::Tensor& index) const;
   };
   // The image terms of the decoder input, on x [B,T,d] (token embeddings
@@ -132,12 +125,6 @@ class PolicyImpl : public torch::nn::Module {
                                      const torch::Tensor& context_node,
                                      const torch::Tensor& parent = {});
 
-  // The locate pointer's per-patch score (model.pointer_layer > 0; else
-  // std::invalid_argument): h [...,d] (block pointer_layer's output) ->
-  // [...]. Pretraining's objectness loss trains it on the first image's
-  // patch slots.
-  torch::Tensor pointer_scores(const torch::Tensor& h);
-
   const ModelOptions& options() const { return opt_; }
   int64_t vocab_size() const { return vocab_; }
 
@@ -170,23 +157,9 @@ class PolicyImpl : public torch::nn::Module {
                            const torch::Tensor& bias, std::vector<torch::Tensor>* k_cache,
                            std::vector<torch::Tensor>* v_cache, int64_t past,
                            std::vector<torch::Tensor>* layer_outputs = nullptr,
-                           const detail::TreeAttention* tree = nullptr, bool causal = false,
-                           const std::function<torch::Tensor(const torch::Tensor&)>* pointer = nullptr);
+                           const detail::TreeAttention* tree = nullptr, bool causal = false);
   // Final norm + LM head.
   torch::Tensor head(const torch::Tensor& h);
-  // The locate pointer on x [B,T,d] (block pointer_layer's output over a
-  // chunk of rows whose slots are `tokens`/`valid`): every valid non-slot
-  // token gets softmax(pointer scores of the latest complete image block's
-  // patches) @ pointer_pos. A block may have begun in an earlier chunk:
-  // `state` (pslots, pbuf, ptr) carries what earlier chunks left and is
-  // updated, so pieces give exactly what one forward() gives.
-  torch::Tensor add_pointer(const torch::Tensor& x, const torch::Tensor& tokens, const torch::Tensor& valid,
-                            ImageTermsState& state);
-  // The same over a packed tree: context_node [B,T] as in hidden_states_packed
-  // (an image block's slots are consecutive nodes; its patches precede its
-  // summary/last slot).
-  torch::Tensor add_pointer_packed(const torch::Tensor& x, const torch::Tensor& slots,
-                                   const torch::Tensor& valid, const torch::Tensor& context_node);
 
   ModelOptions opt_;
   int64_t vocab_;
@@ -200,8 +173,6 @@ class PolicyImpl : public torch::nn::Module {
   torch::nn::Linear image_ctx_{nullptr};  // model.image_context only
   torch::Tensor image_slot_pos_;          // [image_tokens, d], model.image_slot_pos only
   torch::nn::Linear image_query_{nullptr};  // model.image_query only
-  torch::nn::Linear pointer_score_{nullptr};  // model.pointer_layer > 0 only
-  torch::Tensor pointer_pos_;                 // [patch_tokens, d], likewise
   torch::Tensor rope_cos_, rope_sin_;  // [max_seq_len, head_dim/2]; constants, not parameters
 };
 TORCH_MODULE(Policy);

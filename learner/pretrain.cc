@@ -876,11 +876,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     vision_report = vr->to_json();
   }
   policy->train();
-  // The per-patch objectness head exists only during pretraining, unless
-  // the model has a locate pointer: then the loss trains the pointer's own
-  // score head, at the pointer's block.
-  const bool pointer = cfg.model.pointer_layer > 0;
-  const int obj_layer = pointer ? cfg.model.pointer_layer : po.objectness_layer;
+  // The per-patch objectness head exists only during pretraining.
   torch::nn::Linear obj_head(cfg.model.d_model, 1);
   // Two parameter groups: the decoder (+ the objectness head) at lr, the
   // encoder at lr * encoder_lr_scale (or frozen).
@@ -894,11 +890,9 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     (vision ? encoder_params : decoder_params).push_back(np.value());
     params.push_back(np.value());
   }
-  if (!pointer) {
-    for (auto& p : obj_head->parameters()) {
-      decoder_params.push_back(p);
-      params.push_back(p);
-    }
+  for (auto& p : obj_head->parameters()) {
+    decoder_params.push_back(p);
+    params.push_back(p);
   }
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decoder_params,
@@ -1029,7 +1023,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       }
       std::vector<torch::Tensor> layer_out;  // only when the head reads an earlier block
       auto hidden = policy->hidden_states(b.tokens, emb, b.positions, b.key_mask,
-                                          obj_layer > 0 ? &layer_out : nullptr);
+                                          po.objectness_layer > 0 ? &layer_out : nullptr);
       auto logits = policy->logits(hidden);
       auto lg = logits.slice(1, 0, logits.size(1) - 1);
       auto lp = token_logprobs(lg, b.targets, 1.0);
@@ -1038,9 +1032,9 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       if (po.objectness_weight > 0 && b.obj_index.numel() > 0) {
         // Patch mean over the batch's sequences, likewise shared out.
         const torch::Tensor& tap =
-            obj_layer > 0 ? layer_out.at(obj_layer - 1) : hidden;
+            po.objectness_layer > 0 ? layer_out.at(po.objectness_layer - 1) : hidden;
         auto h = tap.reshape({-1, tap.size(2)}).index_select(0, b.obj_index);
-        auto z = pointer ? policy->pointer_scores(h) : obj_head(h).squeeze(1);
+        auto z = obj_head(h).squeeze(1);
         // Class-balanced: the named object covers a few percent of the
         // patches, and an unweighted loss is best served by answering "no"
         // everywhere (measured: accuracy flat at the background share).

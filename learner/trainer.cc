@@ -184,7 +184,7 @@ Trainer::Trainer(const Config& cfg)
         a.summary_token != m.summary_token || a.conv_stem != m.conv_stem ||
         a.stem_grid_convs != m.stem_grid_convs ||
         a.image_context != m.image_context || a.image_slot_pos != m.image_slot_pos ||
-        a.image_query != m.image_query || a.pointer_layer != m.pointer_layer)
+        a.image_query != m.image_query)
       throw std::runtime_error("learner.init_checkpoint: its model architecture differs from the "
                                "config's model section (actors build the config's)");
   }

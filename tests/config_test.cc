@@ -46,16 +46,6 @@ TEST(ConfigTest, BadValueIsNamed) {
             std::string::npos);
   EXPECT_EQ(error_of("pretrain:\n  processes: 4\n  vision_steps: 10\n  vision_batch: 8\n"),
             "<accepted>");
-  // The locate pointer feeds the blocks after its own, and its score head is
-  // the objectness loss's: another objectness block is refused.
-  EXPECT_NE(error_of("model:\n  n_layers: 4\n  pointer_layer: 4\n").find("model.pointer_layer: must be in [0, model.n_layers-1=3]"),
-            std::string::npos);
-  EXPECT_NE(error_of("model:\n  pointer_layer: -1\n").find("model.pointer_layer"), std::string::npos);
-  EXPECT_NE(error_of("model:\n  n_layers: 4\n  pointer_layer: 2\npretrain:\n  objectness_layer: 3\n")
-                .find("pretrain.objectness_layer: must be 0 or model.pointer_layer=2"),
-            std::string::npos);
-  EXPECT_EQ(error_of("model:\n  n_layers: 4\n  pointer_layer: 2\npretrain:\n  objectness_layer: 2\n"),
-            "<accepted>");
 }
 
 TEST(ConfigTest, InvalidYamlIsReported) {

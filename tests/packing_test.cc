@@ -98,7 +98,8 @@ std::vector<TrajectoryGroup> sampled_groups(const Config& cfg, Trainer& trainer,
   return groups;
 }
 
-void check_packed_equals_unpacked(const Config& cfg) {
+TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputation) {
+  Config cfg = packed_config();
   Trainer trainer(cfg);
   auto groups = sampled_groups(cfg, trainer, 2);
   int crops = 0;
@@ -133,18 +134,6 @@ void check_packed_equals_unpacked(const Config& cfg) {
   }
   EXPECT_GT(crops, 0) << "first trajectory's turns: "
                       << ::testing::PrintToString(turn_texts(groups[0].trajectories[0], cfg.model.image_size));  // the trees did branch after crops
-}
-
-TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputation) {
-  check_packed_equals_unpacked(packed_config());
-}
-
-// The locate pointer reads the latest image block's patch nodes, which the
-// packing keeps consecutive before its summary node; crops included.
-TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputationWithTheLocatePointer) {
-  Config cfg = packed_config();
-  cfg.model.pointer_layer = 1;
-  check_packed_equals_unpacked(cfg);
 }
 
 // Block-sparse tree attention (hidden_states_packed with parents) against the
