@@ -163,6 +163,8 @@ const FieldTable& fields() {
       GR1_FIELD(learner, micro_batch, int, "trajectories per forward/backward chunk"),
       GR1_FIELD(learner, packed_forward, bool, "one forward per group over its prefix tree (shared prefixes once)"),
       GR1_FIELD(learner, init_checkpoint, std::string, "safetensors checkpoint to start from"),
+      GR1_FIELD(learner, checkpoint_every, int,
+                "also save checkpoints/step_<N>.safetensors every this many steps (0 = final only)"),
 
       GR1_FIELD(actor, threads, int, "LibTorch threads per actor"),
       GR1_FIELD(actor, max_groups, int, "stop after this many groups (0 = until shutdown)"),
@@ -331,6 +333,7 @@ Status validate_config(const Config& c) {
   const auto& l = c.learner;
   if (l.steps < 1) return err("learner.steps", "must be >= 1");
   if (l.groups_per_step < 1) return err("learner.groups_per_step", "must be >= 1");
+  if (l.checkpoint_every < 0) return err("learner.checkpoint_every", "must be >= 0 (0 = final checkpoint only)");
   if (!(l.lr > 0) || !std::isfinite(l.lr)) return err("learner.lr", "must be > 0");
   if (!(l.lr_final_frac >= 0 && l.lr_final_frac <= 1))
     return err("learner.lr_final_frac", "must be in [0, 1]");

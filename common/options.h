@@ -121,6 +121,9 @@ struct LearnerOptions {
   // prompts and crop turns computed once; same loss. Not with image_query.
   bool packed_forward = true;
   std::string init_checkpoint;   // optional safetensors to start from (else random init by seed)
+  // Also save run_dir/checkpoints/step_<N>.safetensors after every this many
+  // steps (0: only the final run_dir/policy.safetensors).
+  int checkpoint_every = 0;
 };
 
 struct ActorOptions {

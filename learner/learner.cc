@@ -190,6 +190,20 @@ int run_learner(const Config& cfg) {
     counters_prev = c;
     // Pictures never stop training: failures are logged as warnings.
     if (step % 10 == 0) write_run_curves(cfg.run.run_dir);
+    // Intermediate checkpoints never stop training either (the final one is
+    // still written below).
+    if (cfg.learner.checkpoint_every > 0 && step % cfg.learner.checkpoint_every == 0) {
+      char name[64];
+      std::snprintf(name, sizeof name, "step_%06d.safetensors", step);
+      const auto dir = fs::path(cfg.run.run_dir) / "checkpoints";
+      std::error_code ec;
+      fs::create_directories(dir, ec);
+      const auto path = (dir / name).string();
+      if (Status s = save_policy(path, trainer->policy(), cfg.model); !s.ok())
+        log_warn("learner", "cannot save " + path + ": " + s.message());
+      else
+        log_info("learner", "saved " + path);
+    }
     last_batch = std::move(batch);
   }
 

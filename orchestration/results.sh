@@ -13,7 +13,8 @@
 # tail of its log and stops the script (exit status 1).
 #
 # Base cache: runs/cache/base-<key>.safetensors (+ .report.json), where <key>
-# is the sha256 of the config file and of the sources that decide what
+# is the sha256 of the config file (less the RL-only settings:
+# pretrain_relevant_config below) and of the sources that decide what
 # pretraining produces (CACHE_SOURCES below). A cached base is copied to
 # DIR/base.safetensors, timings.json records "base_cached": true, and
 # summary.json's timings.base_pretrain_seconds reports the cached base's own
@@ -118,9 +119,23 @@ write_timings() {
 }
 
 # (a) base
+# The config enters the key without what pretraining never reads: the bus,
+# actor and learner sections (but learner.init_checkpoint) and rollout.g1/g2
+# (pretraining's own rollouts are one per item), nor its comment lines and
+# blank lines. So a change to the RL arms' settings keeps the cached base;
+# any other change in the file makes a new one. The config's path is not part
+# of the key.
+pretrain_relevant_config() {
+  awk '
+    /^[[:space:]]*(#|$)/ { next }
+    /^[^[:space:]#][^:]*:/ { sec = $1; sub(/:.*/, "", sec) }
+    sec == "bus" || sec == "actor" { next }
+    sec == "learner" && !/^learner:/ && !/^[[:space:]]+init_checkpoint:/ { next }
+    sec == "rollout" && /^[[:space:]]+g[12]:/ { next }
+    { print }' "$1"
+}
 key=$( {
-  printf 'config %s\n' "$CONFIG"
-  cat "$CONFIG"
+  pretrain_relevant_config "$CONFIG"
   for f in "${CACHE_SOURCES[@]}"; do
     if [ -f "$f" ]; then printf 'file %s\n' "$f"; cat "$f"; else printf 'missing %s\n' "$f"; fi
   done
@@ -142,7 +157,7 @@ if [ -n "${RESULTS_BASE:-}" ]; then
   TIMINGS+=("\"base\": $(since "$t0")")
   base_cached=true
 elif [ -f "$cached" ] && [ -f "$cached.report.json" ] && [ "${RESULTS_NO_CACHE:-0}" != 1 ]; then
-  echo "results: [base] using the cached base $cached (key: sha256 of $CONFIG and ${CACHE_SOURCES[*]})"
+  echo "results: [base] using the cached base $cached (key: sha256 of $CONFIG less its RL-only settings, and of ${CACHE_SOURCES[*]})"
   t0=$(now)
   cp "$cached" "$DIR/base.safetensors"
   cp "$cached.report.json" "$DIR/base.safetensors.report.json"

@@ -85,7 +85,8 @@ TEST(ClusterIntegrationTest, LearnerAndTwoActorsTrainAndWriteTheRunContract) {
       (void)dealer.send(zmq::buffer(junk), zmq::send_flags::dontwait);
     }
   });
-  auto [code, out] = run(c.cmd(2, 4));
+  // Intermediate checkpoints every 2 steps as well as the final one.
+  auto [code, out] = run(c.cmd(2, 4) + " --set learner.checkpoint_every=2");
   done = true;
   noise.join();
   ASSERT_EQ(code, 0) << out;
@@ -116,6 +117,14 @@ TEST(ClusterIntegrationTest, LearnerAndTwoActorsTrainAndWriteTheRunContract) {
   const std::string cfg = read_text(c.dir / "config.yaml");
   for (const auto& e : c.endpoints) EXPECT_NE(cfg.find(e), std::string::npos) << cfg;
   EXPECT_TRUE(fs::exists(c.dir / "policy.safetensors"));
+  std::set<std::string> ckpts;
+  for (const auto& e : fs::directory_iterator(c.dir / "checkpoints")) ckpts.insert(e.path().filename());
+  EXPECT_EQ(ckpts, (std::set<std::string>{"step_000002.safetensors", "step_000004.safetensors"}));
+  // Step 4's checkpoint is the final policy; step 2's has the same layout.
+  const std::string last = read_text(c.dir / "policy.safetensors");
+  ASSERT_FALSE(last.empty());
+  EXPECT_TRUE(read_text(c.dir / "checkpoints" / "step_000004.safetensors") == last);
+  EXPECT_EQ(read_text(c.dir / "checkpoints" / "step_000002.safetensors").size(), last.size());
   const std::string llog = read_text(c.dir / "logs" / "learner.log");
   EXPECT_NE(llog.find("actor-0 registered"), std::string::npos) << llog;
   EXPECT_NE(llog.find("actor-1 registered"), std::string::npos) << llog;

@@ -40,6 +40,9 @@ TEST(ConfigTest, BadValueIsNamed) {
   EXPECT_NE(error_of("pretrain:\n  tight_crop_share: 1.5\n").find("pretrain.tight_crop_share: must be in [0, 1]"),
             std::string::npos);
   EXPECT_EQ(error_of("pretrain:\n  tight_crop_share: 0.5\n"), "<accepted>");
+  EXPECT_NE(error_of("learner:\n  checkpoint_every: -1\n").find("learner.checkpoint_every: must be >= 0"),
+            std::string::npos);
+  EXPECT_EQ(error_of("learner:\n  checkpoint_every: 20\n"), "<accepted>");
   // Each rank takes whole scenes of a vision step: 8 images, half crops = 4 scenes.
   EXPECT_NE(error_of("pretrain:\n  processes: 5\n  vision_steps: 10\n  vision_batch: 8\n")
                 .find("pretrain.processes: must be <= the scenes of a vision step (4"),

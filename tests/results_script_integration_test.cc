@@ -1,8 +1,8 @@
 // orchestration/results.sh (`make results`) end to end on configs/tests.yaml
 // with a few questions and steps: every step runs and is timed (the four
 // evaluations, which run in two lanes, each and all together), summary.json
-// holds every arm, a second run reuses the cached base, and a failing
-// evaluation stops the script naming it.
+// holds every arm, a second run with other RL settings reuses the cached
+// base, and a failing evaluation stops the script naming it.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -69,14 +69,23 @@ TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
   EXPECT_EQ(summary["direct_grpo"]["mode"], "direct");
   EXPECT_EQ(summary["ground_r1"]["mode"], "grounded");
 
-  // Again, with srpo's evaluation failing: the cached base is used, the
-  // script stops with exit 1 and names the step and its log's tail.
+  // Again, with srpo's evaluation failing and the RL-only settings changed
+  // (other bus ports, rollout.g1, learner.lr): the cached base is still used,
+  // the script stops with exit 1 and names the step and its log's tail.
+  std::string rl_changed = read_text(test_config(tmp));
+  for (const auto& [from, to] : {std::pair<std::string, std::string>{"  g1: 2\n", "  g1: 1\n"},
+                                 {"  lr: 1.0e-3\n", "  lr: 5.0e-4\n"}}) {
+    const size_t at = rl_changed.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    rl_changed.replace(at, from.size(), to);
+  }
+  const std::string config2 = tmp.write("results_test_rl_changed.yaml", rl_changed);
   const std::string wrapper = tmp.write(
       "gr1_failing_srpo_eval.sh",
       "#!/bin/sh\ncase \"$*\" in *srpo/policy.safetensors*) echo 'injected eval failure' >&2; "
       "exit 7;; esac\nexec " + gr1 + " \"$@\"\n");
   fs::permissions(wrapper, fs::perms::owner_all);
-  CliRun f = run_results(tmp, config, wrapper, "1");
+  CliRun f = run_results(tmp, config2, wrapper, "1");
   EXPECT_EQ(f.rc, 1) << f.out;
   EXPECT_NE(f.out.find("using the cached base"), std::string::npos) << f.out;
   EXPECT_NE(f.out.find("step eval_srpo failed (exit 7)"), std::string::npos) << f.out;
