@@ -45,6 +45,12 @@ json mean_or_null(double sum, size_t n) { return n > 0 ? json(sum / double(n)) :
 // in double for k == n, the tolerance only guards against future rescaling.
 bool format_perfect(double format) { return format >= 2.0 - 1e-9; }
 
+// Whether box `b` contains the centre of box `e` (edges included).
+bool contains_centre(const Box& b, const Box& e) {
+  const float cx = 0.5f * (e.x1 + e.x2), cy = 0.5f * (e.y1 + e.y2);
+  return b.x1 <= cx && cx <= b.x2 && b.y1 <= cy && cy <= b.y2;
+}
+
 }  // namespace
 
 double box_iou(const Box& a, const Box& b) {
@@ -116,6 +122,11 @@ json summarize_items(const std::vector<EvalItem>& items) {
   double acc = 0, turns = 0;
   size_t perfect = 0, with_box = 0, with_ev = 0, given = 0, hit05 = 0;
   double box_sum = 0, given_sum = 0;
+  // Items with evidence and a box, split by whether the scored (last) box
+  // contains the evidence's centre: how often the box lands on the
+  // evidence at all, and what that is worth in accuracy.
+  size_t on_ev = 0, off_ev = 0;
+  double acc_on = 0, acc_off = 0;
   for (const auto& it : items) {
     acc += it.correct;
     turns += it.turns;
@@ -129,6 +140,11 @@ json summarize_items(const std::vector<EvalItem>& items) {
       ++given;
     }  // evidence but no box: counts 0 in box_score, absent from box_score_given
     hit05 += it.iou && *it.iou >= 0.5;
+    if (!it.boxes.empty()) {
+      const bool on = contains_centre(it.boxes.back(), *it.evidence);
+      ++(on ? on_ev : off_ev);
+      (on ? acc_on : acc_off) += it.correct;
+    }
   }
   return json{{"n", n},
               {"accuracy", mean_or_null(acc, n)},
@@ -137,7 +153,10 @@ json summarize_items(const std::vector<EvalItem>& items) {
               {"box_score", mean_or_null(box_sum, with_ev)},
               {"box_score_given", mean_or_null(given_sum, given)},
               {"box_rate", mean_or_null(double(with_box), n)},
-              {"acc_at_05", mean_or_null(double(hit05), with_ev)}};
+              {"acc_at_05", mean_or_null(double(hit05), with_ev)},
+              {"box_on_evidence_rate", mean_or_null(double(on_ev), on_ev + off_ev)},
+              {"accuracy_box_on_evidence", mean_or_null(acc_on, on_ev)},
+              {"accuracy_box_off_evidence", mean_or_null(acc_off, off_ev)}};
 }
 
 json summarize(const std::vector<EvalItem>& items) {

@@ -66,7 +66,11 @@ nlohmann::json item_json(const EvalItem& item);
 // "box_score_given" (mean over items with evidence AND a box; null if none),
 // "box_rate" (share of items that emitted a box), "acc_at_05" (share of items
 // with evidence whose last box has IoU >= 0.5, a missing box failing; null
-// when no item has evidence)}. With no items every mean is null.
+// when no item has evidence), "box_on_evidence_rate" (share of items with
+// evidence AND a box whose last box contains the evidence box's centre),
+// "accuracy_box_on_evidence" / "accuracy_box_off_evidence" (mean accuracy
+// of those items and of the others with evidence and a box; null when
+// empty)}. With no items every mean is null.
 nlohmann::json summarize_items(const std::vector<EvalItem>& items);
 
 // The full summary: summarize_items over all items, plus "per_family"

@@ -28,8 +28,10 @@ namespace fs = std::filesystem;
 constexpr double kTolerance = 1e-9;  // rounding allowed in the target comparisons
 
 // The summary fields read here (table and targets): numbers or null.
-const char* const kNumericFields[] = {"accuracy",        "format_rate", "mean_turns", "box_score",
-                                      "box_score_given", "box_rate",    "acc_at_05"};
+const char* const kNumericFields[] = {"accuracy",        "format_rate", "mean_turns",
+                                      "box_score",       "box_score_given", "box_rate",
+                                      "acc_at_05",       "box_on_evidence_rate",
+                                      "accuracy_box_on_evidence", "accuracy_box_off_evidence"};
 
 // obj[key] as a double when obj is an object holding a number there.
 std::optional<double> number_at(const json& obj, const std::string& key) {
@@ -286,7 +288,7 @@ json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
 const std::vector<std::string>& results_table_rows() {
   static const std::vector<std::string> rows = {"accuracy",    "format_rate",     "mean_turns",
                                                 "box_score",   "box_score_given", "acc_at_05",
-                                                "locate_skill"};
+                                                "box_on_evidence_rate", "locate_skill"};
   return rows;
 }
 

@@ -69,16 +69,34 @@ TEST(EvalSummaryTest, SummarizeItemsMatchesHandComputedValues) {
   EXPECT_NEAR(s["acc_at_05"].get<double>(), 1.0 / 3, 1e-12);                // A (0.6) of A, B, D
 }
 
+TEST(EvalSummaryTest, BoxOnEvidenceSplitsAccuracyByWhereTheLastBoxLands) {
+  auto items = four_items();  // A and D: evidence {0,0,1,1} and boxes {0,0,1,1}
+  // D's last box misses the evidence's centre (0.5, 0.5); its first did not.
+  items[3].boxes.back() = Box{0.6f, 0.6f, 1.0f, 1.0f};
+  json s = summarize_items(items);
+  // Over A and D (evidence and a box); B gave no box, C has no evidence.
+  EXPECT_NEAR(s["box_on_evidence_rate"].get<double>(), 1.0 / 2, 1e-12);
+  EXPECT_NEAR(s["accuracy_box_on_evidence"].get<double>(), 1.0, 1e-12);   // A
+  EXPECT_NEAR(s["accuracy_box_off_evidence"].get<double>(), 0.6, 1e-12);  // D
+  // A box whose edge passes through the centre contains it.
+  items[3].boxes.back() = Box{0.5f, 0.5f, 1.0f, 1.0f};
+  s = summarize_items(items);
+  EXPECT_NEAR(s["box_on_evidence_rate"].get<double>(), 1.0, 1e-12);
+  EXPECT_TRUE(s["accuracy_box_off_evidence"].is_null());
+}
+
 TEST(EvalSummaryTest, EmptyAndEvidenceFreeSetsGiveNulls) {
   json e = summarize_items({});
   EXPECT_EQ(e["n"], 0);
   for (const char* k : {"accuracy", "format_rate", "mean_turns", "box_score", "box_score_given",
-                        "box_rate", "acc_at_05"})
+                        "box_rate", "acc_at_05", "box_on_evidence_rate", "accuracy_box_on_evidence",
+                        "accuracy_box_off_evidence"})
     EXPECT_TRUE(e[k].is_null()) << k;
   json c = summarize_items({four_items()[2]});  // a box but no evidence
   EXPECT_NEAR(c["accuracy"].get<double>(), 0.5, 1e-12);
   EXPECT_TRUE(c["box_score"].is_null());
   EXPECT_TRUE(c["acc_at_05"].is_null());
+  EXPECT_TRUE(c["box_on_evidence_rate"].is_null());
   EXPECT_NEAR(c["box_rate"].get<double>(), 1.0, 1e-12);
 }
 
