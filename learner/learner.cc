@@ -62,6 +62,15 @@ int run_learner(const Config& cfg) {
     log_error("learner", s.message());
     return 1;
   }
+  // Saves the current policy to `path`; a failure is logged through `log`
+  // (a warning for intermediate checkpoints, an error for the final one).
+  auto save_checkpoint = [&](const std::string& path,
+                             void (*log)(const std::string&, const std::string&)) {
+    if (Status s = save_policy(path, trainer->policy(), cfg.model); !s.ok())
+      log("learner", "cannot save " + path + ": " + s.message());
+    else
+      log_info("learner", "saved " + path);
+  };
   const int64_t param_bytes = count_parameters(trainer->policy()) * 4;
   log_info("learner", "policy " + std::to_string(count_parameters(trainer->policy())) +
                           " parameters (" + std::to_string(param_bytes) + " bytes); waiting for actors on " +
@@ -198,21 +207,13 @@ int run_learner(const Config& cfg) {
       const auto dir = fs::path(cfg.run.run_dir) / "checkpoints";
       std::error_code ec;
       fs::create_directories(dir, ec);
-      const auto path = (dir / name).string();
-      if (Status s = save_policy(path, trainer->policy(), cfg.model); !s.ok())
-        log_warn("learner", "cannot save " + path + ": " + s.message());
-      else
-        log_info("learner", "saved " + path);
+      save_checkpoint((dir / name).string(), log_warn);
     }
     last_batch = std::move(batch);
   }
 
   coord.stop(g_stop.load() ? "learner interrupted" : "training finished");
-  const auto ckpt = (fs::path(cfg.run.run_dir) / "policy.safetensors").string();
-  if (Status s = save_policy(ckpt, trainer->policy(), cfg.model); !s.ok())
-    log_error("learner", "cannot save " + ckpt + ": " + s.message());
-  else
-    log_info("learner", "saved " + ckpt);
+  save_checkpoint((fs::path(cfg.run.run_dir) / "policy.safetensors").string(), log_error);
   if (!last_batch.empty()) {  // at least one step was trained and logged
     write_run_curves(cfg.run.run_dir);
     write_run_gallery(cfg.run.run_dir, last_batch, trainer->task(), cfg.model.image_size);
