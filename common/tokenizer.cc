@@ -25,6 +25,24 @@ constexpr int kGridDigits = log2_exact(Tokenizer::kLocationCells);
 constexpr int64_t pow5(int p) { return p == 0 ? 1 : 5 * pow5(p - 1); }
 constexpr int64_t kGridFivePow = pow5(kGridDigits);
 
+// Letters, digits and '_': what a word token may not touch on either side.
+bool is_word_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// The word token whose word starts text[i..] as a whole word, or -1.
+int32_t word_at(std::string_view text, size_t i) {
+  if (i > 0 && is_word_char(text[i - 1])) return -1;
+  for (int32_t w = 0; w < Tokenizer::kNumWords; ++w) {
+    const std::string_view word = Tokenizer::kWords[w];
+    if (text.compare(i, word.size(), word) != 0) continue;
+    const size_t end = i + word.size();
+    if (end < text.size() && is_word_char(text[end])) continue;
+    return Tokenizer::kFirstWord + w;
+  }
+  return -1;
+}
+
 bool is_number_char(char c) { return (c >= '0' && c <= '9') || c == '.'; }
 
 // Length of the box bracket "<spaces>[...]" at text[i..] (i just after a
@@ -41,6 +59,10 @@ size_t box_bracket_length(std::string_view text, size_t i) {
 }
 
 }  // namespace
+
+const std::string_view Tokenizer::kWords[Tokenizer::kNumWords] = {
+    "red",   "green", "blue",  "yellow", "orange", "purple",  "cyan",
+    "brown", "black", "white", "circle", "square", "triangle"};
 
 Tokenizer::Tokenizer(int image_size) : image_size_(image_size) {
   if (image_size < 1)
@@ -115,6 +137,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, BoxCoordinates coo
         continue;
       }
     }
+    if (text[i] >= 'a' && text[i] <= 'z' && i >= bracket_end) {
+      if (const int32_t w = word_at(text, i); w >= 0) {
+        out.push_back(w);
+        i += kWords[w - kFirstWord].size();
+        continue;
+      }
+    }
     out.push_back(char_id(text[i]));
     ++i;
   }
@@ -127,6 +156,7 @@ std::string Tokenizer::token_text(int32_t id) const {
   if (id > kNewline && id < kFirstLocation)
     return std::string(1, static_cast<char>(32 + id - kFirstPrintable));
   if (is_location(id)) return "<loc_" + std::to_string(id - kFirstLocation) + ">";
+  if (is_word(id)) return std::string(kWords[id - kFirstWord]);
   return "?";
 }
 
@@ -188,6 +218,9 @@ Status check_vocab_size(int64_t checkpoint_vocab_size) {
   if (checkpoint_vocab_size == Tokenizer::kVocabSizeWith16Cells)
     msg += " (a checkpoint of the earlier 16-cell location grid <loc_0>..<loc_16>; the grid"
            " now has 32 cells per axis: pretrain a new base with `gr1 pretrain`)";
+  if (checkpoint_vocab_size == Tokenizer::kVocabSizeWithoutWords)
+    msg += " (a checkpoint from before the colour and shape words became single tokens;"
+           " pretrain a new base with `gr1 pretrain`)";
   return Status::Error(msg);
 }
 

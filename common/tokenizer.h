@@ -6,7 +6,9 @@
 //   0 <pad>  1 <bos>  2 <eos>  3 <image>  4 <|user|>  5 <|assistant|>  6 <|end|>
 //   7 <think>  8 </think>  9 <box>  10 </box>  11 <answer>  12 </answer>
 //   13 '\n', then printable ASCII 32..126 as ids 14..108,
-//   109..141 <loc_0>..<loc_32>.
+//   109..141 <loc_0>..<loc_32>,
+//   142..154 the words of the benchmark's colours and shapes (kWords): "red"
+//   .. "white", "circle", "square", "triangle".
 //
 // Location tokens (issue 4). A char-level policy writing "[12,28,20,40]"
 // digit by digit must get up to 13 digits right for one box, and a small
@@ -24,6 +26,19 @@
 // text keeps the "<box>[x1,y1,x2,y2]</box>" form and every text-level parser
 // (reward format regex, extract_box, scoring) is unchanged. The policy still
 // writes '[', ',' and ']' as characters, and digits stay legal inside a box.
+//
+// Word tokens (issue 4). Character by character, the base copied the asked
+// shape's colour into its first thought wrongly on 34% of the test
+// questions that name it ("How many dots are on the red circle?" ->
+// "<think>the blue circle</think>"; the shape word was right, the colour word
+// mostly fell back to "blue"), and where the thought named the wrong colour
+// its box was on the evidence 29% of the time against 52%
+// (docs/results.md, "Word tokens"). A real VLM's BPE vocabulary spells each of
+// these words as one token; here the ten colours (the shapes' eight and the
+// badges' black and white) and three shapes are one token each, so copying
+// the colour is one token's lookup and an image patch can match the word's
+// single embedding. A word becomes its token only as a whole word: lowercase,
+// exactly the word, with no letter, digit or '_' on either side.
 #pragma once
 
 #include <cstdint>
@@ -64,11 +79,17 @@ class Tokenizer {
   static constexpr int32_t kFirstLocation = 109;  // <loc_0>
   static constexpr int kLocationCells = 32;       // grid cells per axis (a power of 2)
   static constexpr int32_t kNumLocations = kLocationCells + 1;  // <loc_0>..<loc_32>
-  static constexpr int32_t kVocabSize = kFirstLocation + kNumLocations;  // 142
+  static constexpr int32_t kFirstWord = kFirstLocation + kNumLocations;  // 142: "red"
+  static constexpr int32_t kNumWords = 13;
+  static constexpr int32_t kVocabSize = kFirstWord + kNumWords;  // 155
   // The vocabulary of checkpoints written before location tokens existed.
   static constexpr int32_t kVocabSizeWithoutLocations = kFirstLocation;  // 109
   // The vocabulary of checkpoints written with the earlier 16-cell grid.
   static constexpr int32_t kVocabSizeWith16Cells = kFirstLocation + 17;  // 126
+  // The vocabulary of checkpoints written before the word tokens.
+  static constexpr int32_t kVocabSizeWithoutWords = kFirstWord;  // 142
+  // The word of each word token, in id order from kFirstWord.
+  static const std::string_view kWords[kNumWords];
 
   // `image_size`: side S of the square shown frame (model.image_size), which
   // gives location tokens their pixel values. Only decode(), location_text(),
@@ -84,6 +105,7 @@ class Tokenizer {
   static constexpr bool is_location(int32_t id) {
     return id >= kFirstLocation && id < kFirstLocation + kNumLocations;
   }
+  static constexpr bool is_word(int32_t id) { return id >= kFirstWord && id < kVocabSize; }
 
   // Canonical decimal text of grid value k * S / 32 (k in [0, 32]): an
   // integer when it is one ("12"), else the shortest exact decimal ("3.75",
@@ -97,7 +119,9 @@ class Tokenizer {
   // Text -> ids. The tag texts of ids 3..12 ("<image>", "<think>", "</box>",
   // ...) become their single token; "<pad>", "<bos>", "<eos>" and
   // "<loc_k>" are never read from text (encoded character by character).
-  // '\n' and bytes 32..126 are one token each; any other byte becomes '?'.
+  // A whole word of kWords (in either mode; not inside a kLocationTokens box
+  // bracket) becomes its word token. Other '\n' and bytes 32..126 are one
+  // token each; any other byte becomes '?'.
   // kLocationTokens: in the bracket right after a <box> tag
   // ("<box>" spaces "[" ... "]", up to the first ']'), every maximal run of
   // digits and '.' whose text is exactly location_text(k) becomes <loc_k>;
@@ -113,7 +137,9 @@ class Tokenizer {
   // Round trips (ids without pad/bos/eos; text of '\n' and bytes 32..126):
   //   decode(encode(text, any mode)) == text (a location token replaces
   //     exactly the text it decodes to).
-  //   encode(decode(ids)) == ids when ids hold no location token.
+  //   encode(decode(ids)) == ids when ids hold no location token and do not
+  //     spell a word of kWords character by character as a whole word
+  //     (sampled text may: "r","e","d" re-encodes as the word token).
   //   encode(decode(ids), kLocationTokens) == ids when every location token
   //     is a whole number in a box bracket (not next to a digit or '.') and
   //     no digit run in a box bracket is a grid value's text. Sampled text
@@ -123,8 +149,8 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
 
   // Text of one token for logs: tag text for every special token (including
-  // "<pad>", "<bos>", "<eos>", "<loc_k>"), the character otherwise, "?" when
-  // out of range.
+  // "<pad>", "<bos>", "<eos>", "<loc_k>"), the word of a word token, the
+  // character otherwise, "?" when out of range.
   std::string token_text(int32_t id) const;
 
   // Id of one character ('?' for bytes outside '\n' and 32..126).
@@ -149,8 +175,9 @@ Box snap_box_to_location_grid(const Box& shown, int image_size);
 Box snap_box_to_grid(const Box& shown, int image_size, int cells);
 
 // OK when a checkpoint's vocabulary is this tokenizer's; else an error that
-// says both sizes and, for 109 (checkpoints from before location tokens) and
-// 126 (the earlier 16-cell grid), that the checkpoint must be pretrained again.
+// says both sizes and, for 109 (checkpoints from before location tokens), 126
+// (the earlier 16-cell grid) and 142 (before the word tokens), that the
+// checkpoint must be pretrained again.
 Status check_vocab_size(int64_t checkpoint_vocab_size);
 
 }  // namespace gr1

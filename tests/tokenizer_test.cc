@@ -12,7 +12,7 @@ namespace {
 
 TEST(TokenizerTest, VocabularyHasSpecialsNewlineAndPrintableAscii) {
   Tokenizer tok;
-  EXPECT_EQ(tok.vocab_size(), 13 + 1 + 95 + 33);
+  EXPECT_EQ(tok.vocab_size(), 13 + 1 + 95 + 33 + 13);
   // Every printable character and '\n' has its own id, distinct from the specials.
   std::set<int32_t> ids;
   for (int c = 32; c <= 126; ++c) {
@@ -31,7 +31,7 @@ TEST(TokenizerTest, VocabularyHasSpecialsNewlineAndPrintableAscii) {
 }
 
 TEST(TokenizerTest, LocationTokensAreAppendedAfterEveryTextId) {
-  EXPECT_EQ(Tokenizer::kVocabSize, 142);
+  EXPECT_EQ(Tokenizer::kFirstWord, 142);
   EXPECT_EQ(Tokenizer::location_id(0), 109);
   EXPECT_EQ(Tokenizer::location_id(32), 141);
   EXPECT_FALSE(Tokenizer::is_location(108));
@@ -230,16 +230,21 @@ TEST(TokenizerTest, SnappingToAnotherGridCountsItsCells) {
 }
 
 TEST(TokenizerTest, VocabularyCheckExplainsOldCheckpoints) {
-  EXPECT_TRUE(check_vocab_size(142).ok());
+  EXPECT_TRUE(check_vocab_size(155).ok());
   const Status old = check_vocab_size(109);
   ASSERT_FALSE(old.ok());
-  for (const char* part : {"109", "142", "location tokens", "gr1 pretrain"})
+  for (const char* part : {"109", "155", "location tokens", "gr1 pretrain"})
     EXPECT_NE(old.message().find(part), std::string::npos) << old.message();
   // A checkpoint of the earlier 16-cell grid is named as such.
   const Status grid16 = check_vocab_size(126);
   ASSERT_FALSE(grid16.ok());
-  for (const char* part : {"126", "142", "16-cell", "gr1 pretrain"})
+  for (const char* part : {"126", "155", "16-cell", "gr1 pretrain"})
     EXPECT_NE(grid16.message().find(part), std::string::npos) << grid16.message();
+  // And one from before the word tokens.
+  const Status words = check_vocab_size(142);
+  ASSERT_FALSE(words.ok());
+  for (const char* part : {"142", "155", "single tokens", "gr1 pretrain"})
+    EXPECT_NE(words.message().find(part), std::string::npos) << words.message();
   const Status other = check_vocab_size(200);
   ASSERT_FALSE(other.ok());
   EXPECT_NE(other.message().find("200"), std::string::npos) << other.message();
@@ -297,6 +302,72 @@ TEST(TokenizerTest, ControlTokensDecodeToNothing) {
   EXPECT_EQ(tok.token_text(Tokenizer::kEos), "<eos>");
   // Their tag texts are not special inside text.
   EXPECT_EQ(tok.encode("<eos>").size(), 5u);
+}
+
+TEST(TokenizerTest, ColourAndShapeWordsAreOneTokenAsWholeWordsOnly) {
+  Tokenizer tok;
+  EXPECT_EQ(Tokenizer::kVocabSize, 155);
+  // Every word is one token of its own, in id order after the location grid,
+  // and decodes to itself.
+  std::set<int32_t> seen;
+  for (int w = 0; w < Tokenizer::kNumWords; ++w) {
+    const std::string word(Tokenizer::kWords[w]);
+    const auto ids = tok.encode(word);
+    ASSERT_EQ(ids.size(), 1u) << word;
+    EXPECT_EQ(ids[0], Tokenizer::kFirstWord + w) << word;
+    EXPECT_TRUE(Tokenizer::is_word(ids[0]));
+    EXPECT_FALSE(Tokenizer::is_location(ids[0]));
+    EXPECT_EQ(tok.token_text(ids[0]), word);
+    EXPECT_EQ(tok.decode(ids), word);
+    seen.insert(ids[0]);
+  }
+  EXPECT_EQ(seen.size(), 13u);
+  EXPECT_FALSE(Tokenizer::is_word(Tokenizer::kFirstWord - 1));
+  EXPECT_FALSE(Tokenizer::is_word(Tokenizer::kVocabSize));
+  EXPECT_EQ(tok.encode("red")[0], 142);
+  EXPECT_EQ(tok.encode("triangle")[0], 154);
+
+  // In a question: "How many dots are on the red circle?" is
+  // "How many dots are on the " (25 characters), red, ' ', circle, '?'.
+  const std::string q = "How many dots are on the red circle?";
+  const auto ids = tok.encode(q);
+  ASSERT_EQ(ids.size(), 25u + 4u);
+  EXPECT_EQ(ids[25], Tokenizer::kFirstWord + 0);
+  EXPECT_EQ(ids[26], Tokenizer::char_id(' '));
+  EXPECT_EQ(ids[27], Tokenizer::kFirstWord + 10);
+  EXPECT_EQ(ids[28], Tokenizer::char_id('?'));
+  EXPECT_EQ(tok.decode(ids), q);
+  // Next to tags, punctuation and newlines (an answer, a multiple-choice option).
+  const auto ans = tok.encode("<answer>yellow</answer>\nB. cyan,blue");
+  const std::vector<int32_t> want = {Tokenizer::kAnswer,        Tokenizer::kFirstWord + 3,
+                                     Tokenizer::kAnswerEnd,     Tokenizer::kNewline,
+                                     Tokenizer::char_id('B'),   Tokenizer::char_id('.'),
+                                     Tokenizer::char_id(' '),   Tokenizer::kFirstWord + 6,
+                                     Tokenizer::char_id(','),   Tokenizer::kFirstWord + 2};
+  EXPECT_EQ(ans, want);
+
+  // Not part of a longer word, not capitalised, not next to a digit or '_'.
+  for (const char* text : {"reduce", "bored", "Red", "red2", "x_red", "squares", "circles",
+                           "whiteboard", "sred"}) {
+    for (auto id : tok.encode(text)) EXPECT_FALSE(Tokenizer::is_word(id)) << text;
+    EXPECT_EQ(tok.decode(tok.encode(text)), text);
+  }
+  // Characters that spell a word re-encode as the word (the documented
+  // exception to encode(decode(ids)) == ids).
+  const std::vector<int32_t> spelled = {Tokenizer::char_id('r'), Tokenizer::char_id('e'),
+                                        Tokenizer::char_id('d')};
+  EXPECT_EQ(tok.encode(tok.decode(spelled)), std::vector<int32_t>{Tokenizer::kFirstWord});
+  // Location tokens beside a word: the thought's words, the box's cells.
+  const auto turn = tok.encode("<think>the green square</think><box>[2,4,6,8]</box>",
+                               BoxCoordinates::kLocationTokens);
+  EXPECT_EQ(tok.decode(turn), "<think>the green square</think><box>[2,4,6,8]</box>");
+  int words = 0, locations = 0;
+  for (auto id : turn) {
+    words += Tokenizer::is_word(id);
+    locations += Tokenizer::is_location(id);
+  }
+  EXPECT_EQ(words, 2);
+  EXPECT_EQ(locations, 4);
 }
 
 TEST(TokenizerTest, UnknownBytesBecomeQuestionMarks) {
