@@ -359,6 +359,30 @@ TEST(SyntheticTask, SplitsFamiliesAndVariantsFollowTheOptions) {
   for (uint64_t i = 0; i < 20; ++i) EXPECT_EQ(c.get(i).dataset, "synth_counting");
 }
 
+// The tokenizer's word list (common/tokenizer.h, kWords) is written apart
+// from the task's palettes: every colour, shape and badge colour a scene can
+// name must be one word token, or the policy would spell it letter by letter.
+TEST(SyntheticTask, EveryColourShapeAndBadgeNameIsOneWordToken) {
+  TaskOptions o;
+  o.distractors = 7;  // all eight shape colours in a scene
+  SyntheticTask t(o);
+  const Tokenizer tok;
+  std::set<std::string> names;
+  for (uint64_t i = 0; i < 200; ++i) {
+    for (const SceneObject& ob : t.scene(i, Family::kAttribute, 1).objects) {
+      names.insert(ob.colour);
+      names.insert(ob.shape);
+      if (ob.detail == DetailKind::kBadge) names.insert(ob.value);
+    }
+  }
+  EXPECT_GE(names.size(), 8u + 3u + 2u);  // shape colours, shapes, black and white badges
+  for (const std::string& name : names) {
+    const auto ids = tok.encode(name);
+    ASSERT_EQ(ids.size(), 1u) << name;
+    EXPECT_TRUE(Tokenizer::is_word(ids[0])) << name;
+  }
+}
+
 TEST(SyntheticTask, ScenesForPretrainingComeFromTheirOwnStream) {
   TaskOptions o;
   SyntheticTask t(o);
