@@ -16,6 +16,7 @@
 
 #include "common/config.h"
 #include "common/dataset.h"
+#include "common/reward.h"
 #include "common/threads.h"
 #include "learner/pretrain.h"
 
@@ -229,6 +230,98 @@ json thought_naming(const json& eval, const std::vector<std::pair<uint64_t, std:
   return out;
 }
 
+namespace {
+
+struct AgreementCounts {
+  int items = 0, follows = 0, with_options = 0, not_an_option = 0, without_options = 0,
+      stray_letter = 0;
+  double accuracy = 0, accuracy_from_thought = 0;
+
+  json to_json() const {
+    auto share = [](double k, int n) { return n > 0 ? json(k / n) : json(nullptr); };
+    return json{{"items", items},
+                {"follows_thought", share(follows, items)},
+                {"accuracy", share(accuracy, items)},
+                {"accuracy_from_thought", share(accuracy_from_thought, items)},
+                {"value_not_an_option", share(not_an_option, with_options)},
+                {"letter_without_options", share(stray_letter, without_options)}};
+  }
+};
+
+std::string lower_trimmed(std::string s) {
+  s.erase(0, s.find_first_not_of(" \t\n"));
+  s.erase(s.find_last_not_of(" \t\n") + 1);
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+json answer_vs_thought(const json& eval,
+                       const std::map<uint64_t, std::pair<std::string, std::string>>& questions) {
+  static const std::regex shows(R"(<think>it shows ([^<]*)</think>)");
+  static const std::regex option(R"((?:^|\n)([A-Z])\. ([^\n]*))");
+  AgreementCounts all;
+  std::map<std::string, AgreementCounts> fam;
+  if (!eval.is_object() || !eval.contains("items") || !eval["items"].is_array()) return nullptr;
+  for (const auto& it : eval["items"]) {
+    if (!it.is_object()) continue;
+    const std::string ds = it.value("dataset", std::string());
+    if (ds.rfind("synth_", 0) != 0) continue;
+    const auto pid = it.find("problem_id");
+    if (pid == it.end() || !pid->is_number_unsigned()) continue;
+    const auto qi = questions.find(pid->get<uint64_t>());
+    if (qi == questions.end()) continue;
+    const auto rule = accuracy_rule_for(ds);
+    if (!rule.ok()) continue;
+    const auto tt = it.find("turn_texts");
+    if (tt == it.end() || !tt->is_array() || tt->empty() || !tt->back().is_string()) continue;
+    const std::string last = tt->back().get<std::string>();
+    std::smatch m;
+    if (!std::regex_search(last, m, shows)) continue;
+    const std::string value = m[1].str();
+    const std::string& problem = qi->second.first;
+    std::vector<std::pair<std::string, std::string>> options;  // (letter, text)
+    for (std::sregex_iterator o(problem.begin(), problem.end(), option), end; o != end; ++o)
+      options.emplace_back((*o)[1].str(), (*o)[2].str());
+    std::optional<std::string> implied;
+    if (options.empty()) {
+      implied = value;
+    } else {
+      for (const auto& [letter, text] : options)
+        if (lower_trimmed(text) == lower_trimmed(value)) {
+          implied = letter;
+          break;
+        }
+    }
+    const std::string written = it.value("answer", std::string());
+    const double correct = it.value("correct", 0.0);
+    const double from_thought =
+        implied ? accuracy_reward(*rule, *implied, qi->second.second) : 0.0;
+    const std::string w = lower_trimmed(written);
+    const bool lone_letter = w.size() == 1 && w[0] >= 'a' && w[0] <= 'd';
+    for (AgreementCounts* c : {&all, &fam[ds.substr(6)]}) {
+      ++c->items;
+      c->accuracy += correct;
+      c->accuracy_from_thought += from_thought;
+      if (implied && lower_trimmed(*implied) == w) ++c->follows;
+      if (options.empty()) {
+        ++c->without_options;
+        if (lone_letter && w != lower_trimmed(value)) ++c->stray_letter;
+      } else {
+        ++c->with_options;
+        if (!implied) ++c->not_an_option;
+      }
+    }
+  }
+  if (all.items == 0) return nullptr;
+  json out = all.to_json();
+  json per = json::object();
+  for (const auto& [f, c] : fam) per[f] = c.to_json();
+  out["per_family"] = std::move(per);
+  return out;
+}
+
 json results_targets(const json& arms) {
   auto arm = [&](const std::string& name) -> json {
     return arms.is_object() && arms.contains(name) ? arms[name] : json(nullptr);
@@ -277,6 +370,7 @@ json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
     s["box_score_given"] = eval_box_score_given(*a.eval);
     s["locate_skill"] = a.locate_skill.is_number() ? a.locate_skill : json(nullptr);
     if (!a.thought_naming.is_null()) s["thought_naming"] = a.thought_naming;
+    if (!a.answer_vs_thought.is_null()) s["answer_vs_thought"] = a.answer_vs_thought;
     out[a.arm] = std::move(s);
   }
   out["targets"] = results_targets(out);
@@ -391,6 +485,7 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
   }
   // The test questions, for thought_naming (bad lines are skipped and named).
   std::vector<std::pair<uint64_t, std::string>> questions;
+  std::map<uint64_t, std::pair<std::string, std::string>> answered;  // for answer_vs_thought
   const std::string qpath = (fs::path(cli.dir) / "test" / "data.jsonl").string();
   if (fs::exists(qpath, ec)) {
     auto data = load_jsonl_file(qpath, LoadOptions{});
@@ -399,13 +494,19 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     } else {
       for (const auto& e : data->errors)
         warn(qpath + ":" + std::to_string(e.line) + ": skipped for thought_naming: " + e.error);
-      for (const auto& smp : data->samples) questions.emplace_back(smp.problem_id, smp.problem);
+      for (const auto& smp : data->samples) {
+        questions.emplace_back(smp.problem_id, smp.problem);
+        answered[smp.problem_id] = {smp.problem, smp.solution};
+      }
     }
   } else {
     warn(qpath + " is missing: thought_naming not measured");
   }
   for (auto& a : arms)
-    if (a.eval && !questions.empty()) a.thought_naming = thought_naming(*a.eval, questions);
+    if (a.eval && !questions.empty()) {
+      a.thought_naming = thought_naming(*a.eval, questions);
+      a.answer_vs_thought = answer_vs_thought(*a.eval, answered);
+    }
 
   // Locate skill of every arm that was evaluated (the report is the costly
   // part): one held-out report per checkpoint, run side by side on up to
@@ -542,6 +643,34 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     std::vector<std::string> rows(families.begin(), families.end());
     rows.push_back("all");
     std::cout << render_results_table(cols, rows);
+  }
+  // The answer against what the answer turn's own thought read.
+  {
+    std::set<std::string> fams;
+    for (const auto& arm : results_arms())
+      if (summary[arm].is_object() && summary[arm].contains("answer_vs_thought") &&
+          summary[arm]["answer_vs_thought"].is_object())
+        for (const auto& [f, v] : summary[arm]["answer_vs_thought"]["per_family"].items()) fams.insert(f);
+    if (!fams.empty()) {
+      std::cout << "\nanswer follows the answer turn's thought (\"it shows V\": V, or V's option letter):\n";
+      std::vector<std::pair<std::string, json>> cols;
+      for (const auto& arm : results_arms()) {
+        const json& av = summary[arm].is_object() && summary[arm].contains("answer_vs_thought")
+                             ? summary[arm]["answer_vs_thought"]
+                             : json(nullptr);
+        json col = json::object();
+        if (av.is_object()) {
+          for (const auto& [f, v] : av["per_family"].items()) col[f] = v["follows_thought"];
+          col["all"] = av["follows_thought"];
+          col["accuracy"] = av["accuracy"];
+          col["accuracy_from_thought"] = av["accuracy_from_thought"];
+        }
+        cols.emplace_back(arm, av.is_object() ? col : json(nullptr));
+      }
+      std::vector<std::string> rows(fams.begin(), fams.end());
+      for (const char* r : {"all", "accuracy", "accuracy_from_thought"}) rows.push_back(r);
+      std::cout << render_results_table(cols, rows);
+    }
   }
   std::cout << "\ntimings (s):";
   for (const auto& [k, v] : summary["timings"].items()) {

@@ -15,6 +15,7 @@
 // in tests/results_test.cc); run_results_* do the file and checkpoint work.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -65,12 +66,37 @@ nlohmann::json eval_box_score_given(const nlohmann::json& eval);
 nlohmann::json thought_naming(const nlohmann::json& eval,
                               const std::vector<std::pair<uint64_t, std::string>>& questions);
 
+// Whether the final answer says what the answer turn's own thought read.
+// The pretrained answer turn is "<think>it shows V</think><answer>A</answer>",
+// where A is V, or for a question with options ("\nX. text" lines) the
+// letter of the option whose text is V. For each synthetic-benchmark item
+// (datasets synth_*) whose last turn has such a thought, the answer the
+// thought implies is compared with the one written (trimmed,
+// case-insensitive) and scored by the dataset's accuracy rule. `questions`
+// holds problem_id -> (problem, solution), as in DIR/test/data.jsonl.
+// Returns
+//   {"items": n items with an "it shows" thought,
+//    "follows_thought": share whose answer is the one the thought implies,
+//    "accuracy": their mean accuracy as evaluated,
+//    "accuracy_from_thought": mean accuracy of the implied answers (0 where
+//        the value is none of the options),
+//    "value_not_an_option": share of items with options whose value is none
+//        of them,
+//    "letter_without_options": share of items without options answered with
+//        a lone letter A-D that is not the value,
+//    "per_family": {family: the same fields}}
+// or null when no item has such a thought.
+nlohmann::json answer_vs_thought(
+    const nlohmann::json& eval,
+    const std::map<uint64_t, std::pair<std::string, std::string>>& questions);
+
 // What summary.json is built from, per arm.
 struct ArmResult {
   std::string arm;
   std::optional<nlohmann::json> eval;  // the parsed eval file; nullopt: missing
   nlohmann::json locate_skill;         // number, or null (no checkpoint / report failed)
   nlohmann::json thought_naming;       // thought_naming(), or null (not measured)
+  nlohmann::json answer_vs_thought;    // answer_vs_thought(), or null (not measured)
 };
 
 // The target checks from the per-arm objects of summary.json

@@ -131,6 +131,61 @@ TEST(Results, ThoughtNamingComparesTheFirstThoughtWithTheQuestionsShape) {
   EXPECT_TRUE(thought_naming(json{{"summary", json::object()}}, q).is_null());
 }
 
+// ---- the answer against the answer turn's own thought ---------------------------
+json answered_item(uint64_t id, const std::string& ds, const std::string& last,
+                   const std::string& answer, double correct) {
+  return json{{"problem_id", id},
+              {"dataset", ds},
+              {"answer", answer},
+              {"correct", correct},
+              {"turn_texts", json::array({"<think>the red circle</think><box>[1,2,3,4]</box>", last})}};
+}
+
+TEST(Results, AnswerVsThoughtComparesTheAnswerWithWhatTheThoughtRead) {
+  const std::map<uint64_t, std::pair<std::string, std::string>> q = {
+      {0, {"What character is on the red circle?", "W"}},
+      {1, {"What character is on the red circle?", "4"}},
+      {2, {"Read the character on the blue square.\nA. K\nB. U\nC. 8\nD. 7", "<answer>B</answer>"}},
+      {3, {"How many dots are on the cyan square?\nA. 3\nB. 1\nC. 5\nD. 2", "<answer>B</answer>"}},
+      {4, {"What colour is the small mark on the blue circle?\nA. yellow\nB. green", "<answer>A</answer>"}},
+      {5, {"What character is on the red circle?", "Q"}}};
+  json items = json::array({
+      // Follows its (right) thought.
+      answered_item(0, "synth_text", "<think>it shows W</think><answer>W</answer>", "W", 1.0),
+      // Reads 4 right, answers a letter: the thought alone would have been right.
+      answered_item(1, "synth_text", "<think>it shows 4</think><answer>A</answer>", "A", 0.0),
+      // Reads U (option B) and answers D.
+      answered_item(2, "synth_text_mc", "<think>it shows U</think><answer>D</answer>", "D", 0.0),
+      // Reads 1 (option B) and answers b: follows (case-insensitive).
+      answered_item(3, "synth_counting_mc", "<think>it shows 1</think><answer>b</answer>", "b", 1.0),
+      // Reads a colour that is no option.
+      answered_item(4, "synth_attribute_mc", "<think>it shows red</think><answer>A</answer>", "A", 1.0),
+      // No "it shows" thought: not counted; nor a non-benchmark dataset.
+      answered_item(5, "synth_text", "<answer>Q</answer>", "Q", 1.0),
+      answered_item(0, "viscot_docvqa", "<think>it shows W</think><answer>W</answer>", "W", 1.0),
+  });
+  const json a = answer_vs_thought(json{{"items", items}}, q);
+  ASSERT_TRUE(a.is_object()) << a;
+  EXPECT_EQ(a["items"], 5);
+  EXPECT_DOUBLE_EQ(a["follows_thought"].get<double>(), 2.0 / 5);
+  EXPECT_DOUBLE_EQ(a["accuracy"].get<double>(), 3.0 / 5);
+  // Implied answers W (right), 4 (right), B (right), B (right), none (0).
+  EXPECT_DOUBLE_EQ(a["accuracy_from_thought"].get<double>(), 4.0 / 5);
+  EXPECT_DOUBLE_EQ(a["value_not_an_option"].get<double>(), 1.0 / 3);
+  EXPECT_DOUBLE_EQ(a["letter_without_options"].get<double>(), 1.0 / 2);
+  const json& pf = a["per_family"];
+  EXPECT_EQ(pf["text"]["items"], 2);
+  EXPECT_DOUBLE_EQ(pf["text"]["follows_thought"].get<double>(), 0.5);
+  EXPECT_TRUE(pf["text"]["value_not_an_option"].is_null());
+  EXPECT_DOUBLE_EQ(pf["text_mc"]["accuracy_from_thought"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(pf["text_mc"]["follows_thought"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(pf["counting_mc"]["follows_thought"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(pf["attribute_mc"]["value_not_an_option"].get<double>(), 1.0);
+  EXPECT_FALSE(pf.contains("docvqa"));
+  EXPECT_TRUE(answer_vs_thought(json{{"items", json::array()}}, q).is_null());
+  EXPECT_TRUE(answer_vs_thought(json{{"summary", json::object()}}, q).is_null());
+}
+
 // ---- summary.json ---------------------------------------------------------------
 
 struct Arms {
@@ -444,6 +499,13 @@ TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
   EXPECT_DOUBLE_EQ(s["base"]["thought_naming"]["names_target"].get<double>(), 0.5);
   EXPECT_FALSE(s["ground_r1"].contains("thought_naming"));  // no items
   EXPECT_NE(r.out.find("first thought names"), std::string::npos) << r.out;
+  // Both answer turns read "it shows 2" and the solutions are "2"; the items
+  // hold no written answer, so none follows its thought.
+  ASSERT_TRUE(s["base"]["answer_vs_thought"].is_object()) << s["base"];
+  EXPECT_EQ(s["base"]["answer_vs_thought"]["items"], 2);
+  EXPECT_DOUBLE_EQ(s["base"]["answer_vs_thought"]["accuracy_from_thought"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(s["base"]["answer_vs_thought"]["follows_thought"].get<double>(), 0.0);
+  EXPECT_NE(r.out.find("answer follows the answer turn's thought"), std::string::npos) << r.out;
   EXPECT_TRUE(s["direct_grpo"].is_null());
   EXPECT_TRUE(s["srpo"].is_null());
   EXPECT_NEAR(s["targets"]["accuracy_gain_over_base"]["value"].get<double>(), 0.45, 1e-12);
