@@ -38,7 +38,7 @@ constexpr double kAttentionBudgetBytes = 24.0 * (1 << 20);
 
 // Appended only: a skill's index picks its scene sub-stream.
 constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct",
-                                   "zoom_read_mc", "zoom_read_rel", "option_lookup"};
+                                   "zoom_read_mc", "zoom_read_rel"};
 
 // The start of make_pretrain_example's error for an example longer than
 // model.max_seq_len (training skips and counts those).
@@ -256,8 +256,7 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
     name.erase(name.find_last_not_of(" \t") + 1);
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
       return Status::Error("pretrain.skills: unknown skill \"" + name +
-                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, "
-                           "option_lookup)");
+                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel)");
     }
     if (mix.count(name)) return Status::Error("pretrain.skills: \"" + name + "\" listed twice");
     double w = 1.0;
@@ -290,69 +289,6 @@ std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m) {
     }
   return out;
 }
-
-namespace {
-
-// option_lookup: how an answer follows from what the answer turn's thought
-// read. The question (the zoom-read wording) comes with the benchmark's
-// multiple-choice options half of the time. The assistant part then holds
-// kLookups answer turns "<think>it shows V</think><answer>A</answer>" with V
-// drawn from the values of the options: A is V's option letter when the
-// question has options, else V itself. Only each A (and its </answer>) is
-// trained, never the thought, whose V need not be what the image shows: the
-// skill teaches the step from a read value to the answer (looking the value
-// up among the options, far back in the prompt), with kLookups answers per
-// sequence instead of zoom_read_mc's one, and no image or box is taught.
-constexpr int kLookups = 6;
-
-Result<PretrainExample> option_lookup_example(const Config& cfg, PretrainExample ex,
-                                              const SceneObject& target, uint64_t r) {
-  const int S = cfg.model.image_size;
-  Sample& s = ex.sample;
-  std::vector<std::string> confusions;
-  for (int i = 0; i < static_cast<int>(ex.objects.size()); ++i)
-    if (i != ex.target && ex.objects[i].detail == target.detail) confusions.push_back(ex.objects[i].value);
-  char letter = 'A';
-  const std::string suffix =
-      multiple_choice_suffix(target.detail, target.value, confusions, mix64(r), &letter);
-  std::vector<std::pair<std::string, std::string>> options;  // (letter, value)
-  for (size_t at = 0; (at = suffix.find('\n', at)) != std::string::npos;) {
-    const size_t end = suffix.find('\n', at + 1);
-    const std::string line = suffix.substr(at + 1, end == std::string::npos ? end : end - at - 1);
-    options.emplace_back(line.substr(0, 1), line.substr(3));
-    at = end == std::string::npos ? suffix.size() : end;
-  }
-  r = mix64(r);
-  const bool with_options = r % 2 == 0;
-  if (with_options) {
-    s.problem += suffix;
-    ex.answer = std::string(1, letter);
-    s.solution = "<answer>" + ex.answer + "</answer>";
-  }
-  Trajectory& t = ex.traj;
-  append(t, first_user_turn(s.problem, S, S, cfg.model.image_tokens(), PromptMode::kGrounded), 0);
-  t.images.push_back(ImageRef{false, {}});
-  const Tokenizer tok(S);
-  TurnSpan span;
-  span.begin = static_cast<int32_t>(t.tokens.size());
-  for (int k = 0; k < kLookups; ++k) {
-    r = mix64(r);
-    const auto& [opt_letter, value] = options[r % options.size()];
-    append(t, tok.encode("<think>it shows " + value + "</think><answer>"), 0);
-    append(t, tok.encode((with_options ? opt_letter : value) + "</answer>"), 1);
-  }
-  span.end = static_cast<int32_t>(t.tokens.size());
-  t.turns.push_back(span);
-  t.boxes_shown.push_back(std::nullopt);
-  t.finished = true;
-  if (static_cast<int>(t.tokens.size()) > cfg.model.max_seq_len)
-    return Status::Error(std::string(kTooLong) + ": pretraining example of skill option_lookup has " +
-                         std::to_string(t.tokens.size()) + " tokens > model.max_seq_len " +
-                         std::to_string(cfg.model.max_seq_len));
-  return ex;
-}
-
-}  // namespace
 
 Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::string& skill,
                                               uint64_t index, uint64_t stream) {
@@ -482,7 +418,6 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   }
 
   Trajectory& t = ex.traj;
-  if (skill == "option_lookup") return option_lookup_example(cfg, std::move(ex), target, r);
   const PromptMode mode = skill == "direct" ? PromptMode::kDirect : PromptMode::kGrounded;
   append(t, first_user_turn(s.problem, S, S, cfg.model.image_tokens(), mode), 0);
   t.images.push_back(ImageRef{false, {}});

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -408,70 +407,6 @@ TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
   }
 }
 
-TEST(Pretrain, OptionLookupTrainsOnlyTheAnswersTheThoughtsImply) {
-  const Config cfg = tests_config();
-  const int S = cfg.model.image_size;
-  const Tokenizer tok(S);
-  int with_options = 0, without = 0;
-  std::set<std::string> letters_taught;
-  for (uint64_t i = 0; i < 40; ++i) {
-    auto ex = make_pretrain_example(cfg, "option_lookup", i, 1);
-    ASSERT_TRUE(ex.ok()) << ex.error();
-    const Sample& smp = ex->sample;
-    const Trajectory& t = ex->traj;
-    // The options of the question, if it has them: letter -> value.
-    std::map<std::string, std::string> options;
-    for (char L : std::string("ABCD")) {
-      const std::string tag = std::string("\n") + L + ". ";
-      const size_t at = smp.problem.find(tag);
-      if (at == std::string::npos) continue;
-      const size_t end = smp.problem.find('\n', at + 1);
-      options[std::string(1, L)] = smp.problem.substr(at + tag.size(), end - at - tag.size());
-    }
-    ASSERT_TRUE(options.empty() || options.size() == 4u) << smp.problem;
-    (options.empty() ? without : with_options) += 1;
-    // One image (the full view), no box taught, no crop.
-    ASSERT_EQ(t.images.size(), 1u);
-    EXPECT_FALSE(t.images[0].is_crop);
-    ASSERT_EQ(t.turns.size(), 1u);
-    // The assistant part: six "<think>it shows V</think><answer>A</answer>",
-    // of which only "A</answer>" is trained.
-    const std::string text = tok.decode(std::vector<int32_t>(t.tokens.begin() + t.turns[0].begin,
-                                                             t.tokens.begin() + t.turns[0].end));
-    const std::string trained = tok.decode(masked_ids(t, 1));
-    std::string expect_trained;
-    size_t at = 0;
-    int lookups = 0;
-    while ((at = text.find("<think>it shows ", at)) != std::string::npos) {
-      const size_t v0 = at + std::string("<think>it shows ").size();
-      const size_t v1 = text.find("</think><answer>", v0);
-      ASSERT_NE(v1, std::string::npos) << text;
-      const std::string value = text.substr(v0, v1 - v0);
-      const size_t a0 = v1 + std::string("</think><answer>").size();
-      const size_t a1 = text.find("</answer>", a0);
-      ASSERT_NE(a1, std::string::npos) << text;
-      const std::string answer = text.substr(a0, a1 - a0);
-      if (options.empty()) {
-        EXPECT_EQ(answer, value) << text;
-      } else {
-        ASSERT_TRUE(options.count(answer)) << answer << " in " << text;
-        EXPECT_EQ(options[answer], value) << smp.problem << "\n" << text;
-        letters_taught.insert(answer);
-      }
-      expect_trained += answer + "</answer>";
-      at = a1;
-      ++lookups;
-    }
-    EXPECT_EQ(lookups, 6) << text;
-    EXPECT_EQ(trained, expect_trained);
-    // Nothing of the prompt is trained.
-    for (int32_t j = 0; j < t.turns[0].begin; ++j) EXPECT_EQ(t.policy_mask[j], 0);
-  }
-  EXPECT_GT(with_options, 5);
-  EXPECT_GT(without, 5);
-  EXPECT_GE(letters_taught.size(), 3u);
-}
-
 TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
   const Config cfg = tests_config();
   // The opening words of every benchmark template (common/task.cc).
@@ -482,8 +417,7 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
                              "the shape just",       "nearest shape",
                              "written on",           "small mark"};
   for (const char* skill :
-       {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel",
-        "option_lookup"}) {
+       {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       Config varied = cfg;
       varied.pretrain.wording = "varied";
