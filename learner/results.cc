@@ -137,6 +137,28 @@ json eval_box_score_given(const json& eval) {
 
 namespace {
 
+// The dataset and problem_id of an eval item of the synthetic benchmark
+// (dataset synth_*); nullopt for any other item.
+std::optional<std::pair<std::string, uint64_t>> benchmark_item(const json& it) {
+  if (!it.is_object()) return std::nullopt;
+  std::string ds = it.value("dataset", std::string());
+  if (ds.rfind("synth_", 0) != 0) return std::nullopt;
+  const auto pid = it.find("problem_id");
+  if (pid == it.end() || !pid->is_number_unsigned()) return std::nullopt;
+  return std::make_pair(std::move(ds), pid->get<uint64_t>());
+}
+
+// all's fields plus "per_family": {family: its fields}; null when nothing was counted.
+template <class Counts>
+json with_families(const Counts& all, const std::map<std::string, Counts>& fam) {
+  if (all.items == 0) return nullptr;
+  json out = all.to_json();
+  json per = json::object();
+  for (const auto& [f, c] : fam) per[f] = c.to_json();
+  out["per_family"] = std::move(per);
+  return out;
+}
+
 // Counts of one family (or of all) for thought_naming.
 struct NamingCounts {
   int items = 0, no_box = 0, named_items = 0, names_target = 0, colour_wrong = 0, shape_wrong = 0,
@@ -169,12 +191,10 @@ json thought_naming(const json& eval, const std::vector<std::pair<uint64_t, std:
   std::map<std::string, NamingCounts> fam;
   if (!eval.is_object() || !eval.contains("items") || !eval["items"].is_array()) return nullptr;
   for (const auto& it : eval["items"]) {
-    if (!it.is_object()) continue;
-    const std::string ds = it.value("dataset", std::string());
-    if (ds.rfind("synth_", 0) != 0) continue;
-    const auto pid = it.find("problem_id");
-    if (pid == it.end() || !pid->is_number_unsigned()) continue;
-    const auto qi = q.find(pid->get<uint64_t>());
+    const auto item = benchmark_item(it);
+    if (!item) continue;
+    const std::string& ds = item->first;
+    const auto qi = q.find(item->second);
     if (qi == q.end()) continue;
     // The question's last "the <colour> <shape>".
     std::smatch m, last;
@@ -222,12 +242,7 @@ json thought_naming(const json& eval, const std::vector<std::pair<uint64_t, std:
       }
     }
   }
-  if (all.items == 0) return nullptr;
-  json out = all.to_json();
-  json per = json::object();
-  for (const auto& [f, c] : fam) per[f] = c.to_json();
-  out["per_family"] = std::move(per);
-  return out;
+  return with_families(all, fam);
 }
 
 namespace {
@@ -265,12 +280,10 @@ json answer_vs_thought(const json& eval,
   std::map<std::string, AgreementCounts> fam;
   if (!eval.is_object() || !eval.contains("items") || !eval["items"].is_array()) return nullptr;
   for (const auto& it : eval["items"]) {
-    if (!it.is_object()) continue;
-    const std::string ds = it.value("dataset", std::string());
-    if (ds.rfind("synth_", 0) != 0) continue;
-    const auto pid = it.find("problem_id");
-    if (pid == it.end() || !pid->is_number_unsigned()) continue;
-    const auto qi = questions.find(pid->get<uint64_t>());
+    const auto item = benchmark_item(it);
+    if (!item) continue;
+    const std::string& ds = item->first;
+    const auto qi = questions.find(item->second);
     if (qi == questions.end()) continue;
     const auto rule = accuracy_rule_for(ds);
     if (!rule.ok()) continue;
@@ -314,12 +327,7 @@ json answer_vs_thought(const json& eval,
       }
     }
   }
-  if (all.items == 0) return nullptr;
-  json out = all.to_json();
-  json per = json::object();
-  for (const auto& [f, c] : fam) per[f] = c.to_json();
-  out["per_family"] = std::move(per);
-  return out;
+  return with_families(all, fam);
 }
 
 json results_targets(const json& arms) {
