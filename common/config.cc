@@ -73,6 +73,7 @@ const FieldTable& fields() {
       GR1_FIELD(model, conv_stem, bool, "CNN vision front end (else one linear patch embedding)"),
       GR1_FIELD(model, stem_grid_convs, int, "conv_stem: residual 3x3 convs at the patch grid after the stem"),
       GR1_FIELD(model, image_context, bool, "add the latest image's projected summary to every later text token (needs summary_token)"),
+      GR1_FIELD(model, answer_image_context, bool, "image_context: false = answer spans (<answer> up to </answer>) get no image context, so the answer takes what its thought read"),
       GR1_FIELD(model, image_query, bool, "image slots get a projection of their user turn's mean text embedding"),
       GR1_FIELD(model, image_slot_pos, bool, "learned per-slot (grid cell) embedding added to image rows at the decoder input"),
       GR1_FIELD(model, max_seq_len, int, "longest trajectory in tokens"),
@@ -236,6 +237,8 @@ Status validate_config(const Config& c) {
     return err("model.stem_grid_convs", "needs model.conv_stem: true");
   if (m.image_context && !m.summary_token)
     return err("model.image_context", "needs model.summary_token: true (the context is the summary row)");
+  if (!m.answer_image_context && !m.image_context)
+    return err("model.answer_image_context", "false needs model.image_context: true (there is no image context to withhold)");
   if (m.conv_stem && (m.patch_size < 1 || (m.patch_size & (m.patch_size - 1)) != 0))
     return err("model.patch_size", "must be a power of 2 with model.conv_stem");
   if (m.max_seq_len < 64) return err("model.max_seq_len", "must be >= 64");

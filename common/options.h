@@ -36,6 +36,12 @@ struct ModelOptions {
   // image before it), so that a token reads the newest image without having
   // to find it by attention. Needs summary_token.
   bool image_context = false;
+  // image_context only: false = the tokens of an answer span (from <answer>
+  // up to, not including, </answer>) get no image context, so the answer
+  // cannot re-read the newest image through its summary; it must take what
+  // its thought read (or find it by attention). true = every later text
+  // token gets it (the earlier bases).
+  bool answer_image_context = true;
   // A learned embedding per slot of an image block (patch index in the grid,
   // then the summary) added to each image row at the decoder's input: the
   // decoder's 1-D positions do not say which grid row and column a patch

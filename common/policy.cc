@@ -297,6 +297,8 @@ void check_options(const ModelOptions& o, int64_t vocab) {
   if (o.stem_grid_convs < 0 || (o.stem_grid_convs > 0 && !o.conv_stem))
     bad("policy: stem_grid_convs needs conv_stem");
   if (o.image_context && !o.summary_token) bad("policy: image_context needs summary_token");
+  if (!o.answer_image_context && !o.image_context)
+    bad("policy: answer_image_context false needs image_context");
 }
 
 // Additive attention bias [B,1,Tq,Tk] (0 = may attend, -inf = masked):
@@ -404,12 +406,12 @@ torch::Tensor PolicyImpl::embed(const torch::Tensor& tokens, const torch::Tensor
 
 PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::zeros(int64_t B, int64_t d) {
   return {torch::zeros({B}, torch::kInt64), torch::zeros({B, d}), torch::zeros({B, d}),
-          torch::zeros({B})};
+          torch::zeros({B}), torch::zeros({B}, torch::kBool)};
 }
 
 PolicyImpl::ImageTermsState PolicyImpl::ImageTermsState::select(const torch::Tensor& index) const {
   return {slots.index_select(0, index), ctx.index_select(0, index), qsum.index_select(0, index),
-          qcount.index_select(0, index)};
+          qcount.index_select(0, index), in_answer.index_select(0, index)};
 }
 
 torch::Tensor PolicyImpl::add_image_terms(const torch::Tensor& x_in, const torch::Tensor& tokens,
@@ -453,7 +455,22 @@ torch::Tensor PolicyImpl::add_image_terms(const torch::Tensor& x_in, const torch
     // The summary row as the encoder gave it (x_in), without its slot terms.
     auto at = x_in.gather(1, last.clamp_min(0).unsqueeze(2).expand({B, T, d}));
     auto ctx = torch::where(last.ge(0).unsqueeze(2), at, st.ctx.to(x.dtype()).unsqueeze(1));  // [B,T,d]
-    x = x + image_ctx_(ctx) * slots.logical_not().unsqueeze(2).to(x.dtype());
+    auto use = slots.logical_not();
+    if (!opt_.answer_image_context) {
+      // Answer spans: the latest <answer> at or before j is later than the
+      // latest </answer> at or before j; with neither in this chunk yet, the
+      // state the earlier chunks left.
+      auto latest = [&](int32_t tag) {
+        return std::get<0>(
+            torch::where(tokens.eq(tag) & valid, col, torch::full_like(col, -1)).cummax(1));
+      };
+      const auto open = latest(Tokenizer::kAnswer), close = latest(Tokenizer::kAnswerEnd);
+      const auto in_answer =
+          torch::where(open.ge(0) | close.ge(0), open.gt(close), st.in_answer.unsqueeze(1));  // [B,T]
+      use = use & in_answer.logical_not();
+      st.in_answer = in_answer.select(1, T - 1);
+    }
+    x = x + image_ctx_(ctx) * use.unsqueeze(2).to(x.dtype());
     st.ctx = ctx.select(1, T - 1).detach();
   }
   st.slots = count.select(1, T - 1);
@@ -831,6 +848,7 @@ std::map<std::string, std::string> model_metadata(const ModelOptions& o, int64_t
           {"conv_stem", o.conv_stem ? "1" : "0"},
           {"stem_grid_convs", std::to_string(o.stem_grid_convs)},
           {"image_context", o.image_context ? "1" : "0"},
+          {"answer_image_context", o.answer_image_context ? "1" : "0"},
           {"image_slot_pos", o.image_slot_pos ? "1" : "0"},
           {"image_query", o.image_query ? "1" : "0"},
           {"max_seq_len", std::to_string(o.max_seq_len)},
@@ -843,7 +861,8 @@ bool same_model(const ModelOptions& a, const ModelOptions& b) {
          a.ffn_hidden == b.ffn_hidden && a.image_size == b.image_size && a.patch_size == b.patch_size &&
          a.vision_layers == b.vision_layers && a.summary_token == b.summary_token && a.conv_stem == b.conv_stem &&
          a.stem_grid_convs == b.stem_grid_convs &&
-         a.image_context == b.image_context && a.image_slot_pos == b.image_slot_pos &&
+         a.image_context == b.image_context && a.answer_image_context == b.answer_image_context &&
+         a.image_slot_pos == b.image_slot_pos &&
          a.image_query == b.image_query && a.max_seq_len == b.max_seq_len && a.rope_theta == b.rope_theta;
 }
 
@@ -937,6 +956,14 @@ Result<LoadedPolicy> load_policy(const std::string& path) {
       if (Status s = meta_int(m, "image_context", 0, 1, &ic); !s.ok()) return R::Error(path + ": " + s.message());
     }
     o.image_context = ic == 1;
+    int64_t ac = 1;  // absent (checkpoints before answer_image_context): every text token got it
+    if (m.count("answer_image_context")) {
+      if (Status s = meta_int(m, "answer_image_context", 0, 1, &ac); !s.ok())
+        return R::Error(path + ": " + s.message());
+    }
+    o.answer_image_context = ac == 1;
+    if (!o.answer_image_context && !o.image_context)
+      return R::Error(path + ": answer_image_context 0 needs image_context 1");
     int64_t sp = 0;  // likewise for the image slot embedding
     if (m.count("image_slot_pos")) {
       if (Status s = meta_int(m, "image_slot_pos", 0, 1, &sp); !s.ok()) return R::Error(path + ": " + s.message());

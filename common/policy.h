@@ -80,6 +80,7 @@ class PolicyImpl : public torch::nn::Module {
     torch::Tensor ctx;     // [B,d]: summary row in effect (zeros: none yet)
     torch::Tensor qsum;    // [B,d]: sum of the current user turn's text embeddings
     torch::Tensor qcount;  // [B]: their number
+    torch::Tensor in_answer;  // [B] bool: the last token so far lies in an answer span
     static ImageTermsState zeros(int64_t B, int64_t d);
     ImageTermsState select(const torch::Tensor& index) const;
   };
@@ -92,7 +93,10 @@ class PolicyImpl : public torch::nn::Module {
   // (model.image_query: image tokens that know the question); every
   // non-slot token gets image_ctx(summary row of the latest complete block
   // before it) (model.image_context; a block ends at the slot that makes the
-  // row's slot count a multiple of image_tokens()). `state` holds what
+  // row's slot count a multiple of image_tokens()), except, with
+  // model.answer_image_context false, the tokens of an answer span: from a
+  // <answer> token up to, not including, the next </answer> (an <answer>
+  // with no </answer> after it opens a span to the end). `state` holds what
   // earlier chunks left and is updated to the state after this chunk, so a
   // sequence appended in pieces gets exactly what one forward() gives.
   torch::Tensor add_image_terms(const torch::Tensor& x, const torch::Tensor& tokens,
@@ -107,7 +111,8 @@ class PolicyImpl : public torch::nn::Module {
   // i may attend key j: its ancestors and itself); slot_index [B,T] int64
   // (an image slot's index within its block, else -1); context_node [B,T]
   // int64 (the summary slot of the latest image block on the node's path,
-  // else -1); image_embeds [M,d] for the slots in row-major order. The
+  // else -1; the caller gives -1 for answer-span nodes when
+  // model.answer_image_context is false: PackedGroup::in_answer); image_embeds [M,d] for the slots in row-major order. The
   // image terms follow the same rules as add_image_terms along each path.
   // Throws std::invalid_argument with model.image_query (its per-turn text
   // mean is not supported packed) or on inconsistent shapes.

@@ -3,6 +3,8 @@
 #include <string>
 #include <unordered_map>
 
+#include "common/tokenizer.h"
+
 namespace gr1 {
 
 PackedGroup pack_group(const std::vector<const Trajectory*>& trajs, int32_t image_token,
@@ -67,8 +69,9 @@ PackedGroup pack_group(const std::vector<const Trajectory*>& trajs, int32_t imag
     int32_t node, depth, parent_new;
     int64_t slots_before;   // slots on the path before this node
     int32_t summary_before; // new index of the latest block's summary slot before it, or -1
+    bool in_answer;         // the path before this node ends inside an answer span
   };
-  std::vector<Frame> stack{{root, 0, -1, 0, -1}};
+  std::vector<Frame> stack{{root, 0, -1, 0, -1, false}};
   while (!stack.empty()) {
     const Frame f = stack.back();
     stack.pop_back();
@@ -81,6 +84,10 @@ PackedGroup pack_group(const std::vector<const Trajectory*>& trajs, int32_t imag
     const bool slot = nd.token == image_token;
     const int64_t slots = f.slots_before + (slot ? 1 : 0);
     int32_t summary = f.summary_before;
+    bool in_answer = f.in_answer;
+    if (nd.token == Tokenizer::kAnswer) in_answer = true;
+    if (nd.token == Tokenizer::kAnswerEnd) in_answer = false;
+    out.in_answer.push_back(in_answer ? 1 : 0);
     if (slot) {
       const int32_t k = static_cast<int32_t>((slots - 1) % image_tokens);
       out.slot_index.push_back(k);
@@ -96,7 +103,7 @@ PackedGroup pack_group(const std::vector<const Trajectory*>& trajs, int32_t imag
     }
     // Children in reverse so the first-inserted child is visited first.
     for (auto c = nd.children.rbegin(); c != nd.children.rend(); ++c)
-      stack.push_back({*c, f.depth + 1, id, slots, summary});
+      stack.push_back({*c, f.depth + 1, id, slots, summary, in_answer});
   }
   out.node_of.resize(trajs.size());
   for (size_t t = 0; t < trajs.size(); ++t) {

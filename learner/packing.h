@@ -38,6 +38,11 @@ struct PackedGroup {
   // slot (last slot) of the latest complete image block on its path, else -1.
   std::vector<int32_t> slot_index;
   std::vector<int32_t> context_node;
+  // Per node: 1 if it lies in an answer span on its path (from a <answer>
+  // token up to, not including, the next </answer>: PolicyImpl::
+  // add_image_terms' rule), else 0. With model.answer_image_context false
+  // such nodes get no image context.
+  std::vector<uint8_t> in_answer;
   // The image of each block, in node order: (trajectory, index into its
   // images) of the trajectory that first reached the block.
   struct ImageSource {

@@ -114,7 +114,9 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
       pa[g][i] = pk.depth[i];
       va[g][i] = true;
       sa[g][i] = pk.slot_index[i];
-      ca[g][i] = pk.context_node[i];
+      // PolicyImpl::add_image_terms' rule: no context in answer spans unless
+      // model.answer_image_context.
+      ca[g][i] = (!cfg_.model.answer_image_context && pk.in_answer[i]) ? -1 : pk.context_node[i];
       ra[g][i] = std::max(0, pk.parent[i]);
     }
     for (const auto& src : pk.images)
@@ -183,7 +185,8 @@ Trainer::Trainer(const Config& cfg)
         a.patch_size != m.patch_size || a.vision_layers != m.vision_layers ||
         a.summary_token != m.summary_token || a.conv_stem != m.conv_stem ||
         a.stem_grid_convs != m.stem_grid_convs ||
-        a.image_context != m.image_context || a.image_slot_pos != m.image_slot_pos ||
+        a.image_context != m.image_context || a.answer_image_context != m.answer_image_context ||
+        a.image_slot_pos != m.image_slot_pos ||
         a.image_query != m.image_query)
       throw std::runtime_error("learner.init_checkpoint: its model architecture differs from the "
                                "config's model section (actors build the config's)");

@@ -49,6 +49,12 @@ TEST(ConfigTest, BadValueIsNamed) {
             std::string::npos);
   EXPECT_EQ(error_of("pretrain:\n  processes: 4\n  vision_steps: 10\n  vision_batch: 8\n"),
             "<accepted>");
+  // Withholding the image context from answers needs an image context.
+  EXPECT_NE(error_of("model:\n  answer_image_context: false\n")
+                .find("model.answer_image_context: false needs model.image_context: true"),
+            std::string::npos);
+  EXPECT_EQ(error_of("model:\n  summary_token: true\n  image_context: true\n  answer_image_context: false\n"),
+            "<accepted>");
 }
 
 TEST(ConfigTest, InvalidYamlIsReported) {

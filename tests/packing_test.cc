@@ -65,6 +65,20 @@ TEST(PackGroupTest, SharedPrefixesBecomeOneNodeWithAncestorsPositionsAndImageTer
   EXPECT_NE(err.find("different"), std::string::npos) << err;
 }
 
+// Answer spans (PolicyImpl::add_image_terms' rule) follow each path: from
+// <answer> up to, not including, </answer>, and an open span goes on.
+TEST(PackGroupTest, MarksAnswerSpansAlongEachPath) {
+  constexpr int32_t A = Tokenizer::kAnswer, E = Tokenizer::kAnswerEnd;
+  const Trajectory a = traj({1, I, I, A, 7, E, 8}, 1);
+  const Trajectory b = traj({1, I, I, A, 7, 9}, 1);
+  const Trajectory c = traj({1, I, I, 5, 9}, 1);
+  std::string err;
+  const PackedGroup p = pack_group({&a, &b, &c}, I, 2, &err);
+  ASSERT_TRUE(err.empty()) << err;
+  EXPECT_EQ(p.tokens, (std::vector<int32_t>{1, I, I, A, 7, E, 8, 9, 5, 9}));
+  EXPECT_EQ(p.in_answer, (std::vector<uint8_t>{0, 0, 0, 1, 1, 0, 0, 1, 0, 0}));
+}
+
 Config packed_config() {
   auto c = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
   EXPECT_TRUE(c.ok()) << c.error();
@@ -99,7 +113,12 @@ std::vector<TrajectoryGroup> sampled_groups(const Config& cfg, Trainer& trainer,
 }
 
 TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputation) {
+  // With and without the image context in answer spans: the packed nodes,
+  // the per-trajectory forward and the actor's decode apply the same rule.
+  for (bool answer_ctx : {true, false}) {
+  SCOPED_TRACE(answer_ctx ? "answer_image_context true" : "answer_image_context false");
   Config cfg = packed_config();
+  cfg.model.answer_image_context = answer_ctx;
   Trainer trainer(cfg);
   auto groups = sampled_groups(cfg, trainer, 2);
   int crops = 0;
@@ -116,6 +135,7 @@ TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputation) {
     const auto pk = pack_group(g, Tokenizer::kImage, cfg.model.image_tokens(), &err);
     ASSERT_TRUE(err.empty()) << err;
     EXPECT_LT(static_cast<int64_t>(pk.size()) * 2, tokens);  // the prompt alone is shared 6 ways
+    EXPECT_GT(std::count(pk.in_answer.begin(), pk.in_answer.end(), 1), 0);  // answers were written
     auto packed = trainer.recompute_logprobs_packed(g, s);
     ASSERT_TRUE(packed.ok()) << packed.error();
     double max_diff = 0;
@@ -134,6 +154,7 @@ TEST(PackedForwardTest, LogprobsEqualThePerTrajectoryRecomputation) {
   }
   EXPECT_GT(crops, 0) << "first trajectory's turns: "
                       << ::testing::PrintToString(turn_texts(groups[0].trajectories[0], cfg.model.image_size));  // the trees did branch after crops
+  }
 }
 
 // Block-sparse tree attention (hidden_states_packed with parents) against the

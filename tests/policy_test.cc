@@ -445,6 +445,11 @@ void check_decode_matches_forward(const ModelOptions& o) {
   q0.insert(q0.begin(), Tokenizer::kEnd);
   last = append_chunks({q0, {}, q2}, {{image()}, {}, {image()}});
   last = sample_steps(last, {5, 4, 2});
+  // An answer span opened in a chunk and continued by sampled tokens (with
+  // model.answer_image_context false they get no image context; the span
+  // state crosses appends and forks).
+  last = append_chunks({text_ids("<think>it</think><answer>"), {}, text_ids("<answer>")}, {{}, {}, {}});
+  last = sample_steps(last, {3, 2, 4});
 
   // Fork row 2, reorder, then drop the longest row (its columns compact away).
   fork({2, 0, 1, 2});
@@ -509,6 +514,79 @@ TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithImageTer
   o.image_slot_pos = true;
   o.image_query = true;
   check_decode_matches_forward(o);
+}
+
+TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithoutAnswerContext) {
+  ModelOptions o = small_model();
+  o.summary_token = true;
+  o.image_context = true;
+  o.answer_image_context = false;
+  o.image_slot_pos = true;
+  check_decode_matches_forward(o);
+}
+
+// model.answer_image_context false: the tokens from <answer> up to, not
+// including, </answer> get no image context, in one chunk or several; every
+// other text token after an image still gets it.
+TEST(PolicyTest, AnswerSpansGetNoImageContextWhenAnswerImageContextIsOff) {
+  for (bool answer_ctx : {true, false}) {
+    ModelOptions o = small_model();
+    o.summary_token = true;
+    o.image_context = true;  // 5 slots per image, the 5th the summary row
+    o.answer_image_context = answer_ctx;
+    torch::manual_seed(4);
+    Policy p(o, kV);
+    torch::NoGradGuard ng;
+    for (auto& np : p->named_parameters())
+      if (np.key() == "image_ctx.weight") np.value().copy_(torch::eye(o.d_model));
+    // a [5 slots] <think> b </think> <answer> c d </answer> e <answer> f
+    std::vector<int64_t> ids = text_ids("a");
+    for (int i = 0; i < o.image_tokens(); ++i) ids.push_back(Tokenizer::kImage);
+    for (auto t : text_ids("<think>b</think><answer>cd</answer>e<answer>f")) ids.push_back(t);
+    const int64_t T = static_cast<int64_t>(ids.size());
+    ASSERT_EQ(T, 16);
+    const std::vector<int> span_cols = {9, 10, 11, 14, 15};  // <answer> c d, <answer> f
+    auto tokens = row_tensor(ids);
+    auto valid = torch::ones({1, T}, torch::kBool);
+    auto x = torch::randn({1, T, o.d_model});
+    for (int64_t split : {int64_t{0}, int64_t{10}, int64_t{13}}) {  // 10: inside the first span
+      auto st = PolicyImpl::ImageTermsState::zeros(1, o.d_model);
+      std::vector<torch::Tensor> parts;
+      if (split > 0)
+        parts.push_back(p->add_image_terms(x.slice(1, 0, split), tokens.slice(1, 0, split),
+                                           valid.slice(1, 0, split), st));
+      if (split == 10) {
+        EXPECT_EQ(st.in_answer[0].item<bool>(), !answer_ctx);
+      }
+      if (split == 13) {
+        EXPECT_FALSE(st.in_answer[0].item<bool>());  // after </answer>
+      }
+      parts.push_back(p->add_image_terms(x.slice(1, split), tokens.slice(1, split), valid.slice(1, split), st));
+      EXPECT_EQ(st.in_answer[0].item<bool>(), !answer_ctx);  // the last <answer> is open
+      auto d = torch::cat(parts, 1)[0] - x[0];
+      for (int64_t c = 0; c < T; ++c) {
+        const bool text_after_image = c > 5;
+        const bool in_span = std::count(span_cols.begin(), span_cols.end(), c) > 0;
+        const bool gets = text_after_image && (answer_ctx || !in_span);
+        const auto want = gets ? x[0][5] : torch::zeros({o.d_model});
+        EXPECT_TRUE(torch::allclose(d[c], want, 1e-5, 1e-5))
+            << "column " << c << " split " << split << " answer_image_context " << answer_ctx;
+      }
+    }
+    const auto path = temp_path("answer_ctx.safetensors");
+    ASSERT_TRUE(save_policy(path.string(), p, o).ok());
+    auto loaded = load_policy(path.string());
+    ASSERT_TRUE(loaded.ok()) << loaded.error();
+    EXPECT_EQ(loaded->options.answer_image_context, answer_ctx);
+    fs::remove(path);
+  }
+  EXPECT_THROW(
+      [] {
+        ModelOptions bad = small_model();
+        bad.answer_image_context = false;  // without an image context
+        Policy q(bad, kV);
+      }(),
+      std::invalid_argument);
 }
 
 TEST(PolicyTest, ImageTermsAddSlotEmbeddingsQueriesAndTheLatestSummaryRowToLaterText) {
