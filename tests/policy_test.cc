@@ -507,22 +507,19 @@ TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputation) {
   check_decode_matches_forward(small_model());
 }
 
+// With and without the image context in answer spans (the check forces one
+// mid-rollout).
 TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithImageTerms) {
-  ModelOptions o = small_model();
-  o.summary_token = true;
-  o.image_context = true;
-  o.image_slot_pos = true;
-  o.image_query = true;
-  check_decode_matches_forward(o);
-}
-
-TEST(DecodeSessionTest, SampledLogprobsMatchFullForwardRecomputationWithoutAnswerContext) {
-  ModelOptions o = small_model();
-  o.summary_token = true;
-  o.image_context = true;
-  o.answer_image_context = false;
-  o.image_slot_pos = true;
-  check_decode_matches_forward(o);
+  for (bool answer_ctx : {true, false}) {
+    SCOPED_TRACE(answer_ctx ? "answer_image_context true" : "answer_image_context false");
+    ModelOptions o = small_model();
+    o.summary_token = true;
+    o.image_context = true;
+    o.answer_image_context = answer_ctx;
+    o.image_slot_pos = true;
+    o.image_query = true;
+    check_decode_matches_forward(o);
+  }
 }
 
 // model.answer_image_context false: the tokens from <answer> up to, not
