@@ -119,9 +119,11 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, weight_decay, double, "pretraining AdamW weight decay"),
       GR1_FIELD(pretrain, grad_clip, double, "pretraining max gradient norm"),
       GR1_FIELD(pretrain, position_jitter, int, "random position offset 0..N per sequence"),
-      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct, zoom_read_mc)"),
-      GR1_FIELD(pretrain, phase1_steps, int, "the first N decoder steps draw from phase1_skills"),
+      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup)"),
+      GR1_FIELD(pretrain, phase1_steps, int, "the first N decoder steps (after phase 0) draw from phase1_skills"),
       GR1_FIELD(pretrain, phase1_skills, std::string, "skill mix of the first phase1_steps steps"),
+      GR1_FIELD(pretrain, phase0_steps, int, "the first N decoder steps (before phase 1) draw from phase0_skills"),
+      GR1_FIELD(pretrain, phase0_skills, std::string, "skill mix of the phase0_steps steps (e.g. answer_lookup:1, text only)"),
       GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
       GR1_FIELD(pretrain, threads, int, "LibTorch threads per process"),
@@ -314,6 +316,8 @@ Status validate_config(const Config& c) {
   if (pt.vision_batch < 1) return err("pretrain.vision_batch", "must be >= 1");
   if (pt.phase1_steps < 0 || pt.phase1_steps > pt.steps)
     return err("pretrain.phase1_steps", "must be in [0, pretrain.steps]");
+  if (pt.phase0_steps < 0 || pt.phase0_steps + pt.phase1_steps > pt.steps)
+    return err("pretrain.phase0_steps", "must be >= 0 and with pretrain.phase1_steps at most pretrain.steps");
   if (!(pt.vision_box_weight >= 0) || !std::isfinite(pt.vision_box_weight))
     return err("pretrain.vision_box_weight", "must be >= 0");
   if (!(pt.vision_crop_fraction >= 0 && pt.vision_crop_fraction <= 1))

@@ -149,7 +149,8 @@ struct PretrainOptions {
   double grad_clip = 1.0;
   int position_jitter = 10;       // random 0..N offset added to all positions of a sequence
   // Skills and their weights: "name:weight,...". Known: locate, zoom_read,
-  // refine, answer, direct, zoom_read_mc (see learner/pretrain.h).
+  // refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup (see
+  // learner/pretrain.h).
   std::string skills = "locate:3,zoom_read:4,refine:1.5,answer:1,direct:0.5";
   // A first phase of the decoder stage: its first phase1_steps steps (of
   // `steps`) draw from phase1_skills instead (e.g. locate only: short
@@ -157,6 +158,14 @@ struct PretrainOptions {
   // patches that every other skill starts with).
   int phase1_steps = 0;
   std::string phase1_skills = "locate:1";
+  // A phase before it: the first phase0_steps steps (of `steps`; phase 1
+  // then follows) draw from phase0_skills, at pretrain.lr after its own
+  // warm-up; the lr schedule of the steps after it is the one they would
+  // have without it (warm-up, then decay over steps - phase0_steps). Meant
+  // for text-only skills (answer_lookup): many cheap steps before the decoder
+  // sees an image.
+  int phase0_steps = 0;
+  std::string phase0_skills = "answer_lookup:1";
   int log_every = 50;             // steps between progress lines
   int report_items = 200;         // held-out items per skill in the final report
   int threads = 1;                // LibTorch intra-op threads (per process)

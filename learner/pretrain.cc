@@ -38,7 +38,7 @@ constexpr double kAttentionBudgetBytes = 24.0 * (1 << 20);
 
 // Appended only: a skill's index picks its scene sub-stream.
 constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct",
-                                   "zoom_read_mc", "zoom_read_rel"};
+                                   "zoom_read_mc", "zoom_read_rel", "answer_lookup"};
 
 // The start of make_pretrain_example's error for an example longer than
 // model.max_seq_len (training skips and counts those).
@@ -256,7 +256,8 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
     name.erase(name.find_last_not_of(" \t") + 1);
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
       return Status::Error("pretrain.skills: unknown skill \"" + name +
-                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel)");
+                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, "
+                           "answer_lookup)");
     }
     if (mix.count(name)) return Status::Error("pretrain.skills: \"" + name + "\" listed twice");
     double w = 1.0;
@@ -289,6 +290,70 @@ std::vector<float> patch_objectness(const Box& shown, const ModelOptions& m) {
     }
   return out;
 }
+
+namespace {
+
+// answer_lookup (text only): the step from what an answer turn's thought read
+// to the answer. The question (the zoom-read wording of a scene) comes with
+// the benchmark's four options half of the time, and no image. The assistant
+// part holds kLookups answer turns "<think>it shows V</think><answer>A</answer>",
+// V drawn from the option values: A is V's option letter when the question
+// lists options, else V. Only each A and its </answer> are trained, never the
+// thought (V need not be what any image shows). Without an image the
+// sequences are short, so the decoder can get the many examples that the
+// copy and the letter lookup take before it learns to answer from the
+// image summary (docs/results.md, "How fast does this decoder learn the copy
+// at all?").
+constexpr int kLookups = 6;
+
+Result<PretrainExample> answer_lookup_example(const Config& cfg, PretrainExample ex,
+                                              const SceneObject& target, uint64_t r) {
+  const int S = cfg.model.image_size;
+  Sample& s = ex.sample;
+  std::vector<std::string> confusions;
+  for (int i = 0; i < static_cast<int>(ex.objects.size()); ++i)
+    if (i != ex.target && ex.objects[i].detail == target.detail) confusions.push_back(ex.objects[i].value);
+  char letter = 'A';
+  const std::string suffix =
+      multiple_choice_suffix(target.detail, target.value, confusions, mix64(r), &letter);
+  std::vector<std::pair<std::string, std::string>> options;  // (letter, value)
+  for (size_t at = suffix.find('\n'); at != std::string::npos;) {
+    const size_t end = suffix.find('\n', at + 1);
+    const std::string line = suffix.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+    if (line.size() > 3 && line.compare(1, 2, ". ") == 0) options.emplace_back(line.substr(0, 1), line.substr(3));
+    at = end;
+  }
+  if (options.empty()) return Status::Error("answer_lookup: no options in \"" + suffix + "\"");
+  r = mix64(r);
+  const bool with_options = r % 2 == 0;
+  if (with_options) {
+    s.problem += suffix;
+    ex.answer = std::string(1, letter);
+    s.solution = "<answer>" + ex.answer + "</answer>";
+  }
+  s.dataset = "pretrain_answer_lookup";
+  Trajectory& t = ex.traj;
+  append(t, first_user_turn(s.problem, S, S, /*image_tokens=*/0, PromptMode::kGrounded), 0);
+  const Tokenizer tok(S);
+  TurnSpan span;
+  span.begin = static_cast<int32_t>(t.tokens.size());
+  for (int k = 0; k < kLookups; ++k) {
+    r = mix64(r);
+    const auto& [opt_letter, value] = options[r % options.size()];
+    append(t, tok.encode("<think>it shows " + value + "</think><answer>"), 0);
+    append(t, tok.encode((with_options ? opt_letter : value) + "</answer>"), 1);
+  }
+  span.end = static_cast<int32_t>(t.tokens.size());
+  t.turns.push_back(span);
+  t.finished = true;
+  if (static_cast<int>(t.tokens.size()) > cfg.model.max_seq_len)
+    return Status::Error(std::string(kTooLong) + ": pretraining example of skill answer_lookup has " +
+                         std::to_string(t.tokens.size()) + " tokens > model.max_seq_len " +
+                         std::to_string(cfg.model.max_seq_len));
+  return ex;
+}
+
+}  // namespace
 
 Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::string& skill,
                                               uint64_t index, uint64_t stream) {
@@ -417,6 +482,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     s.dataset = "pretrain_zoom_read_mc";
   }
 
+  if (skill == "answer_lookup") return answer_lookup_example(cfg, std::move(ex), target, r);
   Trajectory& t = ex.traj;
   const PromptMode mode = skill == "direct" ? PromptMode::kDirect : PromptMode::kGrounded;
   append(t, first_user_turn(s.problem, S, S, cfg.model.image_tokens(), mode), 0);
@@ -805,6 +871,18 @@ Result<int> copy_vision_parameters(const Policy& src, const Policy& dst) {
 
 }  // namespace
 
+double pretrain_lr(const PretrainOptions& po, int step) {
+  // Phase 0 (if any) and the rest each get a linear warm-up; phase 0 then
+  // holds lr, the rest decays linearly to lr * lr_final_frac.
+  const bool in_phase0 = step <= po.phase0_steps;
+  const int local = in_phase0 ? step : step - po.phase0_steps;
+  if (local <= po.warmup_steps) return po.lr * local / std::max(1, po.warmup_steps);
+  if (in_phase0) return po.lr;
+  const int span = po.steps - po.phase0_steps - po.warmup_steps;
+  const double f = static_cast<double>(local - po.warmup_steps) / std::max(1, span);
+  return po.lr * (1.0 - f * (1.0 - po.lr_final_frac));
+}
+
 int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOptions& dpo) {
   auto mix = parse_skill_mix(cfg.pretrain.skills);
   if (!mix.ok()) {
@@ -817,6 +895,15 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     mix1 = parse_skill_mix(cfg.pretrain.phase1_skills);
     if (!mix1.ok()) {
       std::cerr << "gr1 pretrain: phase1_skills: " << mix1.error() << "\n";
+      return 2;
+    }
+  }
+  // And the phase0_steps before those, from theirs.
+  Result<std::map<std::string, double>> mix0 = *mix;
+  if (cfg.pretrain.phase0_steps > 0) {
+    mix0 = parse_skill_mix(cfg.pretrain.phase0_skills);
+    if (!mix0.ok()) {
+      std::cerr << "gr1 pretrain: phase0_skills: " << mix0.error() << "\n";
       return 2;
     }
   }
@@ -926,13 +1013,16 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     }
     return x;
   };
-  const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1);
+  const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1), zeroth_mix = make_mix(*mix0);
   if (leader) {
   std::printf("gr1 pretrain: %lld parameters, %d steps x %d sequences, skills %s",
               static_cast<long long>(count_parameters(policy)), po.steps, po.batch,
               po.skills.c_str());
+  if (po.phase0_steps > 0)
+    std::printf(" (the first %d steps: %s)", po.phase0_steps, po.phase0_skills.c_str());
   if (po.phase1_steps > 0)
-    std::printf(" (the first %d steps: %s)", po.phase1_steps, po.phase1_skills.c_str());
+    std::printf(" (%s %d steps: %s)", po.phase0_steps > 0 ? "then" : "the first", po.phase1_steps,
+                po.phase1_skills.c_str());
   if (dp.world() > 1)
     std::printf(", each step's batch shared out over %d processes (gradients summed)", dp.world());
   std::printf("\n");
@@ -948,21 +1038,15 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   uint64_t next_index = 0;
   std::map<std::string, int> too_long;  // skipped over-long examples per skill
   for (int step = 1; step <= po.steps; ++step) {
-    // Linear warm-up, then linear decay to lr * lr_final_frac.
-    double lr = po.lr;
-    if (step <= po.warmup_steps) {
-      lr = po.lr * step / std::max(1, po.warmup_steps);
-    } else {
-      const double f =
-          static_cast<double>(step - po.warmup_steps) / std::max(1, po.steps - po.warmup_steps);
-      lr = po.lr * (1.0 - f * (1.0 - po.lr_final_frac));
-    }
+    const double lr = pretrain_lr(po, step);
     for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
       static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options())
           .lr(lr * group_scale[gi]);
 
     std::vector<PretrainExample> batch;
-    const Mix& mx = step <= po.phase1_steps ? first_mix : main_mix;
+    const Mix& mx = step <= po.phase0_steps                     ? zeroth_mix
+                    : step <= po.phase0_steps + po.phase1_steps ? first_mix
+                                                                : main_mix;
     int skipped_in_step = 0;
     for (int i = 0; i < po.batch; ++next_index) {
       const double u =
@@ -1146,6 +1230,8 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   report["report_seconds"] = seconds_since(t0) - train_s;
   report["steps"] = po.steps;
   report["skills"] = po.skills;
+  report["phase0_steps"] = po.phase0_steps;
+  report["phase0_skills"] = po.phase0_skills;
   report["phase1_steps"] = po.phase1_steps;
   report["phase1_skills"] = po.phase1_skills;
   report["checkpoint"] = out;

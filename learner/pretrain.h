@@ -22,6 +22,12 @@
 //   zoom_read_mc  zoom_read with four options "\nA. x\nB. y..." after the
 //              question (the benchmark's multiple-choice form) -> ... ->
 //              <answer> with the right option's letter
+//   zoom_read_rel  zoom_read of a shape named by its relation to another
+//   answer_lookup  text only, no image: the zoom-read question (with the four
+//              options half of the time), then six answer turns
+//              "<think>it shows V</think><answer>A</answer>" whose thoughts
+//              are given; A (V, or V's option letter) alone is trained: the
+//              step from a read value to the answer, cheaply and many times
 // Supervised boxes are whole-shape boxes, never a detail's (evidence) box,
 // and the wording differs from every benchmark template: nothing the
 // benchmark asks, nor its evidence boxes, is ever supervised.
@@ -100,6 +106,10 @@ ObjectnessWeights objectness_weights(double n, double pos, double other, double 
 // objectness loss (whose class weights are per micro-batch) a step is the
 // one-process step up to the order of float additions; with them it is the
 // same in expectation. Only rank 0 prints, writes `out` and reports.
+// The decoder stage's learning rate at step `step` (1-based): see
+// PretrainOptions::phase0_steps.
+double pretrain_lr(const PretrainOptions& po, int step);
+
 int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOptions& dp = {});
 
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -407,6 +408,141 @@ TEST(Pretrain, AnswerAndDirectSkillsAnswerAtOnceFromLargeDetails) {
   }
 }
 
+TEST(Pretrain, AnswerLookupIsTextOnlyAndTrainsOnlyTheAnswersTheThoughtsImply) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  const Tokenizer tok(S);
+  int with_options = 0, without = 0;
+  std::set<std::string> letters_taught;
+  for (uint64_t i = 0; i < 40; ++i) {
+    auto ex = make_pretrain_example(cfg, "answer_lookup", i, 1);
+    ASSERT_TRUE(ex.ok()) << ex.error();
+    const Sample& smp = ex->sample;
+    const Trajectory& t = ex->traj;
+    // The options of the question, if it has them: letter -> value.
+    std::map<std::string, std::string> options;
+    for (char L : std::string("ABCD")) {
+      const std::string tag = std::string("\n") + L + ". ";
+      const size_t at = smp.problem.find(tag);
+      if (at == std::string::npos) continue;
+      const size_t end = smp.problem.find('\n', at + 1);
+      options[std::string(1, L)] = smp.problem.substr(at + tag.size(), end - at - tag.size());
+    }
+    ASSERT_TRUE(options.empty() || options.size() == 4u) << smp.problem;
+    (options.empty() ? without : with_options) += 1;
+    // No image at all: no image block, no <image> token, no box.
+    EXPECT_TRUE(t.images.empty());
+    EXPECT_EQ(std::count(t.tokens.begin(), t.tokens.end(), Tokenizer::kImage), 0);
+    EXPECT_TRUE(location_indices(t.tokens).empty());
+    ASSERT_EQ(t.turns.size(), 1u);
+    // The prompt is the rollout's first user turn without the image.
+    const auto prompt = first_user_turn(smp.problem, S, S, 0, PromptMode::kGrounded);
+    ASSERT_GE(t.turns[0].begin, static_cast<int32_t>(prompt.size()));
+    EXPECT_TRUE(std::equal(prompt.begin(), prompt.end(), t.tokens.begin()));
+    // The assistant part: six "<think>it shows V</think><answer>A</answer>",
+    // of which only "A</answer>" is trained.
+    const std::string text = tok.decode(std::vector<int32_t>(t.tokens.begin() + t.turns[0].begin,
+                                                             t.tokens.begin() + t.turns[0].end));
+    const std::string trained = tok.decode(masked_ids(t, 1));
+    std::string expect_trained;
+    size_t at = 0;
+    int lookups = 0;
+    while ((at = text.find("<think>it shows ", at)) != std::string::npos) {
+      const size_t v0 = at + std::string("<think>it shows ").size();
+      const size_t v1 = text.find("</think><answer>", v0);
+      ASSERT_NE(v1, std::string::npos) << text;
+      const std::string value = text.substr(v0, v1 - v0);
+      const size_t a0 = v1 + std::string("</think><answer>").size();
+      const size_t a1 = text.find("</answer>", a0);
+      ASSERT_NE(a1, std::string::npos) << text;
+      const std::string answer = text.substr(a0, a1 - a0);
+      if (options.empty()) {
+        EXPECT_EQ(answer, value) << text;
+      } else {
+        ASSERT_TRUE(options.count(answer)) << answer << " in " << text;
+        EXPECT_EQ(options[answer], value) << smp.problem << "\n" << text;
+        letters_taught.insert(answer);
+      }
+      expect_trained += answer + "</answer>";
+      at = a1;
+      ++lookups;
+    }
+    EXPECT_EQ(lookups, 6) << text;
+    EXPECT_EQ(trained, expect_trained);
+    for (int32_t j = 0; j < t.turns[0].begin; ++j) EXPECT_EQ(t.policy_mask[j], 0);
+  }
+  EXPECT_GT(with_options, 5);
+  EXPECT_GT(without, 5);
+  EXPECT_GE(letters_taught.size(), 3u);
+}
+
+TEST(Pretrain, PhaseZeroHoldsTheLrAndLeavesTheRestOfTheScheduleAsWithoutIt) {
+  PretrainOptions po;
+  po.lr = 1e-3;
+  po.lr_final_frac = 0.1;
+  po.warmup_steps = 10;
+  po.steps = 100;
+  po.phase0_steps = 0;
+  // Without phase 0: linear warm-up, then linear decay to lr * lr_final_frac.
+  EXPECT_DOUBLE_EQ(pretrain_lr(po, 5), 0.5e-3);
+  EXPECT_DOUBLE_EQ(pretrain_lr(po, 10), 1e-3);
+  EXPECT_NEAR(pretrain_lr(po, 55), 1e-3 * (1 - 0.5 * 0.9), 1e-12);
+  EXPECT_NEAR(pretrain_lr(po, 100), 1e-4, 1e-12);
+  PretrainOptions with0 = po;
+  with0.phase0_steps = 40;
+  with0.steps = po.steps + 40;
+  // Phase 0: its own warm-up, then lr held.
+  EXPECT_DOUBLE_EQ(pretrain_lr(with0, 5), 0.5e-3);
+  EXPECT_DOUBLE_EQ(pretrain_lr(with0, 25), 1e-3);
+  EXPECT_DOUBLE_EQ(pretrain_lr(with0, 40), 1e-3);
+  // After it, step 40 + k gets what step k got without it.
+  for (int k = 1; k <= po.steps; ++k) EXPECT_DOUBLE_EQ(pretrain_lr(with0, 40 + k), pretrain_lr(po, k)) << k;
+}
+
+TEST(Pretrain, PhaseZeroRunsTextOnlyStepsFirstAndItsBoundsAreChecked) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 6;
+  cfg.pretrain.log_every = 1;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.phase0_steps = 2;
+  cfg.pretrain.phase0_skills = "answer_lookup:1";
+  cfg.pretrain.phase1_steps = 2;
+  cfg.pretrain.phase1_skills = "locate:1";
+  cfg.pretrain.skills = "zoom_read:1";
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_phase0_test";
+  std::filesystem::remove_all(dir);
+  const std::string out = (dir / "base.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  std::ifstream in(out + ".report.json");
+  const auto rep = nlohmann::json::parse(in);
+  EXPECT_EQ(rep["phase0_steps"], 2);
+  EXPECT_EQ(rep["phase0_skills"], "answer_lookup:1");
+  ASSERT_EQ(rep["log"].size(), 6u);
+  // Phase 0's text-only lookups have no image, so no objectness term (the
+  // other skills' first image has one); locate examples (one user turn) are
+  // far shorter than zoom-read ones (two): the phases show, in that order.
+  ASSERT_GT(cfg.pretrain.objectness_weight, 0);
+  const auto row = [&](int k, const char* key) { return rep["log"][k][key].get<double>(); };
+  for (int k : {0, 1}) {
+    EXPECT_EQ(row(k, "objectness_loss"), 0.0) << rep["log"].dump();
+    EXPECT_GT(row(k, "loss"), 0.0) << rep["log"].dump();
+    EXPECT_GT(row(k + 2, "objectness_loss"), 0.0) << rep["log"].dump();
+    EXPECT_GT(row(k + 4, "objectness_loss"), 0.0) << rep["log"].dump();
+    EXPECT_LT(1.5 * row(k + 2, "sequence_tokens"), row(k + 4, "sequence_tokens")) << rep["log"].dump();
+  }
+  cfg.pretrain.phase0_skills = "answer_lookup:1,peek:2";
+  EXPECT_EQ(run_pretrain(cfg, out), 2);
+  for (const auto& sets : std::vector<std::vector<std::string>>{
+           {"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.phase0_steps=3"},
+           {"pretrain.phase0_steps=-1"}}) {
+    auto bad = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml", sets);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().find("pretrain.phase0_steps"), std::string::npos) << bad.error();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
   const Config cfg = tests_config();
   // The opening words of every benchmark template (common/task.cc).
@@ -417,7 +553,8 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
                              "the shape just",       "nearest shape",
                              "written on",           "small mark"};
   for (const char* skill :
-       {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel"}) {
+       {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel",
+        "answer_lookup"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       Config varied = cfg;
       varied.pretrain.wording = "varied";
