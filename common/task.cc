@@ -776,6 +776,19 @@ std::string multiple_choice_suffix(DetailKind kind, const std::string& truth,
   return mc_options(rng, truth, confusions, detail_pool(kind), letter);
 }
 
+std::vector<std::pair<std::string, std::string>> multiple_choice_options(const std::string& question) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (size_t begin = 0; begin <= question.size();) {
+    size_t end = question.find('\n', begin);
+    if (end == std::string::npos) end = question.size();
+    const std::string_view line(question.data() + begin, end - begin);
+    if (line.size() >= 3 && line[0] >= 'A' && line[0] <= 'Z' && line[1] == '.' && line[2] == ' ')
+      out.emplace_back(std::string(1, line[0]), std::string(line.substr(3)));
+    begin = end + 1;
+  }
+  return out;
+}
+
 Scene SyntheticTask::scene(uint64_t index, Family family, uint64_t stream) const {
   Rng rng(stream_seed(opts_.seed, 1 + std::max<uint64_t>(1, stream)), index);
   BuiltScene sc = build_scene(rng, opts_, detail_of(family), family == Family::kSpatial);

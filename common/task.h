@@ -77,6 +77,10 @@ std::string multiple_choice_suffix(DetailKind kind, const std::string& truth,
                                    const std::vector<std::string>& confusions, uint64_t seed,
                                    char* letter);
 
+// The options of a question in that form: every line "L. text" (L in A-Z) as
+// (L, text), in order; empty when the question lists none.
+std::vector<std::pair<std::string, std::string>> multiple_choice_options(const std::string& question);
+
 // The benchmark's spatial relation (dir 0 left of, 1 right of, 2 above, 3
 // below): among the objects whose centre lies in the 90-degree cone of `dir`
 // around the anchor's centre, the nearest; -1 unless it is unique (the

@@ -316,13 +316,7 @@ Result<PretrainExample> answer_lookup_example(const Config& cfg, PretrainExample
   char letter = 'A';
   const std::string suffix =
       multiple_choice_suffix(target.detail, target.value, confusions, mix64(r), &letter);
-  std::vector<std::pair<std::string, std::string>> options;  // (letter, value)
-  for (size_t at = suffix.find('\n'); at != std::string::npos;) {
-    const size_t end = suffix.find('\n', at + 1);
-    const std::string line = suffix.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
-    if (line.size() > 3 && line.compare(1, 2, ". ") == 0) options.emplace_back(line.substr(0, 1), line.substr(3));
-    at = end;
-  }
+  const auto options = multiple_choice_options(suffix);  // (letter, value)
   if (options.empty()) return Status::Error("answer_lookup: no options in \"" + suffix + "\"");
   r = mix64(r);
   const bool with_options = r % 2 == 0;
@@ -889,24 +883,17 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     std::cerr << "gr1 pretrain: " << mix.error() << "\n";
     return 2;
   }
-  // The first phase1_steps decoder steps draw from their own mix.
-  Result<std::map<std::string, double>> mix1 = *mix;
-  if (cfg.pretrain.phase1_steps > 0) {
-    mix1 = parse_skill_mix(cfg.pretrain.phase1_skills);
-    if (!mix1.ok()) {
-      std::cerr << "gr1 pretrain: phase1_skills: " << mix1.error() << "\n";
-      return 2;
-    }
-  }
-  // And the phase0_steps before those, from theirs.
-  Result<std::map<std::string, double>> mix0 = *mix;
-  if (cfg.pretrain.phase0_steps > 0) {
-    mix0 = parse_skill_mix(cfg.pretrain.phase0_skills);
-    if (!mix0.ok()) {
-      std::cerr << "gr1 pretrain: phase0_skills: " << mix0.error() << "\n";
-      return 2;
-    }
-  }
+  // Phase 0's and phase 1's steps draw from their own mixes (when they have
+  // steps; otherwise the main mix stands in, unused).
+  auto phase_mix = [&](int steps, const std::string& spec, const char* key) {
+    if (steps <= 0) return mix;
+    auto m = parse_skill_mix(spec);
+    if (!m.ok()) std::cerr << "gr1 pretrain: " << key << ": " << m.error() << "\n";
+    return m;
+  };
+  const auto mix0 = phase_mix(cfg.pretrain.phase0_steps, cfg.pretrain.phase0_skills, "phase0_skills");
+  const auto mix1 = phase_mix(cfg.pretrain.phase1_steps, cfg.pretrain.phase1_skills, "phase1_skills");
+  if (!mix0.ok() || !mix1.ok()) return 2;
   configure_compute_threads(cfg.pretrain.threads);
   const PretrainOptions& po = cfg.pretrain;
   auto joined = DataParallel::connect(dpo);

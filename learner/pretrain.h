@@ -93,6 +93,10 @@ struct ObjectnessWeights {
 };
 ObjectnessWeights objectness_weights(double n, double pos, double other, double share);
 
+// The decoder stage's learning rate at step `step` (1-based): see
+// PretrainOptions::phase0_steps.
+double pretrain_lr(const PretrainOptions& po, int step);
+
 // Trains cfg.pretrain.steps steps from cfg.run.seed's initialisation (or
 // cfg.learner.init_checkpoint when set), after the vision stage
 // (learner/vision_pretrain.h) when pretrain.vision_steps > 0, writes `out` (safetensors) and
@@ -106,10 +110,6 @@ ObjectnessWeights objectness_weights(double n, double pos, double other, double 
 // objectness loss (whose class weights are per micro-batch) a step is the
 // one-process step up to the order of float additions; with them it is the
 // same in expectation. Only rank 0 prints, writes `out` and reports.
-// The decoder stage's learning rate at step `step` (1-based): see
-// PretrainOptions::phase0_steps.
-double pretrain_lr(const PretrainOptions& po, int step);
-
 int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOptions& dp = {});
 
 // The held-out report of a policy checkpoint (also `gr1 pretrain` 's last

@@ -17,6 +17,7 @@
 #include "common/config.h"
 #include "common/dataset.h"
 #include "common/reward.h"
+#include "common/task.h"
 #include "common/threads.h"
 #include "learner/pretrain.h"
 
@@ -275,7 +276,6 @@ std::string lower_trimmed(std::string s) {
 json answer_vs_thought(const json& eval,
                        const std::map<uint64_t, std::pair<std::string, std::string>>& questions) {
   static const std::regex shows(R"(<think>it shows ([^<]*)</think>)");
-  static const std::regex option(R"((?:^|\n)([A-Z])\. ([^\n]*))");
   AgreementCounts all;
   std::map<std::string, AgreementCounts> fam;
   if (!eval.is_object() || !eval.contains("items") || !eval["items"].is_array()) return nullptr;
@@ -294,9 +294,7 @@ json answer_vs_thought(const json& eval,
     if (!std::regex_search(last, m, shows)) continue;
     const std::string value = m[1].str();
     const std::string& problem = qi->second.first;
-    std::vector<std::pair<std::string, std::string>> options;  // (letter, text)
-    for (std::sregex_iterator o(problem.begin(), problem.end(), option), end; o != end; ++o)
-      options.emplace_back((*o)[1].str(), (*o)[2].str());
+    const auto options = multiple_choice_options(problem);  // (letter, text)
     std::optional<std::string> implied;
     if (options.empty()) {
       implied = value;

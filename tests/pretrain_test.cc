@@ -40,6 +40,19 @@ std::vector<int32_t> masked_ids(const Trajectory& t, uint8_t m) {
   return ids;
 }
 
+// The options "\nL. value" of a question, letter -> value (A-D only).
+std::map<std::string, std::string> option_values(const std::string& problem) {
+  std::map<std::string, std::string> out;
+  for (char L : std::string("ABCD")) {
+    const std::string tag = std::string("\n") + L + ". ";
+    const size_t at = problem.find(tag);
+    if (at == std::string::npos) continue;
+    const size_t end = problem.find('\n', at + 1);
+    out[std::string(1, L)] = problem.substr(at + tag.size(), end - at - tag.size());
+  }
+  return out;
+}
+
 // Location tokens of `ids`, as grid indices k, in order.
 std::vector<int> location_indices(const std::vector<int32_t>& ids) {
   std::vector<int> out;
@@ -234,14 +247,10 @@ TEST(Pretrain, MultipleChoiceZoomReadAnswersWithTheRightOptionsLetter) {
     // the benchmark's multiple-choice form.
     const size_t first = smp.problem.find("\nA. ");
     ASSERT_NE(first, std::string::npos) << smp.problem;
+    const auto options = option_values(smp.problem);
+    ASSERT_EQ(options.size(), 4u) << smp.problem;
     std::vector<std::string> values;
-    for (char L : letters) {
-      const std::string tag = std::string("\n") + L + ". ";
-      const size_t at = smp.problem.find(tag);
-      ASSERT_NE(at, std::string::npos) << smp.problem;
-      const size_t end = smp.problem.find('\n', at + 1);
-      values.push_back(smp.problem.substr(at + tag.size(), end - at - tag.size()));
-    }
+    for (const auto& [letter, value] : options) values.push_back(value);  // A..D in order
     ASSERT_EQ(ex->answer.size(), 1u);
     const int k = static_cast<int>(letters.find(ex->answer[0]));
     ASSERT_GE(k, 0) << ex->answer;
@@ -420,14 +429,7 @@ TEST(Pretrain, AnswerLookupIsTextOnlyAndTrainsOnlyTheAnswersTheThoughtsImply) {
     const Sample& smp = ex->sample;
     const Trajectory& t = ex->traj;
     // The options of the question, if it has them: letter -> value.
-    std::map<std::string, std::string> options;
-    for (char L : std::string("ABCD")) {
-      const std::string tag = std::string("\n") + L + ". ";
-      const size_t at = smp.problem.find(tag);
-      if (at == std::string::npos) continue;
-      const size_t end = smp.problem.find('\n', at + 1);
-      options[std::string(1, L)] = smp.problem.substr(at + tag.size(), end - at - tag.size());
-    }
+    auto options = option_values(smp.problem);
     ASSERT_TRUE(options.empty() || options.size() == 4u) << smp.problem;
     (options.empty() ? without : with_options) += 1;
     // No image at all: no image block, no <image> token, no box.

@@ -667,4 +667,30 @@ TEST(SyntheticTask, TheLocationGridCanWriteTheResultsBenchmarksEvidence) {
 }
 
 }  // namespace
+TEST(SyntheticTask, MultipleChoiceOptionsReadBackTheSuffixAndIgnoreOtherLines) {
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    char letter = '?';
+    const std::string suffix =
+        multiple_choice_suffix(DetailKind::kGlyph, "7", {"Q"}, seed, &letter);
+    const auto options = multiple_choice_options("What is on the red circle?" + suffix);
+    ASSERT_EQ(options.size(), 4u) << suffix;
+    std::set<std::string> values;
+    for (size_t k = 0; k < options.size(); ++k) {
+      EXPECT_EQ(options[k].first, std::string(1, static_cast<char>('A' + k))) << suffix;
+      values.insert(options[k].second);
+      if (options[k].first[0] == letter) {
+        EXPECT_EQ(options[k].second, "7") << suffix;
+      }
+    }
+    EXPECT_EQ(values.size(), 4u) << suffix;
+    EXPECT_TRUE(values.count("7") && values.count("Q")) << suffix;
+  }
+  // A line at the very start counts; lines not of the form "L. text" do not.
+  const auto mixed = multiple_choice_options("B. first\nno option\nc. lower\nD.missing space\nE. ");
+  ASSERT_EQ(mixed.size(), 2u);
+  EXPECT_EQ(mixed[0], std::make_pair(std::string("B"), std::string("first")));
+  EXPECT_EQ(mixed[1], std::make_pair(std::string("E"), std::string("")));
+  EXPECT_TRUE(multiple_choice_options("How many dots are on the blue square?").empty());
+}
+
 }  // namespace gr1
