@@ -124,6 +124,10 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, phase1_skills, std::string, "skill mix of the first phase1_steps steps"),
       GR1_FIELD(pretrain, phase0_steps, int, "the first N decoder steps (before phase 1) draw from phase0_skills"),
       GR1_FIELD(pretrain, phase0_skills, std::string, "skill mix of the phase0_steps steps (e.g. answer_lookup:1, text only)"),
+      GR1_FIELD(pretrain, final_steps, int, "the last N decoder steps draw from final_skills with their own lr schedule"),
+      GR1_FIELD(pretrain, final_skills, std::string, "skill mix of the final_steps steps (empty: pretrain.skills)"),
+      GR1_FIELD(pretrain, final_lr, double, "peak lr of the final_steps steps (warm-up, then decay to it x lr_final_frac)"),
+      GR1_FIELD(pretrain, final_warmup_steps, int, "linear warm-up steps of the final phase"),
       GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
       GR1_FIELD(pretrain, threads, int, "LibTorch threads per process"),
@@ -318,6 +322,12 @@ Status validate_config(const Config& c) {
     return err("pretrain.phase1_steps", "must be in [0, pretrain.steps]");
   if (pt.phase0_steps < 0 || pt.phase0_steps + pt.phase1_steps > pt.steps)
     return err("pretrain.phase0_steps", "must be >= 0 and with pretrain.phase1_steps at most pretrain.steps");
+  if (pt.final_steps < 0 || pt.phase0_steps + pt.phase1_steps + pt.final_steps > pt.steps)
+    return err("pretrain.final_steps",
+               "must be >= 0 and with pretrain.phase0_steps and phase1_steps at most pretrain.steps");
+  if (pt.final_steps > 0 && !(pt.final_lr > 0 && std::isfinite(pt.final_lr)))
+    return err("pretrain.final_lr", "must be > 0 when pretrain.final_steps > 0");
+  if (pt.final_warmup_steps < 0) return err("pretrain.final_warmup_steps", "must be >= 0");
   if (!(pt.vision_box_weight >= 0) || !std::isfinite(pt.vision_box_weight))
     return err("pretrain.vision_box_weight", "must be >= 0");
   if (!(pt.vision_crop_fraction >= 0 && pt.vision_crop_fraction <= 1))

@@ -166,6 +166,17 @@ struct PretrainOptions {
   // sees an image.
   int phase0_steps = 0;
   std::string phase0_skills = "answer_lookup:1";
+  // A phase after the rest: the last final_steps steps (of `steps`) draw from
+  // final_skills (empty: `skills`) with a schedule of their own: a linear
+  // warm-up of final_warmup_steps to final_lr, then linear decay to
+  // final_lr * lr_final_frac at the last step (the optimizer's state is
+  // kept). The steps before it decay over steps - phase0_steps - final_steps.
+  // Meant to take the answer-lookup skill out of the last steps again and
+  // re-warm the lr once (docs/results.md, "A text-only phase 0").
+  int final_steps = 0;
+  std::string final_skills;
+  double final_lr = 3e-4;
+  int final_warmup_steps = 20;
   int log_every = 50;             // steps between progress lines
   int report_items = 200;         // held-out items per skill in the final report
   int threads = 1;                // LibTorch intra-op threads (per process)

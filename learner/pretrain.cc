@@ -244,7 +244,7 @@ TaskOptions large_detail_task(const TaskOptions& base, int S) {
 
 }  // namespace
 
-Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
+Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec, const std::string& key) {
   std::map<std::string, double> mix;
   std::stringstream ss(spec);
   std::string item;
@@ -255,11 +255,11 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
     name.erase(0, name.find_first_not_of(" \t"));
     name.erase(name.find_last_not_of(" \t") + 1);
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
-      return Status::Error("pretrain.skills: unknown skill \"" + name +
+      return Status::Error(key + ": unknown skill \"" + name +
                            "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, "
                            "answer_lookup)");
     }
-    if (mix.count(name)) return Status::Error("pretrain.skills: \"" + name + "\" listed twice");
+    if (mix.count(name)) return Status::Error(key + ": \"" + name + "\" listed twice");
     double w = 1.0;
     if (colon != std::string::npos) {
       try {
@@ -268,15 +268,15 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec) {
         if (item.substr(colon + 1 + used).find_first_not_of(" \t") != std::string::npos)
           throw std::invalid_argument("trailing");
       } catch (const std::exception&) {
-        return Status::Error("pretrain.skills: bad weight in \"" + item + "\"");
+        return Status::Error(key + ": bad weight in \"" + item + "\"");
       }
     }
     if (!(w >= 0) || !std::isfinite(w))
-      return Status::Error("pretrain.skills: weight of \"" + name + "\" must be >= 0");
+      return Status::Error(key + ": weight of \"" + name + "\" must be >= 0");
     mix[name] = w;
     total += w;
   }
-  if (!(total > 0)) return Status::Error("pretrain.skills: no skill with a positive weight");
+  if (!(total > 0)) return Status::Error(key + ": no skill with a positive weight");
   return mix;
 }
 
@@ -866,13 +866,24 @@ Result<int> copy_vision_parameters(const Policy& src, const Policy& dst) {
 }  // namespace
 
 double pretrain_lr(const PretrainOptions& po, int step) {
-  // Phase 0 (if any) and the rest each get a linear warm-up; phase 0 then
-  // holds lr, the rest decays linearly to lr * lr_final_frac.
+  // Phase 0 (if any), the middle and the final phase (if any) each get a
+  // linear warm-up; phase 0 then holds lr, the middle decays linearly to
+  // lr * lr_final_frac, the final phase from final_lr to final_lr *
+  // lr_final_frac.
+  const int final_start = po.steps - po.final_steps;  // last step before it
+  if (po.final_steps > 0 && step > final_start) {
+    const int local = step - final_start;
+    if (local <= po.final_warmup_steps)
+      return po.final_lr * local / std::max(1, po.final_warmup_steps);
+    const int span = po.final_steps - po.final_warmup_steps;
+    const double f = static_cast<double>(local - po.final_warmup_steps) / std::max(1, span);
+    return po.final_lr * (1.0 - f * (1.0 - po.lr_final_frac));
+  }
   const bool in_phase0 = step <= po.phase0_steps;
   const int local = in_phase0 ? step : step - po.phase0_steps;
   if (local <= po.warmup_steps) return po.lr * local / std::max(1, po.warmup_steps);
   if (in_phase0) return po.lr;
-  const int span = po.steps - po.phase0_steps - po.warmup_steps;
+  const int span = final_start - po.phase0_steps - po.warmup_steps;
   const double f = static_cast<double>(local - po.warmup_steps) / std::max(1, span);
   return po.lr * (1.0 - f * (1.0 - po.lr_final_frac));
 }
@@ -887,13 +898,15 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   // steps; otherwise the main mix stands in, unused).
   auto phase_mix = [&](int steps, const std::string& spec, const char* key) {
     if (steps <= 0) return mix;
-    auto m = parse_skill_mix(spec);
-    if (!m.ok()) std::cerr << "gr1 pretrain: " << key << ": " << m.error() << "\n";
+    auto m = parse_skill_mix(spec, std::string("pretrain.") + key);
+    if (!m.ok()) std::cerr << "gr1 pretrain: " << m.error() << "\n";
     return m;
   };
   const auto mix0 = phase_mix(cfg.pretrain.phase0_steps, cfg.pretrain.phase0_skills, "phase0_skills");
   const auto mix1 = phase_mix(cfg.pretrain.phase1_steps, cfg.pretrain.phase1_skills, "phase1_skills");
-  if (!mix0.ok() || !mix1.ok()) return 2;
+  const auto mixf = phase_mix(cfg.pretrain.final_skills.empty() ? 0 : cfg.pretrain.final_steps,
+                              cfg.pretrain.final_skills, "final_skills");
+  if (!mix0.ok() || !mix1.ok() || !mixf.ok()) return 2;
   configure_compute_threads(cfg.pretrain.threads);
   const PretrainOptions& po = cfg.pretrain;
   auto joined = DataParallel::connect(dpo);
@@ -1000,7 +1013,8 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     }
     return x;
   };
-  const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1), zeroth_mix = make_mix(*mix0);
+  const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1), zeroth_mix = make_mix(*mix0),
+            final_mix = make_mix(*mixf);
   if (leader) {
   std::printf("gr1 pretrain: %lld parameters, %d steps x %d sequences, skills %s",
               static_cast<long long>(count_parameters(policy)), po.steps, po.batch,
@@ -1010,6 +1024,9 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   if (po.phase1_steps > 0)
     std::printf(" (%s %d steps: %s)", po.phase0_steps > 0 ? "then" : "the first", po.phase1_steps,
                 po.phase1_skills.c_str());
+  if (po.final_steps > 0)
+    std::printf(" (the last %d steps: %s, lr %g)", po.final_steps,
+                po.final_skills.empty() ? po.skills.c_str() : po.final_skills.c_str(), po.final_lr);
   if (dp.world() > 1)
     std::printf(", each step's batch shared out over %d processes (gradients summed)", dp.world());
   std::printf("\n");
@@ -1033,6 +1050,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     std::vector<PretrainExample> batch;
     const Mix& mx = step <= po.phase0_steps                     ? zeroth_mix
                     : step <= po.phase0_steps + po.phase1_steps ? first_mix
+                    : step > po.steps - po.final_steps          ? final_mix
                                                                 : main_mix;
     int skipped_in_step = 0;
     for (int i = 0; i < po.batch; ++next_index) {
@@ -1221,6 +1239,9 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   report["phase0_skills"] = po.phase0_skills;
   report["phase1_steps"] = po.phase1_steps;
   report["phase1_skills"] = po.phase1_skills;
+  report["final_steps"] = po.final_steps;
+  report["final_skills"] = po.final_skills.empty() ? po.skills : po.final_skills;
+  report["final_lr"] = po.final_lr;
   report["checkpoint"] = out;
   report["log"] = log;
   if (!vision_report.is_null()) report["vision"] = vision_report;

@@ -48,8 +48,9 @@
 namespace gr1 {
 
 // "locate:3,zoom_read:4" -> {name: weight}; unknown names, repeated names,
-// negative weights or an all-zero mix are errors naming pretrain.skills.
-Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec);
+// negative weights or an all-zero mix are errors naming `key`.
+Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec,
+                                                      const std::string& key = "pretrain.skills");
 
 // One supervised example: the exact token sequence (policy_mask = 1 on the
 // teacher tokens that are trained), its image blocks, and the sample whose
@@ -94,7 +95,7 @@ struct ObjectnessWeights {
 ObjectnessWeights objectness_weights(double n, double pos, double other, double share);
 
 // The decoder stage's learning rate at step `step` (1-based): see
-// PretrainOptions::phase0_steps.
+// PretrainOptions::phase0_steps and final_steps.
 double pretrain_lr(const PretrainOptions& po, int step);
 
 // Trains cfg.pretrain.steps steps from cfg.run.seed's initialisation (or

@@ -545,6 +545,85 @@ TEST(Pretrain, PhaseZeroRunsTextOnlyStepsFirstAndItsBoundsAreChecked) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
+  PretrainOptions po;
+  po.lr = 1e-3;
+  po.lr_final_frac = 0.1;
+  po.warmup_steps = 10;
+  po.phase0_steps = 20;
+  po.steps = 120;
+  po.final_steps = 30;
+  po.final_lr = 3e-4;
+  po.final_warmup_steps = 10;
+  // Phase 0 as before; the middle (steps 21..90) warms up, then decays to
+  // lr * lr_final_frac at its own last step.
+  EXPECT_DOUBLE_EQ(pretrain_lr(po, 20), 1e-3);
+  EXPECT_DOUBLE_EQ(pretrain_lr(po, 30), 1e-3);
+  EXPECT_NEAR(pretrain_lr(po, 60), 1e-3 * (1 - 0.5 * 0.9), 1e-12);
+  EXPECT_NEAR(pretrain_lr(po, 90), 1e-4, 1e-12);
+  // The final phase: its own warm-up from 0 to final_lr, then decay to
+  // final_lr * lr_final_frac at the last step.
+  EXPECT_NEAR(pretrain_lr(po, 95), 0.5 * 3e-4, 1e-12);
+  EXPECT_NEAR(pretrain_lr(po, 100), 3e-4, 1e-12);
+  EXPECT_NEAR(pretrain_lr(po, 110), 3e-4 * (1 - 0.5 * 0.9), 1e-12);
+  EXPECT_NEAR(pretrain_lr(po, 120), 3e-5, 1e-12);
+  // Without it the middle is the whole rest, as before.
+  PretrainOptions none = po;
+  none.final_steps = 0;
+  EXPECT_NEAR(pretrain_lr(none, 120), 1e-4, 1e-12);
+  EXPECT_NEAR(pretrain_lr(none, 75), 1e-3 * (1 - 0.5 * 0.9), 1e-12);
+}
+
+TEST(Pretrain, FinalPhaseDrawsFromItsOwnMixAndItsBoundsAreChecked) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 5;
+  cfg.pretrain.log_every = 1;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.warmup_steps = 1;
+  cfg.pretrain.phase1_steps = 0;
+  cfg.pretrain.skills = "zoom_read:1";
+  cfg.pretrain.final_steps = 2;
+  cfg.pretrain.final_skills = "answer_lookup:1";
+  cfg.pretrain.final_lr = 2e-4;
+  cfg.pretrain.final_warmup_steps = 0;
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_final_test";
+  std::filesystem::remove_all(dir);
+  const std::string out = (dir / "base.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, out), 0);
+  std::ifstream in(out + ".report.json");
+  const auto rep = nlohmann::json::parse(in);
+  EXPECT_EQ(rep["final_steps"], 2);
+  EXPECT_EQ(rep["final_skills"], "answer_lookup:1");
+  ASSERT_EQ(rep["log"].size(), 5u);
+  const auto row = [&](int k, const char* key) { return rep["log"][k][key].get<double>(); };
+  // Zoom-read steps have images (an objectness term); the last two steps'
+  // lookups are text only, at the final phase's lr (no warm-up: final_lr,
+  // then decayed to final_lr * lr_final_frac at the last step).
+  for (int k : {0, 1, 2}) EXPECT_GT(row(k, "objectness_loss"), 0.0) << rep["log"].dump();
+  for (int k : {3, 4}) {
+    EXPECT_EQ(row(k, "objectness_loss"), 0.0) << rep["log"].dump();
+    EXPECT_GT(row(k, "loss"), 0.0) << rep["log"].dump();
+  }
+  EXPECT_NEAR(row(4, "lr"), 2e-4 * cfg.pretrain.lr_final_frac, 1e-12);
+  EXPECT_GT(row(2, "lr"), row(3, "lr"));  // the middle ends at lr * frac > final_lr
+  cfg.pretrain.final_skills = "answer_lookup:1,peek:2";
+  EXPECT_EQ(run_pretrain(cfg, out), 2);
+  const auto named = parse_skill_mix(cfg.pretrain.final_skills, "pretrain.final_skills");
+  ASSERT_FALSE(named.ok());
+  EXPECT_EQ(named.error().rfind("pretrain.final_skills: unknown skill \"peek\"", 0), 0u) << named.error();
+  for (const auto& [sets, key] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.final_steps=3"}, "pretrain.final_steps"},
+           {{"pretrain.final_steps=-1"}, "pretrain.final_steps"},
+           {{"pretrain.final_steps=1", "pretrain.final_lr=0"}, "pretrain.final_lr"},
+           {{"pretrain.final_warmup_steps=-2"}, "pretrain.final_warmup_steps"}}) {
+    auto bad = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml", sets);
+    ASSERT_FALSE(bad.ok()) << key;
+    EXPECT_NE(bad.error().find(key), std::string::npos) << bad.error();
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
   const Config cfg = tests_config();
   // The opening words of every benchmark template (common/task.cc).
