@@ -863,6 +863,18 @@ Result<int> copy_vision_parameters(const Policy& src, const Policy& dst) {
   return copied;
 }
 
+
+// Linear warm-up over `warmup` steps to `peak`, then linear decay to peak *
+// final_frac at step `length` (`local` is 1-based within the phase).
+double warmup_then_decay(double peak, int local, int warmup, int length, double final_frac) {
+  if (local <= warmup) return peak * local / std::max(1, warmup);
+  const double f = static_cast<double>(local - warmup) / std::max(1, length - warmup);
+  return peak * (1.0 - f * (1.0 - final_frac));
+}
+
+// Whether decoder step `step` (1-based) is one of the last final_steps.
+bool in_final_phase(const PretrainOptions& po, int step) { return step > po.steps - po.final_steps; }
+
 }  // namespace
 
 double pretrain_lr(const PretrainOptions& po, int step) {
@@ -871,21 +883,13 @@ double pretrain_lr(const PretrainOptions& po, int step) {
   // lr * lr_final_frac, the final phase from final_lr to final_lr *
   // lr_final_frac.
   const int final_start = po.steps - po.final_steps;  // last step before it
-  if (po.final_steps > 0 && step > final_start) {
-    const int local = step - final_start;
-    if (local <= po.final_warmup_steps)
-      return po.final_lr * local / std::max(1, po.final_warmup_steps);
-    const int span = po.final_steps - po.final_warmup_steps;
-    const double f = static_cast<double>(local - po.final_warmup_steps) / std::max(1, span);
-    return po.final_lr * (1.0 - f * (1.0 - po.lr_final_frac));
-  }
-  const bool in_phase0 = step <= po.phase0_steps;
-  const int local = in_phase0 ? step : step - po.phase0_steps;
-  if (local <= po.warmup_steps) return po.lr * local / std::max(1, po.warmup_steps);
-  if (in_phase0) return po.lr;
-  const int span = final_start - po.phase0_steps - po.warmup_steps;
-  const double f = static_cast<double>(local - po.warmup_steps) / std::max(1, span);
-  return po.lr * (1.0 - f * (1.0 - po.lr_final_frac));
+  if (in_final_phase(po, step))
+    return warmup_then_decay(po.final_lr, step - final_start, po.final_warmup_steps, po.final_steps,
+                             po.lr_final_frac);
+  if (step <= po.phase0_steps)  // held: a "decay" to lr * 1
+    return warmup_then_decay(po.lr, step, po.warmup_steps, po.phase0_steps, 1.0);
+  return warmup_then_decay(po.lr, step - po.phase0_steps, po.warmup_steps, final_start - po.phase0_steps,
+                           po.lr_final_frac);
 }
 
 int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOptions& dpo) {
@@ -1015,6 +1019,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   };
   const Mix main_mix = make_mix(*mix), first_mix = make_mix(*mix1), zeroth_mix = make_mix(*mix0),
             final_mix = make_mix(*mixf);
+  const std::string& final_skills = po.final_skills.empty() ? po.skills : po.final_skills;
   if (leader) {
   std::printf("gr1 pretrain: %lld parameters, %d steps x %d sequences, skills %s",
               static_cast<long long>(count_parameters(policy)), po.steps, po.batch,
@@ -1025,8 +1030,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     std::printf(" (%s %d steps: %s)", po.phase0_steps > 0 ? "then" : "the first", po.phase1_steps,
                 po.phase1_skills.c_str());
   if (po.final_steps > 0)
-    std::printf(" (the last %d steps: %s, lr %g)", po.final_steps,
-                po.final_skills.empty() ? po.skills.c_str() : po.final_skills.c_str(), po.final_lr);
+    std::printf(" (the last %d steps: %s, lr %g)", po.final_steps, final_skills.c_str(), po.final_lr);
   if (dp.world() > 1)
     std::printf(", each step's batch shared out over %d processes (gradients summed)", dp.world());
   std::printf("\n");
@@ -1050,7 +1054,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     std::vector<PretrainExample> batch;
     const Mix& mx = step <= po.phase0_steps                     ? zeroth_mix
                     : step <= po.phase0_steps + po.phase1_steps ? first_mix
-                    : step > po.steps - po.final_steps          ? final_mix
+                    : in_final_phase(po, step)                  ? final_mix
                                                                 : main_mix;
     int skipped_in_step = 0;
     for (int i = 0; i < po.batch; ++next_index) {
@@ -1240,7 +1244,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   report["phase1_steps"] = po.phase1_steps;
   report["phase1_skills"] = po.phase1_skills;
   report["final_steps"] = po.final_steps;
-  report["final_skills"] = po.final_skills.empty() ? po.skills : po.final_skills;
+  report["final_skills"] = final_skills;
   report["final_lr"] = po.final_lr;
   report["checkpoint"] = out;
   report["log"] = log;

@@ -53,6 +53,30 @@ std::map<std::string, std::string> option_values(const std::string& problem) {
   return out;
 }
 
+// Runs `gr1 pretrain` briefly (no vision stage, no held-out report, a log
+// row per step) into a fresh temporary directory `name` and returns its
+// report; the checkpoint path is `*out`.
+nlohmann::json short_run_report(Config cfg, const std::string& name, std::string* out) {
+  cfg.pretrain.log_every = 1;
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  const auto dir = std::filesystem::temp_directory_path() / name;
+  std::filesystem::remove_all(dir);
+  *out = (dir / "base.safetensors").string();
+  if (run_pretrain(cfg, *out) != 0) return nullptr;
+  std::ifstream in(*out + ".report.json");
+  return nlohmann::json::parse(in);
+}
+
+// Each `--set` list makes configs/tests.yaml invalid with an error naming `key`.
+void expect_config_errors(const std::vector<std::pair<std::vector<std::string>, std::string>>& cases) {
+  for (const auto& [sets, key] : cases) {
+    auto bad = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml", sets);
+    ASSERT_FALSE(bad.ok()) << key;
+    EXPECT_NE(bad.error().find(key), std::string::npos) << bad.error();
+  }
+}
+
 // Location tokens of `ids`, as grid indices k, in order.
 std::vector<int> location_indices(const std::vector<int32_t>& ids) {
   std::vector<int> out;
@@ -504,20 +528,14 @@ TEST(Pretrain, PhaseZeroHoldsTheLrAndLeavesTheRestOfTheScheduleAsWithoutIt) {
 TEST(Pretrain, PhaseZeroRunsTextOnlyStepsFirstAndItsBoundsAreChecked) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 6;
-  cfg.pretrain.log_every = 1;
-  cfg.pretrain.vision_steps = 0;
-  cfg.pretrain.report_items = 0;
   cfg.pretrain.phase0_steps = 2;
   cfg.pretrain.phase0_skills = "answer_lookup:1";
   cfg.pretrain.phase1_steps = 2;
   cfg.pretrain.phase1_skills = "locate:1";
   cfg.pretrain.skills = "zoom_read:1";
-  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_phase0_test";
-  std::filesystem::remove_all(dir);
-  const std::string out = (dir / "base.safetensors").string();
-  ASSERT_EQ(run_pretrain(cfg, out), 0);
-  std::ifstream in(out + ".report.json");
-  const auto rep = nlohmann::json::parse(in);
+  std::string out;
+  const auto rep = short_run_report(cfg, "gr1_pretrain_phase0_test", &out);
+  ASSERT_FALSE(rep.is_null());
   EXPECT_EQ(rep["phase0_steps"], 2);
   EXPECT_EQ(rep["phase0_skills"], "answer_lookup:1");
   ASSERT_EQ(rep["log"].size(), 6u);
@@ -535,14 +553,10 @@ TEST(Pretrain, PhaseZeroRunsTextOnlyStepsFirstAndItsBoundsAreChecked) {
   }
   cfg.pretrain.phase0_skills = "answer_lookup:1,peek:2";
   EXPECT_EQ(run_pretrain(cfg, out), 2);
-  for (const auto& sets : std::vector<std::vector<std::string>>{
-           {"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.phase0_steps=3"},
-           {"pretrain.phase0_steps=-1"}}) {
-    auto bad = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml", sets);
-    ASSERT_FALSE(bad.ok());
-    EXPECT_NE(bad.error().find("pretrain.phase0_steps"), std::string::npos) << bad.error();
-  }
-  std::filesystem::remove_all(dir);
+  expect_config_errors({{{"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.phase0_steps=3"},
+                          "pretrain.phase0_steps"},
+                         {{"pretrain.phase0_steps=-1"}, "pretrain.phase0_steps"}});
+  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
 }
 
 TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
@@ -577,9 +591,6 @@ TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
 TEST(Pretrain, FinalPhaseDrawsFromItsOwnMixAndItsBoundsAreChecked) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 5;
-  cfg.pretrain.log_every = 1;
-  cfg.pretrain.vision_steps = 0;
-  cfg.pretrain.report_items = 0;
   cfg.pretrain.warmup_steps = 1;
   cfg.pretrain.phase1_steps = 0;
   cfg.pretrain.skills = "zoom_read:1";
@@ -587,12 +598,9 @@ TEST(Pretrain, FinalPhaseDrawsFromItsOwnMixAndItsBoundsAreChecked) {
   cfg.pretrain.final_skills = "answer_lookup:1";
   cfg.pretrain.final_lr = 2e-4;
   cfg.pretrain.final_warmup_steps = 0;
-  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_final_test";
-  std::filesystem::remove_all(dir);
-  const std::string out = (dir / "base.safetensors").string();
-  ASSERT_EQ(run_pretrain(cfg, out), 0);
-  std::ifstream in(out + ".report.json");
-  const auto rep = nlohmann::json::parse(in);
+  std::string out;
+  const auto rep = short_run_report(cfg, "gr1_pretrain_final_test", &out);
+  ASSERT_FALSE(rep.is_null());
   EXPECT_EQ(rep["final_steps"], 2);
   EXPECT_EQ(rep["final_skills"], "answer_lookup:1");
   ASSERT_EQ(rep["log"].size(), 5u);
@@ -612,16 +620,12 @@ TEST(Pretrain, FinalPhaseDrawsFromItsOwnMixAndItsBoundsAreChecked) {
   const auto named = parse_skill_mix(cfg.pretrain.final_skills, "pretrain.final_skills");
   ASSERT_FALSE(named.ok());
   EXPECT_EQ(named.error().rfind("pretrain.final_skills: unknown skill \"peek\"", 0), 0u) << named.error();
-  for (const auto& [sets, key] : std::vector<std::pair<std::vector<std::string>, std::string>>{
-           {{"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.final_steps=3"}, "pretrain.final_steps"},
-           {{"pretrain.final_steps=-1"}, "pretrain.final_steps"},
-           {{"pretrain.final_steps=1", "pretrain.final_lr=0"}, "pretrain.final_lr"},
-           {{"pretrain.final_warmup_steps=-2"}, "pretrain.final_warmup_steps"}}) {
-    auto bad = load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml", sets);
-    ASSERT_FALSE(bad.ok()) << key;
-    EXPECT_NE(bad.error().find(key), std::string::npos) << bad.error();
-  }
-  std::filesystem::remove_all(dir);
+  expect_config_errors(
+      {{{"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.final_steps=3"}, "pretrain.final_steps"},
+       {{"pretrain.final_steps=-1"}, "pretrain.final_steps"},
+       {{"pretrain.final_steps=1", "pretrain.final_lr=0"}, "pretrain.final_lr"},
+       {{"pretrain.final_warmup_steps=-2"}, "pretrain.final_warmup_steps"}});
+  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
 }
 
 TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
