@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/bus.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "common/messages.h"
 
@@ -116,6 +117,7 @@ void ActorLink::Impl::run(std::promise<Status> started) {
   reg.pid = getpid();
   reg.hostname = host_name();
   reg.capabilities = {"rollout-g1g2", "weights-buckets"};
+  reg.settings = rollout_contract(cfg);
   const auto deadline = Clock::now() + std::chrono::milliseconds(cfg.bus.peer_timeout_ms);
   bool registered = false;
   bool reached = false;  // a Register went out at least once

@@ -4,6 +4,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -90,6 +91,7 @@ const FieldTable& fields() {
       GR1_FIELD(task, max_glyph_px, int, "largest evidence detail in original pixels"),
       GR1_FIELD(task, distractors, int, "distractor objects per scene"),
       GR1_FIELD(task, near_distractors, double, "share of distractors placed touching the subject"),
+      GR1_FIELD(task, train_questions, int64_t, "train split size: train question i is i % N (0 = every index a new question)"),
 
       GR1_FIELD(rollout, mode, std::string, "grounded | direct (one answer turn, no crops)"),
       GR1_FIELD(rollout, g1, int, "grounding roots per question"),
@@ -156,6 +158,7 @@ const FieldTable& fields() {
       GR1_FIELD(learner, adam_eps, double, "AdamW epsilon"),
       GR1_FIELD(learner, grad_clip, double, "max global gradient norm"),
       GR1_FIELD(learner, beta_kl, double, "k3 KL coefficient"),
+      GR1_FIELD(learner, format_weight, double, "advantages from accuracy + format_weight * format (1 = the paper; other values are ablations)"),
       GR1_FIELD(learner, clip_eps, double, "PPO ratio clip epsilon"),
       GR1_FIELD(learner, kl_clamp, double, "clamp of logp_ref - logp"),
       GR1_FIELD(learner, adv_eps, double, "advantage std epsilon"),
@@ -360,6 +363,8 @@ Status validate_config(const Config& c) {
   if (!(l.adam_eps > 0)) return err("learner.adam_eps", "must be > 0");
   if (!(l.grad_clip > 0)) return err("learner.grad_clip", "must be > 0");
   if (l.beta_kl < 0) return err("learner.beta_kl", "must be >= 0");
+  if (!(l.format_weight >= 0) || !std::isfinite(l.format_weight))
+    return err("learner.format_weight", "must be a finite number >= 0");
   if (!(l.clip_eps > 0 && l.clip_eps < 1)) return err("learner.clip_eps", "must be in (0, 1)");
   if (!(l.kl_clamp > 0)) return err("learner.kl_clamp", "must be > 0");
   if (!(l.adv_eps > 0)) return err("learner.adv_eps", "must be > 0");
@@ -448,6 +453,47 @@ std::string config_to_yaml(const Config& cfg) {
   if (!cur.empty()) e << YAML::EndMap;
   e << YAML::EndMap;
   return std::string(e.c_str()) + "\n";
+}
+
+std::vector<std::string> config_values(const Config& cfg, const std::vector<std::string>& sections) {
+  std::vector<std::string> out;
+  for (const auto& [key, f] : fields()) {
+    const std::string sec = key.substr(0, key.find('.'));
+    if (std::find(sections.begin(), sections.end(), sec) == sections.end()) continue;
+    YAML::Emitter e;
+    f.emit(cfg, e);
+    out.push_back(key + "=" + e.c_str());
+  }
+  return out;
+}
+
+std::vector<std::string> rollout_contract(const Config& cfg) {
+  return config_values(cfg, {"task", "rollout"});
+}
+
+std::vector<std::string> contract_differences(const std::vector<std::string>& actor,
+                                              const std::vector<std::string>& learner) {
+  auto as_map = [](const std::vector<std::string>& v) {
+    std::map<std::string, std::string> m;
+    for (const auto& kv : v) {
+      const auto eq = kv.find('=');
+      m[kv.substr(0, eq)] = eq == std::string::npos ? "" : kv.substr(eq + 1);
+    }
+    return m;
+  };
+  const auto a = as_map(actor), l = as_map(learner);
+  std::vector<std::string> out;
+  auto note = [&](const std::string& key) {
+    const auto ai = a.find(key), li = l.find(key);
+    const std::string av = ai == a.end() ? "(none)" : ai->second;
+    const std::string lv = li == l.end() ? "(none)" : li->second;
+    if (ai == a.end() || li == l.end() || av != lv)
+      out.push_back(key + ": actor " + av + ", learner " + lv);
+  };
+  for (const auto& [k, v] : l) note(k);
+  for (const auto& [k, v] : a)
+    if (!l.count(k)) note(k);
+  return out;
 }
 
 }  // namespace gr1

@@ -27,4 +27,19 @@ Status validate_config(const Config& cfg);
 // The effective configuration as YAML (every field, including endpoints).
 std::string config_to_yaml(const Config& cfg);
 
+// "section.key=value" for every field of the named sections, in the order of
+// the field table (the value as config.yaml writes it).
+std::vector<std::string> config_values(const Config& cfg, const std::vector<std::string>& sections);
+
+// What an actor and the learner must agree on, or the learner would score an
+// actor's trajectories against other questions or other sampling: every
+// task.* and rollout.* value. Sent with Register; the learner refuses an
+// actor whose values differ and names the keys.
+std::vector<std::string> rollout_contract(const Config& cfg);
+
+// The keys on which two contracts differ, as "key: actor V, learner W" (a key
+// one side lacks shows as "(none)"); empty when they agree.
+std::vector<std::string> contract_differences(const std::vector<std::string>& actor,
+                                              const std::vector<std::string>& learner);
+
 }  // namespace gr1

@@ -51,8 +51,11 @@ Box get_box(const fb::Box& b) { return Box{b.x1(), b.y1(), b.x2(), b.y2()}; }
 Off<void> put(fbb_t& fbb, const RegisterMsg& m) {
   std::vector<Off<flatbuffers::String>> caps;
   for (const auto& c : m.capabilities) caps.push_back(fbb.CreateString(c));
+  std::vector<Off<flatbuffers::String>> settings;
+  for (const auto& kv : m.settings) settings.push_back(fbb.CreateString(kv));
   return fb::CreateRegister(fbb, fbb.CreateString(m.actor_id), m.pid,
-                            fbb.CreateString(m.hostname), fbb.CreateVector(caps))
+                            fbb.CreateString(m.hostname), fbb.CreateVector(caps),
+                            fbb.CreateVector(settings))
       .Union();
 }
 Off<void> put(fbb_t& fbb, const RegisterAckMsg& m) {
@@ -212,6 +215,10 @@ Result<Payload> get(const fb::Register& r, const std::string& sender) {
     return bad(std::to_string(len(r.capabilities())) + " capabilities");
   if (r.capabilities())
     for (const auto* c : *r.capabilities()) m.capabilities.push_back(str(c));
+  if (len(r.settings()) > WireLimits::kMaxSettings)
+    return bad(std::to_string(len(r.settings())) + " settings");
+  if (r.settings())
+    for (const auto* kv : *r.settings()) m.settings.push_back(str(kv));
   return Payload(std::move(m));
 }
 

@@ -41,6 +41,7 @@ struct WireLimits {
   static constexpr size_t kMaxTokensPerTrajectory = 1 << 24;
   static constexpr size_t kMaxPromptsPerGrant = 1 << 16;
   static constexpr size_t kMaxCounters = 4096;               // Heartbeat/Metrics entries
+  static constexpr size_t kMaxSettings = 4096;               // Register settings entries
   static constexpr size_t kMaxManifestEntries = 1 << 20;
   static constexpr size_t kMaxBuckets = 1 << 24;
   static constexpr size_t kMaxTensorRank = 16;
@@ -81,6 +82,7 @@ struct RegisterMsg {
   int64_t pid = 0;
   std::string hostname;
   std::vector<std::string> capabilities;
+  std::vector<std::string> settings;  // "task.seed=1234", ... (config.h rollout_contract)
 };
 
 struct RegisterAckMsg {

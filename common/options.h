@@ -73,6 +73,10 @@ struct TaskOptions {
   int max_glyph_px = 20;          //   drawn log-uniformly in [min, max]
   int distractors = 3;            // other objects in the scene
   double near_distractors = 0.0;  // share of distractors placed touching the subject
+  // Size of the train split: train question i is question i % train_questions,
+  // so RL cycles over a fixed set (epochs, as over a real dataset's file);
+  // 0 = every index a new question. The test split is never cycled.
+  int64_t train_questions = 0;
 };
 
 // Rollouts: the G1 x G2 tree and sampling.
@@ -111,6 +115,10 @@ struct LearnerOptions {
   double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
   double grad_clip = 5.0;        // max global grad norm
   double beta_kl = 0.04;         // k3 KL coefficient against the frozen reference
+  // Weight of the format reward in the reward the advantages are computed
+  // from: accuracy + format_weight * format. 1 is the paper's r = accuracy +
+  // format; other values are ablations (metrics still log both rewards).
+  double format_weight = 1.0;
   double clip_eps = 0.2;         // PPO ratio clip
   double kl_clamp = 10.0;        // d = logp_ref - logp clamped to [-kl_clamp, kl_clamp]
   double adv_eps = 1e-4;         // std epsilon in the advantage

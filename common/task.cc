@@ -647,6 +647,7 @@ Status SyntheticTask::validate(const TaskOptions& o) {
   if (!(o.mc_fraction >= 0 && o.mc_fraction <= 1)) return err("mc_fraction", "must be in [0, 1]");
   if (!(o.near_distractors >= 0 && o.near_distractors <= 1))
     return err("near_distractors", "must be in [0, 1]");
+  if (o.train_questions < 0) return err("train_questions", "must be >= 0 (0 = unbounded)");
   if (o.split != "train" && o.split != "test")
     return err("split", "unknown split \"" + o.split + "\" (known: train, test)");
   if (auto f = parse_families(o.families); !f.ok()) return f.status();
@@ -668,6 +669,8 @@ SyntheticTask::SyntheticTask(const TaskOptions& opts) : opts_(opts) {
 }
 
 Sample SyntheticTask::get(uint64_t index) const {
+  if (opts_.split == "train" && opts_.train_questions > 0)
+    index %= static_cast<uint64_t>(opts_.train_questions);
   Rng rng(stream_seed(opts_.seed, opts_.split == "test" ? 1 : 0), index);
   const Family family = families_[rng.below(static_cast<int>(families_.size()))];
   const bool mc = rng.below(1 << 20) < static_cast<int>(opts_.mc_fraction * (1 << 20));

@@ -23,6 +23,14 @@ std::vector<double> srpo_advantages(const std::vector<double>& rewards,
                                     const std::vector<double>& scales,
                                     const std::vector<double>& edges, double lambda, double eps);
 
+// The reward the advantages are computed from: accuracy + format_weight *
+// format. format_weight 1 is the paper's r = accuracy + format (bit for bit:
+// the same two terms summed); 0 ranks a group by its answers alone (an
+// ablation: learner.format_weight).
+inline double advantage_reward(double accuracy, double format, double format_weight) {
+  return accuracy + format_weight * format;
+}
+
 // `bins` log-spaced edges between min_scale and 1 (exclusive of both ends):
 // bins = 4, min_scale = 1e-3 -> {~5.6e-3, ~3.2e-2, ~1.8e-1}.
 std::vector<double> srpo_log_edges(int bins, double min_scale);

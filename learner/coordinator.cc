@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/bus.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "common/messages.h"
 #include "common/tokenizer.h"
@@ -41,6 +42,7 @@ struct Coordinator::Impl {
   };
 
   const Config cfg;
+  const std::vector<std::string> contract = rollout_contract(cfg);  // what an actor must match
   zmq::context_t ctx{1};
   std::thread thread;
   std::atomic<bool> running{false};
@@ -150,6 +152,31 @@ void Coordinator::Impl::handle_control(BusSocket& ctl, Incoming in) {
   const std::string& id = in.peer;
   const auto now = Clock::now();
   if (const auto* reg = m.get<RegisterMsg>()) {
+    // An actor that rolls out other questions (task.*) or samples otherwise
+    // (rollout.*) would be scored against the learner's questions and its
+    // logprobs mistaken for this sampling's: refuse it, naming the keys.
+    std::string refused;
+    if (reg->settings.empty()) {
+      refused = "it sent no task/rollout settings (an actor older than this learner?)";
+    } else if (const auto diff = contract_differences(reg->settings, contract); !diff.empty()) {
+      refused = "its settings differ from the learner's: ";
+      for (size_t k = 0; k < diff.size(); ++k) refused += (k ? "; " : "") + diff[k];
+    }
+    if (!refused.empty()) {
+      log_warn(kLog, "refused actor " + id + ": " + refused);
+      if (auto known = actors.find(id); known != actors.end() && known->second.alive)
+        lose(id, "registered again with other settings");
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        counters.actors_refused += 1;
+      }
+      RegisterAckMsg ack;
+      ack.accepted = false;
+      ack.reason = refused;
+      ack.run_id = cfg.run.name;
+      send(ctl, id, ack);
+      return;
+    }
     Actor& a = actors[id];
     if (a.alive) {  // a restart under the same name: its old grants are void
       for (uint64_t p : a.granted) requeued.push_back(p);

@@ -44,6 +44,7 @@ struct CoordinatorCounters {
   uint64_t weight_requests_served = 0;
   uint64_t actors_registered = 0;   // ever
   uint64_t actors_lost = 0;         // reported missing
+  uint64_t actors_refused = 0;      // registrations refused (task/rollout settings differ)
   int actors_alive = 0;
   uint64_t prompts_granted = 0;
   uint64_t prompts_requeued = 0;

@@ -184,6 +184,7 @@ int run_learner(const Config& cfg) {
     m["discarded_stale"] = c.discarded_stale;
     m["actors_alive"] = c.actors_alive;
     m["actors_lost"] = c.actors_lost;
+    m["actors_refused"] = c.actors_refused;
     m["prompts_requeued"] = c.prompts_requeued;
     metrics << m.dump() << "\n";
     metrics.flush();

@@ -292,7 +292,7 @@ Result<StepStats> Trainer::step(const std::vector<TrajectoryGroup>& groups) {
     if (!scores.ok()) return scores.status();
     std::vector<double> rewards, scales;
     for (const auto& s : *scores) {
-      rewards.push_back(s.reward);
+      rewards.push_back(advantage_reward(s.accuracy, s.format, cfg_.learner.format_weight));
       scales.push_back(s.scale);
       st.reward_mean += s.reward;
       st.format_mean += s.format;

@@ -34,6 +34,9 @@ TEST(ConfigTest, BadValueIsNamed) {
   EXPECT_NE(error_of("rollout:\n  top_p: 1.5\n").find("rollout.top_p"), std::string::npos);
   EXPECT_NE(error_of("bus:\n  control_endpoint: localhost:5\n").find("bus.control_endpoint"),
             std::string::npos);
+  EXPECT_NE(error_of("learner:\n  format_weight: -0.5\n").find("learner.format_weight: must be"),
+            std::string::npos);
+  EXPECT_EQ(error_of("learner:\n  format_weight: 0\n"), "<accepted>");
   EXPECT_NE(error_of("learner:\n  advantage: ppo\n").find("learner.advantage"), std::string::npos);
   EXPECT_NE(error_of("model:\n  d_model: [1, 2]\n").find("model.d_model"), std::string::npos);
   EXPECT_NE(error_of("pretrain:\n  processes: 0\n").find("pretrain.processes"), std::string::npos);

@@ -4,9 +4,11 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 #include <zmq.hpp>
@@ -40,6 +42,21 @@ struct FakeActor {
     push.connect(cfg.bus.trajectory_endpoint);
   }
   void send(const Payload& p) { ctl.send(zmq::buffer(encode_message(id, p))); }
+  // The learner's RegisterAck, if one arrives within `wait` (grants are skipped).
+  std::optional<RegisterAckMsg> ack(std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (std::chrono::steady_clock::now() < deadline) {
+      zmq::pollitem_t it{static_cast<void*>(ctl), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&it, 1, std::chrono::milliseconds(50));
+      zmq::message_t m;
+      while (ctl.recv(m, zmq::recv_flags::dontwait)) {
+        auto r = decode_message(m.data(), m.size(), 1 << 20);
+        if (r.ok())
+          if (auto* a = r->get<RegisterAckMsg>()) return *a;
+      }
+    }
+    return std::nullopt;
+  }
   // Collects granted prompt ids until `n` arrived or `wait` passed.
   std::vector<uint64_t> grants(size_t n, std::chrono::milliseconds wait = std::chrono::seconds(5)) {
     std::vector<uint64_t> out;
@@ -70,6 +87,7 @@ TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
     FakeActor a(ctx, cfg, "a");
     RegisterMsg reg;
     reg.actor_id = "a";
+    reg.settings = rollout_contract(cfg);
     a.send(reg);
     first = a.grants(2);
     ASSERT_EQ(first.size(), 2u);
@@ -108,11 +126,91 @@ TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
   FakeActor b(ctx, cfg, "b");
   RegisterMsg reg;
   reg.actor_id = "b";
+  reg.settings = rollout_contract(cfg);
   b.send(reg);
   auto second = b.grants(2);
   EXPECT_EQ(std::set<uint64_t>(second.begin(), second.end()),
             std::set<uint64_t>(first.begin(), first.end()));
   coord.stop();
+}
+
+// An actor whose task or rollout settings differ would roll out other
+// questions (or sample otherwise) than the learner scores: it is refused with
+// the keys named, gets no work and is not counted alive; a matching actor
+// then registers as usual.
+TEST(CoordinatorTest, RefusesAnActorWhoseTaskOrRolloutSettingsDiffer) {
+  Config cfg = coordinator_config("contract");
+  Coordinator coord(cfg);
+  ASSERT_TRUE(coord.start().ok());
+  zmq::context_t ctx;
+  {
+    Config other = cfg;
+    other.task.train_questions = 32;
+    other.rollout.temperature = 0.5;
+    FakeActor a(ctx, cfg, "odd");
+    RegisterMsg reg;
+    reg.actor_id = "odd";
+    reg.settings = rollout_contract(other);
+    a.send(reg);
+    auto ack = a.ack();
+    ASSERT_TRUE(ack.has_value());
+    EXPECT_FALSE(ack->accepted);
+    EXPECT_NE(ack->reason.find("task.train_questions: actor 32, learner 0"), std::string::npos) << ack->reason;
+    EXPECT_NE(ack->reason.find("rollout.temperature: actor 0.5, learner 1"), std::string::npos) << ack->reason;
+    EXPECT_EQ(ack->reason.find("task.seed"), std::string::npos) << ack->reason;
+    EXPECT_TRUE(a.grants(1, std::chrono::milliseconds(200)).empty());
+  }
+  {
+    FakeActor old(ctx, cfg, "old");
+    RegisterMsg reg;
+    reg.actor_id = "old";  // no settings at all
+    old.send(reg);
+    auto ack = old.ack();
+    ASSERT_TRUE(ack.has_value());
+    EXPECT_FALSE(ack->accepted);
+    EXPECT_NE(ack->reason.find("sent no task/rollout settings"), std::string::npos) << ack->reason;
+  }
+  EXPECT_EQ(coord.counters().actors_refused, 2u);
+  EXPECT_EQ(coord.counters().actors_registered, 0u);
+  EXPECT_TRUE(coord.alive_actors().empty());
+
+  FakeActor good(ctx, cfg, "good");
+  RegisterMsg reg;
+  reg.actor_id = "good";
+  reg.settings = rollout_contract(cfg);
+  good.send(reg);
+  auto ack = good.ack();
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_TRUE(ack->accepted) << ack->reason;
+  EXPECT_EQ(good.grants(2).size(), 2u);
+  EXPECT_EQ(coord.counters().actors_registered, 1u);
+  coord.stop();
+}
+
+TEST(ConfigContract, CoversTaskAndRolloutAndNamesEachDifference) {
+  Config a;
+  const auto c = rollout_contract(a);
+  auto has = [&](const std::string& prefix) {
+    return std::any_of(c.begin(), c.end(), [&](const std::string& kv) { return kv.rfind(prefix, 0) == 0; });
+  };
+  EXPECT_TRUE(has("task.seed="));
+  EXPECT_TRUE(has("task.train_questions=0"));
+  EXPECT_TRUE(has("rollout.temperature="));
+  EXPECT_FALSE(has("learner."));
+  EXPECT_FALSE(has("bus."));
+  EXPECT_TRUE(contract_differences(c, c).empty());
+  Config b = a;
+  b.task.seed = 99;
+  b.learner.lr = 0.5;  // not part of the contract
+  const auto d = contract_differences(rollout_contract(b), c);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_EQ(d[0], "task.seed: actor 99, learner " + std::to_string(a.task.seed));
+  auto missing = c;
+  missing.erase(missing.begin());
+  missing.push_back("task.colour=red");
+  const auto m = contract_differences(missing, c);
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_NE(std::find(m.begin(), m.end(), "task.colour: actor red, learner (none)"), m.end());
 }
 
 // An actor that reads its control socket late still gets the learner's
@@ -133,6 +231,7 @@ TEST(CoordinatorTest, StopWaitsUntilEachActorAnswersItsShutdown) {
   ctl.connect(cfg.bus.control_endpoint);
   RegisterMsg reg;
   reg.actor_id = "late";
+  reg.settings = rollout_contract(cfg);
   const auto registered_by = std::chrono::steady_clock::now() + std::chrono::seconds(5);
   while (coord->alive_actors().empty() && std::chrono::steady_clock::now() < registered_by) {
     (void)ctl.send(zmq::buffer(encode_message("late", reg)), zmq::send_flags::dontwait);

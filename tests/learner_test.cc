@@ -25,6 +25,25 @@ TEST(AdvantagesTest, GrpoMatchesHandComputedGroup) {
   EXPECT_NEAR(a[1] + a[2], 0.0, 1e-12);
 }
 
+TEST(AdvantagesTest, FormatWeightScalesOnlyTheFormatTerm) {
+  // Weight 1 is the paper's reward, format + accuracy, exactly.
+  const double acc[] = {0.0, 1.0, 0.6, 0.0}, fmt[] = {2.0, 2.0, 1.0, 0.0};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(advantage_reward(acc[i], fmt[i], 1.0), fmt[i] + acc[i]);
+  // Weight 0: a malformed wrong trajectory and a well-formed wrong one tie,
+  // so the group is ranked by its answers alone.
+  std::vector<double> r0, r1;
+  for (int i = 0; i < 4; ++i) {
+    r0.push_back(advantage_reward(acc[i], fmt[i], 0.0));
+    r1.push_back(advantage_reward(acc[i], fmt[i], 1.0));
+  }
+  const auto a0 = grpo_advantages(r0, 1e-4), a1 = grpo_advantages(r1, 1e-4);
+  EXPECT_DOUBLE_EQ(a0[0], a0[3]);
+  EXPECT_GT(a1[0], a1[3]);
+  EXPECT_GT(a0[1], a0[2]);
+  EXPECT_GT(a0[2], a0[0]);
+  EXPECT_DOUBLE_EQ(advantage_reward(0.5, 2.0, 0.25), 1.0);
+}
+
 TEST(AdvantagesTest, EqualRewardsGiveZeroAdvantage) {
   for (double x : grpo_advantages({2, 2, 2}, 1e-4)) EXPECT_EQ(x, 0.0);
   EXPECT_EQ(grpo_advantages({1.0}, 1e-4)[0], 0.0);

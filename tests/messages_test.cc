@@ -165,7 +165,9 @@ TEST(MessagesTest, TrajectoryGroupWithoutBoxesRoundTrips) {
 }
 
 TEST(MessagesTest, ControlKindsRoundTrip) {
-  const RegisterMsg reg = round_trip("a1", RegisterMsg{"a1", 4242, "node-3", {"cpu", "x"}});
+  const RegisterMsg reg =
+      round_trip("a1", RegisterMsg{"a1", 4242, "node-3", {"cpu", "x"}, {"task.seed=7", "rollout.g1=4"}});
+  EXPECT_EQ(reg.settings, (std::vector<std::string>{"task.seed=7", "rollout.g1=4"}));
   EXPECT_EQ(reg.actor_id, "a1");
   EXPECT_EQ(reg.pid, 4242);
   EXPECT_EQ(reg.hostname, "node-3");

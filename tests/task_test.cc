@@ -99,6 +99,29 @@ TEST(SyntheticTask, IndicesAndSeedsGiveDifferentScenes) {
   EXPECT_FALSE(same_pixels(t.get(3).image, SyntheticTask(o2).get(3).image));
 }
 
+TEST(SyntheticTask, AFiniteTrainSplitCyclesAndTheTestSplitNever) {
+  TaskOptions o;
+  o.train_questions = 3;
+  SyntheticTask cycled(o), open_ended(TaskOptions{});
+  for (uint64_t i : {0ull, 1ull, 2ull}) {
+    const Sample a = cycled.get(i), b = cycled.get(i + 3), c = cycled.get(i + 300);
+    EXPECT_EQ(a.problem, b.problem);
+    EXPECT_EQ(a.solution, c.solution);
+    EXPECT_TRUE(same_pixels(a.image, b.image) && same_pixels(a.image, c.image)) << "index " << i;
+    // The first N questions are the unbounded split's own.
+    EXPECT_TRUE(same_pixels(a.image, open_ended.get(i).image));
+  }
+  EXPECT_FALSE(same_pixels(open_ended.get(0).image, open_ended.get(3).image));
+  TaskOptions test = o;
+  test.split = "test";
+  SyntheticTask t(test);
+  EXPECT_FALSE(same_pixels(t.get(0).image, t.get(3).image));
+  TaskOptions bad;
+  bad.train_questions = -1;
+  EXPECT_NE(SyntheticTask::validate(bad).message().find("task.train_questions: must be >= 0"),
+            std::string::npos);
+}
+
 TEST(SyntheticTask, FillsTheRecordFields) {
   TaskOptions o;
   o.image_width = 320;
