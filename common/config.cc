@@ -121,7 +121,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, weight_decay, double, "pretraining AdamW weight decay"),
       GR1_FIELD(pretrain, grad_clip, double, "pretraining max gradient norm"),
       GR1_FIELD(pretrain, position_jitter, int, "random position offset 0..N per sequence"),
-      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup)"),
+      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup, zoom_read_chain)"),
       GR1_FIELD(pretrain, phase1_steps, int, "the first N decoder steps (after phase 0) draw from phase1_skills"),
       GR1_FIELD(pretrain, phase1_skills, std::string, "skill mix of the first phase1_steps steps"),
       GR1_FIELD(pretrain, phase0_steps, int, "the first N decoder steps (before phase 1) draw from phase0_skills"),

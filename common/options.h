@@ -157,7 +157,8 @@ struct PretrainOptions {
   double grad_clip = 1.0;
   int position_jitter = 10;       // random 0..N offset added to all positions of a sequence
   // Skills and their weights: "name:weight,...". Known: locate, zoom_read,
-  // refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup (see
+  // refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup,
+  // zoom_read_chain (see
   // learner/pretrain.h).
   std::string skills = "locate:3,zoom_read:4,refine:1.5,answer:1,direct:0.5";
   // A first phase of the decoder stage: its first phase1_steps steps (of

@@ -37,8 +37,9 @@ namespace {
 constexpr double kAttentionBudgetBytes = 24.0 * (1 << 20);
 
 // Appended only: a skill's index picks its scene sub-stream.
-constexpr const char* kSkills[] = {"locate", "zoom_read", "refine", "answer", "direct",
-                                   "zoom_read_mc", "zoom_read_rel", "answer_lookup"};
+constexpr const char* kSkills[] = {"locate",       "zoom_read",     "refine",
+                                   "answer",       "direct",        "zoom_read_mc",
+                                   "zoom_read_rel", "answer_lookup", "zoom_read_chain"};
 
 // The start of make_pretrain_example's error for an example longer than
 // model.max_seq_len (training skips and counts those).
@@ -257,7 +258,7 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec, c
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
       return Status::Error(key + ": unknown skill \"" + name +
                            "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, "
-                           "answer_lookup)");
+                           "answer_lookup, zoom_read_chain)");
     }
     if (mix.count(name)) return Status::Error(key + ": \"" + name + "\" listed twice");
     double w = 1.0;
@@ -365,10 +366,14 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   const Family family = kFamilies[r % 3];
   r = mix64(r);
   // Separate sub-streams per skill so skills do not share scenes.
-  const uint64_t sub =
-      stream * 8 + static_cast<uint64_t>(std::find(std::begin(kSkills), std::end(kSkills), skill) -
-                                         std::begin(kSkills));
-  const bool relational = skill == "zoom_read_rel";
+  // (The first eight skills' sub-streams are stream * 8 + index, as when there
+  // were eight; later skills get sub-streams of their own above 2^40.)
+  const uint64_t skill_index = static_cast<uint64_t>(
+      std::find(std::begin(kSkills), std::end(kSkills), skill) - std::begin(kSkills));
+  const uint64_t sub = skill_index < 8 ? stream * 8 + skill_index
+                                       : (skill_index << 40) + stream;
+  const bool chain = skill == "zoom_read_chain";
+  const bool relational = skill == "zoom_read_rel" || chain;
   const bool varied = cfg.pretrain.wording == "varied";
   Scene sc = task->scene(index, relational ? Family::kSpatial : family, sub);
 
@@ -382,6 +387,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   r = mix64(r);
   std::string named;  // how the question names the target ("" = its description)
   int anchor = -1;    // the shape a relational question names the target by
+  int anchor_dir = 0;  // its direction from the anchor (0 left, 1 right, 2 above, 3 below)
   if (relational) {
     std::vector<cv::Point> centres;
     for (const auto& o : sc.objects) centres.push_back(o.centre);
@@ -395,6 +401,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
       const auto [a, dir] = options[r % options.size()];
       ti = related_object(centres, a, dir);
       anchor = a;
+      anchor_dir = dir;
       const size_t w = varied ? mix64(r) % std::size(kRelationWords[dir]) : 0;
       named = std::string("shape ") + kRelationWords[dir][w] + " the " + sc.objects[a].description();
     }
@@ -499,7 +506,21 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
 
   if (skill == "locate") {
     append_turn(t, ground, true, S);
-  } else if (skill == "zoom_read" || skill == "zoom_read_mc" || skill == "zoom_read_rel") {
+  } else if (chain && anchor >= 0) {
+    // Two grounding turns: the named anchor first, then, from it, the shape in
+    // the asked direction ("below it: the red square"), then the reading.
+    static constexpr const char* kFromIt[] = {"left of it", "right of it", "above it", "below it"};
+    const SceneObject& a = sc.objects[anchor];
+    const TeacherBox at = teacher_box(to_shown(a.box, S, s.width, s.height), S);
+    append_turn(t, "<think>the " + a.description() + "</think><box>" + at.text + "</box>", true, S);
+    append_crop_turn(t, cfg, s, at.box);
+    append_turn(t, std::string("<think>") + kFromIt[anchor_dir] + ": the " + desc + "</think><box>" +
+                       teach.text + "</box>",
+                true, S);
+    append_crop_turn(t, cfg, s, crop_shown);
+    append_turn(t, answer, true, S);
+    t.finished = true;
+  } else if (skill == "zoom_read" || skill == "zoom_read_mc" || skill == "zoom_read_rel" || chain) {
     append_turn(t, ground, true, S);
     append_crop_turn(t, cfg, s, crop_shown);
     append_turn(t, answer, true, S);

@@ -23,6 +23,10 @@
 //              question (the benchmark's multiple-choice form) -> ... ->
 //              <answer> with the right option's letter
 //   zoom_read_rel  zoom_read of a shape named by its relation to another
+//   zoom_read_chain  the zoom_read_rel question in two grounding turns: the
+//              named anchor (<box> of it -> crop), then "below it: the red
+//              square" (<box> of the shape in that direction -> crop) ->
+//              <answer>
 //   answer_lookup  text only, no image: the zoom-read question (with the four
 //              options half of the time), then six answer turns
 //              "<think>it shows V</think><answer>A</answer>" whose thoughts

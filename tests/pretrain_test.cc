@@ -381,6 +381,69 @@ TEST(Pretrain, RelationalZoomReadNamesTheShapeByItsRelationThenBoxesAndReadsIt) 
   EXPECT_GE(used.size(), 9u);
 }
 
+// The chained form of the relational skill: the same question, taught as two
+// grounding turns (the named anchor, then from it the shape in the asked
+// direction), then the reading; every turn well formed and trained.
+TEST(Pretrain, ChainedRelationalZoomReadBoxesTheAnchorThenTheTargetThenReads) {
+  Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  const char* from_it[] = {"left of it", "right of it", "above it", "below it"};
+  int chained = 0;
+  std::set<std::string> directions;
+  for (uint64_t i = 0; i < 60; ++i) {
+    auto rel = make_pretrain_example(cfg, "zoom_read_rel", i, 1);
+    auto ex = make_pretrain_example(cfg, "zoom_read_chain", i, 1);
+    ASSERT_TRUE(ex.ok() && rel.ok()) << ex.error();
+    const SceneObject& target = ex->objects.at(ex->target);
+    EXPECT_EQ(ex->sample.bboxs.at(0), target.box);
+    EXPECT_EQ(ex->answer, target.value);
+    const Trajectory& t = ex->traj;
+    EXPECT_DOUBLE_EQ(format_reward(turn_texts(t, S)), 2.0);
+    // Its own scenes, not zoom_read_rel's.
+    EXPECT_FALSE(rel->sample.image.size() == ex->sample.image.size() &&
+                 cv::norm(rel->sample.image, ex->sample.image, cv::NORM_L1) == 0);
+    if (t.turns.size() == 2) continue;  // no unique relation in this scene: a plain zoom read
+    ASSERT_EQ(t.turns.size(), 3u);
+    ++chained;
+    const std::string first = turn_text(t.tokens, t.turns[0], S);
+    const std::string second = turn_text(t.tokens, t.turns[1], S);
+    // The first thought names a shape of the question (the anchor) and boxes it.
+    int anchor = -1;
+    for (int o = 0; o < static_cast<int>(ex->objects.size()); ++o)
+      if (first.find("<think>the " + ex->objects[o].description() + "</think>") != std::string::npos &&
+          ex->sample.problem.find("the " + ex->objects[o].description()) != std::string::npos)
+        anchor = o;
+    ASSERT_GE(anchor, 0) << first << " | " << ex->sample.problem;
+    const Box b0 = shown_to_original(*t.boxes_shown[0], S, S, ex->sample.width, ex->sample.height);
+    EXPECT_GT(box_score(b0, ex->objects[anchor].box), 0.6) << first;
+    // The second goes from it in the asked direction to the target.
+    std::vector<cv::Point> centres;
+    for (const auto& o : ex->objects) centres.push_back(o.centre);
+    int dir = -1;
+    for (int d = 0; d < 4; ++d)
+      if (second.rfind(std::string("<think>") + from_it[d] + ": the " + target.description() + "</think>", 0) == 0)
+        dir = d;
+    ASSERT_GE(dir, 0) << second;
+    directions.insert(from_it[dir]);
+    EXPECT_EQ(related_object(centres, anchor, dir), ex->target);
+    const Box b1 = shown_to_original(*t.boxes_shown[1], S, S, ex->sample.width, ex->sample.height);
+    EXPECT_GT(box_score(b1, target.box), 0.6) << second;
+    ASSERT_EQ(t.images.size(), 3u);
+    EXPECT_TRUE(t.images[1].is_crop && t.images[2].is_crop);
+    const AnswerTurn a = parse_answer_turn(turn_text(t.tokens, t.turns[2], S));
+    ASSERT_TRUE(a.ok);
+    EXPECT_EQ(a.answer, target.value);
+    // All three turns are trained.
+    for (const auto& span : t.turns) {
+      float trained = 0;
+      for (int k = span.begin; k < span.end; ++k) trained += t.policy_mask[k];
+      EXPECT_GT(trained, 0) << turn_text(t.tokens, span, S);
+    }
+  }
+  EXPECT_GE(chained, 40);
+  EXPECT_EQ(directions.size(), 4u);
+}
+
 TEST(Pretrain, VariedWordingSometimesNamesAnotherShapeAndTheThoughtStillNamesTheTarget) {
   Config cfg = tests_config();
   const int S = cfg.model.image_size;
@@ -639,7 +702,7 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
                              "written on",           "small mark"};
   for (const char* skill :
        {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel",
-        "answer_lookup"}) {
+        "answer_lookup", "zoom_read_chain"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       Config varied = cfg;
       varied.pretrain.wording = "varied";
