@@ -15,6 +15,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/options.h"
 
@@ -44,14 +45,32 @@ struct TempDir {
   std::string str() const { return dir.string(); }
 };
 
+// The ipc socket files use_ipc_endpoints handed out in this process, removed
+// when it exits (a killed learner, or one whose socket is closed without an
+// unbind, leaves them behind in the temp directory).
+struct IpcFiles {
+  std::vector<std::filesystem::path> paths;
+  ~IpcFiles() {
+    std::error_code ec;
+    for (const auto& p : paths) std::filesystem::remove(p, ec);
+  }
+};
+inline IpcFiles& ipc_files() {
+  static IpcFiles files;
+  return files;
+}
+
 // Points the bus's three endpoints at ipc sockets of their own under the
-// temp directory ("gr1-<tag>-<pid>-ctl", "-traj", "-w").
+// temp directory ("gr1-<tag>-<pid>-ctl", "-traj", "-w"); the files go when
+// the test process exits.
 inline void use_ipc_endpoints(BusOptions& bus, const std::string& tag) {
-  const std::string base = "ipc://" + (std::filesystem::temp_directory_path() /
-                                       ("gr1-" + tag + "-" + std::to_string(::getpid()))).string();
-  bus.control_endpoint = base + "-ctl";
-  bus.trajectory_endpoint = base + "-traj";
-  bus.weights_endpoint = base + "-w";
+  const std::filesystem::path base =
+      std::filesystem::temp_directory_path() / ("gr1-" + tag + "-" + std::to_string(::getpid()));
+  bus.control_endpoint = "ipc://" + base.string() + "-ctl";
+  bus.trajectory_endpoint = "ipc://" + base.string() + "-traj";
+  bus.weights_endpoint = "ipc://" + base.string() + "-w";
+  for (const char* suffix : {"-ctl", "-traj", "-w"})
+    ipc_files().paths.push_back(base.string() + suffix);
 }
 
 // The whole text of a file ("" when it cannot be read).
