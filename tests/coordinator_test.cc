@@ -42,8 +42,16 @@ struct FakeActor {
     push.connect(cfg.bus.trajectory_endpoint);
   }
   void send(const Payload& p) { ctl.send(zmq::buffer(encode_message(id, p))); }
-  // The learner's RegisterAck, if one arrives within `wait` (grants are skipped).
-  std::optional<RegisterAckMsg> ack(std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+  // Registers with these task/rollout settings (rollout_contract of a config).
+  void register_with(std::vector<std::string> settings) {
+    RegisterMsg reg;
+    reg.actor_id = id;
+    reg.settings = std::move(settings);
+    send(reg);
+  }
+  // Reads control messages until `take` returns true or `wait` passed.
+  template <typename Take>
+  void read_control(std::chrono::milliseconds wait, Take take) {
     const auto deadline = std::chrono::steady_clock::now() + wait;
     while (std::chrono::steady_clock::now() < deadline) {
       zmq::pollitem_t it{static_cast<void*>(ctl), 0, ZMQ_POLLIN, 0};
@@ -51,26 +59,26 @@ struct FakeActor {
       zmq::message_t m;
       while (ctl.recv(m, zmq::recv_flags::dontwait)) {
         auto r = decode_message(m.data(), m.size(), 1 << 20);
-        if (r.ok())
-          if (auto* a = r->get<RegisterAckMsg>()) return *a;
+        if (r.ok() && take(*r)) return;
       }
     }
-    return std::nullopt;
+  }
+  // The learner's RegisterAck, if one arrives within `wait`.
+  std::optional<RegisterAckMsg> ack(std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    std::optional<RegisterAckMsg> out;
+    read_control(wait, [&](const Message& r) {
+      if (const auto* a = r.get<RegisterAckMsg>()) out = *a;
+      return out.has_value();
+    });
+    return out;
   }
   // Collects granted prompt ids until `n` arrived or `wait` passed.
   std::vector<uint64_t> grants(size_t n, std::chrono::milliseconds wait = std::chrono::seconds(5)) {
     std::vector<uint64_t> out;
-    const auto deadline = std::chrono::steady_clock::now() + wait;
-    while (out.size() < n && std::chrono::steady_clock::now() < deadline) {
-      zmq::pollitem_t it{static_cast<void*>(ctl), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&it, 1, std::chrono::milliseconds(50));
-      zmq::message_t m;
-      while (ctl.recv(m, zmq::recv_flags::dontwait)) {
-        auto r = decode_message(m.data(), m.size(), 1 << 20);
-        if (r.ok())
-          if (auto* g = r->get<WorkGrantMsg>()) out.insert(out.end(), g->prompt_ids.begin(), g->prompt_ids.end());
-      }
-    }
+    read_control(wait, [&](const Message& r) {
+      if (const auto* g = r.get<WorkGrantMsg>()) out.insert(out.end(), g->prompt_ids.begin(), g->prompt_ids.end());
+      return out.size() >= n;
+    });
     return out;
   }
   std::string id;
@@ -85,10 +93,7 @@ TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
   std::vector<uint64_t> first;
   {
     FakeActor a(ctx, cfg, "a");
-    RegisterMsg reg;
-    reg.actor_id = "a";
-    reg.settings = rollout_contract(cfg);
-    a.send(reg);
+    a.register_with(rollout_contract(cfg));
     first = a.grants(2);
     ASSERT_EQ(first.size(), 2u);
     // No more than max_inflight_groups outstanding (checked well inside the
@@ -124,10 +129,7 @@ TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
 
   // The next actor gets the lost actor's prompts first: none is skipped.
   FakeActor b(ctx, cfg, "b");
-  RegisterMsg reg;
-  reg.actor_id = "b";
-  reg.settings = rollout_contract(cfg);
-  b.send(reg);
+  b.register_with(rollout_contract(cfg));
   auto second = b.grants(2);
   EXPECT_EQ(std::set<uint64_t>(second.begin(), second.end()),
             std::set<uint64_t>(first.begin(), first.end()));
@@ -148,10 +150,7 @@ TEST(CoordinatorTest, RefusesAnActorWhoseTaskOrRolloutSettingsDiffer) {
     other.task.train_questions = 32;
     other.rollout.temperature = 0.5;
     FakeActor a(ctx, cfg, "odd");
-    RegisterMsg reg;
-    reg.actor_id = "odd";
-    reg.settings = rollout_contract(other);
-    a.send(reg);
+    a.register_with(rollout_contract(other));
     auto ack = a.ack();
     ASSERT_TRUE(ack.has_value());
     EXPECT_FALSE(ack->accepted);
@@ -162,9 +161,7 @@ TEST(CoordinatorTest, RefusesAnActorWhoseTaskOrRolloutSettingsDiffer) {
   }
   {
     FakeActor old(ctx, cfg, "old");
-    RegisterMsg reg;
-    reg.actor_id = "old";  // no settings at all
-    old.send(reg);
+    old.register_with({});  // no settings at all
     auto ack = old.ack();
     ASSERT_TRUE(ack.has_value());
     EXPECT_FALSE(ack->accepted);
@@ -175,10 +172,7 @@ TEST(CoordinatorTest, RefusesAnActorWhoseTaskOrRolloutSettingsDiffer) {
   EXPECT_TRUE(coord.alive_actors().empty());
 
   FakeActor good(ctx, cfg, "good");
-  RegisterMsg reg;
-  reg.actor_id = "good";
-  reg.settings = rollout_contract(cfg);
-  good.send(reg);
+  good.register_with(rollout_contract(cfg));
   auto ack = good.ack();
   ASSERT_TRUE(ack.has_value());
   EXPECT_TRUE(ack->accepted) << ack->reason;
