@@ -49,13 +49,9 @@ fb::Box put_box(const Box& b) { return fb::Box(b.x1, b.y1, b.x2, b.y2); }
 Box get_box(const fb::Box& b) { return Box{b.x1(), b.y1(), b.x2(), b.y2()}; }
 
 Off<void> put(fbb_t& fbb, const RegisterMsg& m) {
-  std::vector<Off<flatbuffers::String>> caps;
-  for (const auto& c : m.capabilities) caps.push_back(fbb.CreateString(c));
-  std::vector<Off<flatbuffers::String>> settings;
-  for (const auto& kv : m.settings) settings.push_back(fbb.CreateString(kv));
   return fb::CreateRegister(fbb, fbb.CreateString(m.actor_id), m.pid,
-                            fbb.CreateString(m.hostname), fbb.CreateVector(caps),
-                            fbb.CreateVector(settings))
+                            fbb.CreateString(m.hostname), fbb.CreateVectorOfStrings(m.capabilities),
+                            fbb.CreateVectorOfStrings(m.settings))
       .Union();
 }
 Off<void> put(fbb_t& fbb, const RegisterAckMsg& m) {

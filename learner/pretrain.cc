@@ -256,9 +256,9 @@ Result<std::map<std::string, double>> parse_skill_mix(const std::string& spec, c
     name.erase(0, name.find_first_not_of(" \t"));
     name.erase(name.find_last_not_of(" \t") + 1);
     if (std::find(std::begin(kSkills), std::end(kSkills), name) == std::end(kSkills)) {
-      return Status::Error(key + ": unknown skill \"" + name +
-                           "\" (known: locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, "
-                           "answer_lookup, zoom_read_chain)");
+      std::string known;
+      for (const char* k : kSkills) known += (known.empty() ? "" : ", ") + std::string(k);
+      return Status::Error(key + ": unknown skill \"" + name + "\" (known: " + known + ")");
     }
     if (mix.count(name)) return Status::Error(key + ": \"" + name + "\" listed twice");
     double w = 1.0;
@@ -883,7 +883,6 @@ Result<int> copy_vision_parameters(const Policy& src, const Policy& dst) {
   if (copied == 0) return Status::Error("the model has no vision.* parameters");
   return copied;
 }
-
 
 // Linear warm-up over `warmup` steps to `peak`, then linear decay to peak *
 // final_frac at step `length` (`local` is 1-based within the phase).
