@@ -99,23 +99,98 @@ Result<EvalItem> make_eval_item(const Sample& sample, const Trajectory& t, int s
   return it;
 }
 
+double pass_at_k(int n, int c, int k) {
+  if (n < 1 || c < 0 || c > n || k < 1 || k > n)
+    throw std::invalid_argument(
+        "pass_at_k: need 0 <= c <= n and 1 <= k <= n, got n=" + std::to_string(n) +
+        " c=" + std::to_string(c) + " k=" + std::to_string(k));
+  if (n - c < k) return 1.0;  // every k-subset holds a right try
+  // C(n-c, k) / C(n, k) = prod_{i=n-c+1}^{n} (1 - k / i), without large binomials.
+  double miss = 1.0;
+  for (int i = n - c + 1; i <= n; ++i) miss *= 1.0 - double(k) / double(i);
+  return 1.0 - miss;
+}
+
 json item_json(const EvalItem& it) {
   json boxes = json::array();
   for (const auto& b : it.boxes) boxes.push_back(box_json(b));
-  return json{{"problem_id", it.problem_id},
-              {"dataset", it.dataset},
-              {"answer", it.answer},
-              {"correct", it.correct},
-              {"format", it.format},
-              {"boxes", boxes},
-              {"turns", it.turns},
-              {"turn_texts", it.turn_texts},
-              {"box_score", opt_json(it.box_score)},
-              {"iou", opt_json(it.iou)},
-              {"evidence", it.evidence ? box_json(*it.evidence) : json(nullptr)},
-              {"evidence_frac", it.evidence_frac},
-              {"finished", it.finished}};
+  json j{{"problem_id", it.problem_id},
+         {"dataset", it.dataset},
+         {"answer", it.answer},
+         {"correct", it.correct},
+         {"format", it.format},
+         {"boxes", boxes},
+         {"turns", it.turns},
+         {"turn_texts", it.turn_texts},
+         {"box_score", opt_json(it.box_score)},
+         {"iou", opt_json(it.iou)},
+         {"evidence", it.evidence ? box_json(*it.evidence) : json(nullptr)},
+         {"evidence_frac", it.evidence_frac},
+         {"finished", it.finished}};
+  if (!it.sampled.empty()) {
+    json tries = json::array();
+    for (const auto& t : it.sampled)
+      tries.push_back({{"answer", t.answer},
+                       {"correct", t.correct},
+                       {"format", t.format},
+                       {"box", t.boxed},
+                       {"turn_texts", t.turn_texts}});
+    j["sampled"] = tries;
+  }
+  return j;
 }
+
+namespace {
+
+// A sampled try counts right for pass@k when its accuracy reward is full.
+bool try_right(const EvalItem::Try& t) { return t.correct >= 1.0 - 1e-9; }
+
+// The summary's "sampled" object (see summarize_items); null when no item
+// has tries.
+json summarize_sampled(const std::vector<EvalItem>& items) {
+  size_t k_min = 0;
+  for (const auto& it : items)
+    if (!it.sampled.empty())
+      k_min = k_min == 0 ? it.sampled.size() : std::min(k_min, it.sampled.size());
+  if (k_min == 0) return json(nullptr);
+  const int K = static_cast<int>(k_min);
+  std::vector<int> ks;
+  for (int k = 1; k < K; k *= 2) ks.push_back(k);
+  ks.push_back(K);
+  std::vector<double> pass(ks.size(), 0.0);
+  double acc = 0, best = 0, perfect = 0, boxed = 0, headroom = 0;
+  size_t tries = 0, n = 0;
+  for (const auto& it : items) {
+    if (it.sampled.empty()) continue;
+    ++n;
+    int right = 0;
+    double top = 0;
+    for (const auto& t : it.sampled) {
+      ++tries;
+      acc += t.correct;
+      perfect += format_perfect(t.format);
+      boxed += t.boxed;
+      right += try_right(t);
+      top = std::max(top, t.correct);
+    }
+    const int m = static_cast<int>(it.sampled.size());
+    for (size_t j = 0; j < ks.size(); ++j) pass[j] += pass_at_k(m, right, ks[j]);
+    best += top;
+    headroom += it.correct < 1.0 - 1e-9 && right > 0;
+  }
+  json pass_at = json::object();
+  for (size_t j = 0; j < ks.size(); ++j) pass_at[std::to_string(ks[j])] = pass[j] / double(n);
+  return json{{"k", K},
+              {"items", n},
+              {"accuracy", acc / double(tries)},
+              {"pass_at", pass_at},
+              {"best_of_k", best / double(n)},
+              {"format_rate", perfect / double(tries)},
+              {"box_choice_rate", boxed / double(tries)},
+              {"greedy_wrong_sampled_right", headroom / double(n)}};
+}
+
+}  // namespace
 
 json summarize_items(const std::vector<EvalItem>& items) {
   const size_t n = items.size();
@@ -146,17 +221,19 @@ json summarize_items(const std::vector<EvalItem>& items) {
       (on ? acc_on : acc_off) += it.correct;
     }
   }
-  return json{{"n", n},
-              {"accuracy", mean_or_null(acc, n)},
-              {"format_rate", mean_or_null(double(perfect), n)},
-              {"mean_turns", mean_or_null(turns, n)},
-              {"box_score", mean_or_null(box_sum, with_ev)},
-              {"box_score_given", mean_or_null(given_sum, given)},
-              {"box_rate", mean_or_null(double(with_box), n)},
-              {"acc_at_05", mean_or_null(double(hit05), with_ev)},
-              {"box_on_evidence_rate", mean_or_null(double(on_ev), on_ev + off_ev)},
-              {"accuracy_box_on_evidence", mean_or_null(acc_on, on_ev)},
-              {"accuracy_box_off_evidence", mean_or_null(acc_off, off_ev)}};
+  json s{{"n", n},
+         {"accuracy", mean_or_null(acc, n)},
+         {"format_rate", mean_or_null(double(perfect), n)},
+         {"mean_turns", mean_or_null(turns, n)},
+         {"box_score", mean_or_null(box_sum, with_ev)},
+         {"box_score_given", mean_or_null(given_sum, given)},
+         {"box_rate", mean_or_null(double(with_box), n)},
+         {"acc_at_05", mean_or_null(double(hit05), with_ev)},
+         {"box_on_evidence_rate", mean_or_null(double(on_ev), on_ev + off_ev)},
+         {"accuracy_box_on_evidence", mean_or_null(acc_on, on_ev)},
+         {"accuracy_box_off_evidence", mean_or_null(acc_off, off_ev)}};
+  if (json sampled = summarize_sampled(items); !sampled.is_null()) s["sampled"] = sampled;
+  return s;
 }
 
 json summarize(const std::vector<EvalItem>& items) {
@@ -205,6 +282,11 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
                                      std::to_string(options.forced_box_scale));
   if (options.forced_box_scale > 0 && options.mode != "grounded")
     return Result<EvalResult>::Error("eval: --forced-box needs --mode grounded");
+  if (options.samples < 0)
+    return Result<EvalResult>::Error("eval: samples must be >= 0 (0 = greedy only), got " +
+                                     std::to_string(options.samples));
+  if (options.samples > 0 && options.forced_box_scale > 0)
+    return Result<EvalResult>::Error("eval: --samples cannot be combined with --forced-box");
   if (options.limit < 0)
     return Result<EvalResult>::Error("eval: limit must be >= 0, got " +
                                      std::to_string(options.limit));
@@ -229,6 +311,8 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
     RolloutEngine engine(policy, model, ro);
     // Greedy decoding never draws from it; rollout_batch takes one anyway.
     auto gen = torch::make_generator<torch::CPUGeneratorImpl>(0);
+    // --samples: a generator of its own, so the greedy items stay the same.
+    auto sample_gen = torch::make_generator<torch::CPUGeneratorImpl>(options.seed);
     const size_t n =
         options.limit > 0 ? std::min(samples.size(), size_t(options.limit)) : samples.size();
 
@@ -243,10 +327,22 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
         auto groups = engine.rollout_batch(batch, 1, 1, gen, /*greedy=*/true, nullptr);
         for (auto& g : groups) trajs.push_back(std::move(g.trajectories.front()));
       }
+      std::vector<TrajectoryGroup> sampled;
+      if (options.samples > 0)
+        sampled =
+            engine.rollout_batch(batch, options.samples, 1, sample_gen, /*greedy=*/false, nullptr);
       for (size_t i = 0; i < batch.size(); ++i) {
         auto item = make_eval_item(batch[i], trajs[i], S);
         if (!item.ok()) return item.status();  // checked before decoding; cannot happen
         item->index = batch_index[i];
+        if (options.samples > 0)
+          for (const Trajectory& t : sampled.at(i).trajectories) {
+            auto tried = make_eval_item(batch[i], t, S);
+            if (!tried.ok()) return tried.status();
+            item->sampled.push_back(EvalItem::Try{
+                tried->answer, tried->correct, tried->format,
+                !t.boxes_shown.empty() && t.boxes_shown.front().has_value(), tried->turn_texts});
+          }
         res.items.push_back(std::move(*item));
       }
       batch.clear();
@@ -303,6 +399,12 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
   res.summary = summarize(res.items);
   res.summary["mode"] = options.mode;
   if (options.forced_box_scale > 0) res.summary["forced_box_scale"] = options.forced_box_scale;
+  if (options.samples > 0)
+    res.summary["sampling"] = {{"samples", options.samples},
+                               {"seed", options.seed},
+                               {"temperature", ro.temperature},
+                               {"top_k", ro.top_k},
+                               {"top_p", ro.top_p}};
   res.summary["checkpoint"] = checkpoint;
   res.summary["seconds"] = seconds;
   res.summary["questions_per_s"] = seconds > 0 ? res.items.size() / seconds : 0.0;
@@ -389,6 +491,8 @@ int run_eval(const EvalCli& cli) {
   eo.batch = cli.batch;
   eo.limit = cli.limit;
   eo.forced_box_scale = cli.forced_box;
+  eo.samples = cli.samples;
+  eo.seed = cli.seed;
   eo.progress = true;
   auto res = evaluate_checkpoint(cli.checkpoint, report->samples, cfg.rollout, eo);
   if (!res.ok()) {
@@ -447,6 +551,15 @@ int run_eval(const EvalCli& cli) {
             << " box_score=" << fmt(summary["box_score"])
             << " acc_at_05=" << fmt(summary["acc_at_05"])
             << " questions_per_s=" << fmt(summary["questions_per_s"], "%.2f") << "\n";
+  if (summary.contains("sampled")) {
+    const json& sm = summary["sampled"];
+    const std::string k = std::to_string(sm["k"].get<int>());
+    std::cout << "sampled (" << k << " per question, temperature "
+              << fmt(summary["sampling"]["temperature"], "%.2f")
+              << "): accuracy=" << fmt(sm["accuracy"]) << " pass@" << k << "="
+              << fmt(sm["pass_at"][k]) << " box_choice_rate=" << fmt(sm["box_choice_rate"])
+              << " greedy_wrong_sampled_right=" << fmt(sm["greedy_wrong_sampled_right"]) << "\n";
+  }
   return 0;
 }
 

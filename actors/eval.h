@@ -1,4 +1,5 @@
-// `gr1 eval`: greedy multi-turn evaluation of a checkpoint on a dataset.
+// `gr1 eval`: greedy multi-turn evaluation of a checkpoint on a dataset
+// (and, with --samples K, K sampled trajectories per question beside it).
 //
 //   checkpoint -> policy; DIR/data.jsonl or FILE.jsonl -> samples (+ images)
 //   -> batched greedy rollouts (1 x 1 tree per question, many questions per
@@ -41,7 +42,24 @@ struct EvalItem {
   std::vector<std::optional<Box>> crops;
   bool finished = false;  // ended with an answer turn
   int64_t index = -1;     // position in the evaluated sample list
+  // --samples K: K trajectories of the same question sampled with the
+  // rollout options (temperature, top_k, top_p), each scored like the greedy
+  // one. Empty without it.
+  struct Try {
+    std::string answer;                   // "" when none
+    double correct = 0;                   // accuracy reward in [0, 1]
+    double format = 0;                    // format reward in [0, 2]
+    bool boxed = false;                   // its first turn emitted a box
+    std::vector<std::string> turn_texts;  // each assistant turn's text
+  };
+  std::vector<Try> sampled;
 };
+
+// The unbiased pass@k estimate from n tries of which c were right (Chen et
+// al. 2021): 1 - C(n-c, k) / C(n, k), the chance that k tries drawn without
+// replacement from the n hold at least one right one. Requires 0 <= c <= n
+// and 1 <= k <= n (else throws std::invalid_argument).
+double pass_at_k(int n, int c, int k);
 
 // One greedy trajectory of `sample` (shown frame: shown_size square) as an
 // item, scored by the learner's code (score_turns): `correct` and `format`
@@ -71,6 +89,15 @@ nlohmann::json item_json(const EvalItem& item);
 // "accuracy_box_on_evidence" / "accuracy_box_off_evidence" (mean accuracy
 // of those items and of the others with evidence and a box; null when
 // empty)}. With no items every mean is null.
+// When the items carry sampled tries (--samples K; K = the fewest any item
+// has), also "sampled": {"k", "accuracy" (mean accuracy reward over all
+// tries: the sampled policy's expected accuracy), "pass_at" {"1", "2", "4",
+// ..., "K"} (mean pass_at_k over items, a try counting right when its
+// accuracy reward is 1), "best_of_k" (mean over items of the best try's
+// reward), "format_rate" and "box_choice_rate" (shares of tries with a
+// perfect format / a box in the first turn), "greedy_wrong_sampled_right"
+// (share of items the greedy answer got wrong and some try right: what
+// selecting among the policy's own samples could add)}.
 nlohmann::json summarize_items(const std::vector<EvalItem>& items);
 
 // The full summary: summarize_items over all items, plus "per_family"
@@ -91,11 +118,18 @@ struct EvalOptions {
   // greedily. Accuracy as a function of the scale shows what a loose box
   // costs. Samples without evidence are skipped. Grounded mode only.
   double forced_box_scale = 0;
+  // > 0: also sample this many trajectories per question (a G1 = samples,
+  // G2 = 1 tree, the rollout's sampling options), scored into
+  // EvalItem::sampled and the summary's "sampled". The greedy items are the
+  // same with or without it. Not with forced_box_scale.
+  int samples = 0;
+  uint64_t seed = 0;  // the sampling generator's seed (draws depend on the batch)
 };
 
 // What an evaluation returns. The rollout options that apply are max_turns,
 // max_new_tokens, min_crop_px and max_aspect; sampling options are ignored
-// (greedy; temperature only scales the reported log-probs).
+// (greedy; temperature only scales the reported log-probs), and with
+// options.samples also temperature, top_k and top_p.
 struct EvalResult {
   std::vector<EvalItem> items;
   nlohmann::json
@@ -117,9 +151,10 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
                                        const RolloutOptions& rollout, const EvalOptions& options);
 
 // `gr1 eval --checkpoint CKPT --data DIR_OR_JSONL [--mode grounded|direct]
-// --out FILE [--gallery FILE.png] [--config FILE]`: writes {"items": [...],
-// "summary": {...}} to FILE; item fields: problem_id, dataset, answer,
-// correct, format, boxes, turns, turn_texts, box_score (see item_json); the
+// --out FILE [--gallery FILE.png] [--config FILE] [--samples K [--seed S]]`:
+// writes {"items": [...], "summary": {...}} to FILE; item fields: problem_id,
+// dataset, answer, correct, format, boxes, turns, turn_texts, box_score (see
+// item_json; with --samples also "sampled", and the summary's "sampled"); the
 // summary also has "data" and "skipped" {"bad_lines", "samples"}. Rollout
 // options come from --config (+ --set) when given, else RolloutOptions
 // defaults (--set alone applies to the defaults); --mode overrides
@@ -142,6 +177,8 @@ struct EvalCli {
   int limit = 0;
   int threads = 1;
   double forced_box = 0;  // EvalOptions::forced_box_scale
+  int samples = 0;        // EvalOptions::samples (--samples)
+  uint64_t seed = 0;      // EvalOptions::seed (--seed)
 };
 int run_eval(const EvalCli& cli);
 

@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
                    "only the locate items (locate_box_score, locate_right_shape_rate)");
 
   gr1::EvalCli ev;
-  auto* eval = app.add_subcommand("eval", "greedy evaluation of a checkpoint on a dataset");
+  auto* eval = app.add_subcommand(
+      "eval", "greedy evaluation of a checkpoint on a dataset (and K sampled tries with --samples)");
   eval->add_option("--checkpoint", ev.checkpoint, "policy checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
   eval->add_option("--data", ev.data, "dataset directory (with data.jsonl) or JSON-lines file")->required()->check(CLI::ExistingPath);
   eval->add_option("--mode", ev.mode, "grounded (boxes and crops) or direct (one answer turn)")
@@ -116,6 +117,11 @@ int main(int argc, char** argv) {
   eval->add_option("--forced-box", ev.forced_box,
                    "box-precision probe: give the first turn's box as the evidence box scaled by this factor, then decode one answer turn")
       ->check(CLI::PositiveNumber);
+  eval->add_option("--samples", ev.samples,
+                   "also sample K trajectories per question (rollout.temperature/top_k/top_p): "
+                   "pass@k, sampled accuracy, box choice (summary \"sampled\")")
+      ->check(CLI::NonNegativeNumber);
+  eval->add_option("--seed", ev.seed, "seed of the --samples draws");
 
   auto* data = app.add_subcommand("data", "benchmark data: write the synthetic benchmark, check a JSON-lines file");
   data->require_subcommand(1);

@@ -69,6 +69,54 @@ TEST(EvalSummaryTest, SummarizeItemsMatchesHandComputedValues) {
   EXPECT_NEAR(s["acc_at_05"].get<double>(), 1.0 / 3, 1e-12);                // A (0.6) of A, B, D
 }
 
+TEST(EvalSampledTest, PassAtKIsTheChanceThatKOfTheNTriesHoldARightOne) {
+  EXPECT_DOUBLE_EQ(pass_at_k(4, 1, 2), 1.0 - 3.0 / 6.0);      // 1 - C(3,2) / C(4,2)
+  EXPECT_DOUBLE_EQ(pass_at_k(5, 2, 3), 1.0 - 1.0 / 10.0);     // 1 - C(3,3) / C(5,3)
+  EXPECT_NEAR(pass_at_k(8, 3, 2), 1.0 - 10.0 / 28.0, 1e-12);  // 1 - C(5,2) / C(8,2)
+  for (int c = 0; c <= 8; ++c) EXPECT_NEAR(pass_at_k(8, c, 1), c / 8.0, 1e-12);
+  EXPECT_EQ(pass_at_k(8, 0, 8), 0.0);
+  EXPECT_EQ(pass_at_k(8, 1, 8), 1.0);
+  EXPECT_EQ(pass_at_k(8, 7, 2), 1.0);  // only one wrong try: any two hold a right one
+  EXPECT_THROW(pass_at_k(4, 5, 1), std::invalid_argument);
+  EXPECT_THROW(pass_at_k(4, 1, 5), std::invalid_argument);
+  EXPECT_THROW(pass_at_k(4, 1, 0), std::invalid_argument);
+}
+
+TEST(EvalSampledTest, SummaryOfTheTriesMatchesHandComputedValues) {
+  std::vector<EvalItem> items = four_items();
+  EXPECT_FALSE(summarize_items(items).contains("sampled"));  // greedy only: no such key
+  using Try = EvalItem::Try;
+  // A (greedy right): tries right, wrong, wrong, right. B (greedy wrong):
+  // tries half right, wrong, right (5 tries: K is the fewest, 4), wrong, wrong.
+  // C (greedy 0.5, not right): one right try. D (greedy 0.6): none right.
+  items[0].sampled = {Try{"a", 1, 2, true}, Try{"b", 0, 2, true}, Try{"c", 0, 1, false},
+                      Try{"a", 1, 2, true}};
+  items[1].sampled = {Try{"x", 0.5, 2, false}, Try{"y", 0, 0, false}, Try{"z", 1, 2, true},
+                      Try{"y", 0, 2, true}, Try{"y", 0, 2, true}};
+  items[2].sampled = {Try{"q", 0, 2, true}, Try{"q", 0, 2, true}, Try{"r", 1, 2, true},
+                      Try{"q", 0, 2, true}};
+  items[3].sampled = {Try{"w", 0, 2, false}, Try{"w", 0, 2, false}, Try{"w", 0.2, 2, false},
+                      Try{"w", 0, 2, false}};
+  const json s = summarize_items(items)["sampled"];
+  EXPECT_EQ(s["k"], 4);
+  EXPECT_EQ(s["items"], 4);
+  EXPECT_NEAR(s["accuracy"].get<double>(), (2 + 1.5 + 1 + 0.2) / 17.0, 1e-12);
+  // pass@1 = right / tries per item; pass@2 by the formula; pass@4 = any.
+  EXPECT_NEAR(s["pass_at"]["1"].get<double>(), (0.5 + 0.2 + 0.25 + 0) / 4, 1e-12);
+  EXPECT_NEAR(s["pass_at"]["2"].get<double>(),
+              (pass_at_k(4, 2, 2) + pass_at_k(5, 1, 2) + pass_at_k(4, 1, 2) + 0) / 4, 1e-12);
+  EXPECT_NEAR(s["pass_at"]["4"].get<double>(), (1 + pass_at_k(5, 1, 4) + 1 + 0) / 4, 1e-12);
+  EXPECT_EQ(s["pass_at"].size(), 3u);  // 1, 2, 4
+  EXPECT_NEAR(s["best_of_k"].get<double>(), (1 + 1 + 1 + 0.2) / 4, 1e-12);
+  EXPECT_NEAR(s["format_rate"].get<double>(), 15.0 / 17, 1e-12);  // all but "c" and B's "y" (0)
+  EXPECT_NEAR(s["box_choice_rate"].get<double>(), 10.0 / 17, 1e-12);
+  // B and C: greedy not right, some try right. A was right; D has no right try.
+  EXPECT_NEAR(s["greedy_wrong_sampled_right"].get<double>(), 2.0 / 4, 1e-12);
+  // Families and thirds carry their own: family "y" is C and D.
+  const json fam = summarize(items)["per_family"]["y"]["sampled"];
+  EXPECT_NEAR(fam["pass_at"]["4"].get<double>(), 0.5, 1e-12);
+}
+
 TEST(EvalSummaryTest, BoxOnEvidenceSplitsAccuracyByWhereTheLastBoxLands) {
   auto items = four_items();  // A and D: evidence {0,0,1,1} and boxes {0,0,1,1}
   // D's last box misses the evidence's centre (0.5, 0.5); its first did not.
@@ -541,6 +589,84 @@ TEST(EvalEndToEndTest, ForcedBoxGivesTheScaledEvidenceBoxThenDecodesOneTurn) {
   bad.mode = "grounded";
   bad.forced_box_scale = -1;
   EXPECT_FALSE(evaluate_checkpoint(tmp.path, samples, cfg.rollout, bad).ok());
+}
+
+TEST(EvalEndToEndTest, SampledTriesAreScoredLikeTheGreedyOneAndLeaveItUnchanged) {
+  Config cfg = eval_config();
+  cfg.rollout.max_new_tokens = 16;
+  auto data = write_dataset(cfg, 4, "sampled", false);
+  torch::manual_seed(29);
+  Policy policy(cfg.model, Tokenizer().vocab_size());
+  const TempCheckpoint tmp(policy, cfg.model, "sampled");
+  EvalOptions greedy;
+  greedy.batch = 2;
+  auto g = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, greedy);
+  ASSERT_TRUE(g.ok()) << g.error();
+  EXPECT_FALSE(g->summary.contains("sampled"));
+  EvalOptions eo = greedy;
+  eo.samples = 3;
+  eo.seed = 5;
+  auto res = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, eo);
+  ASSERT_TRUE(res.ok()) << res.error();
+  ASSERT_EQ(res->items.size(), 4u);
+  size_t distinct = 0, any_right = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    const EvalItem& it = res->items[i];
+    const Sample& s = data->samples[i];
+    // The greedy part is what a greedy-only run gives.
+    EXPECT_EQ(it.turn_texts, g->items[i].turn_texts);
+    EXPECT_EQ(it.correct, g->items[i].correct);
+    ASSERT_EQ(it.sampled.size(), 3u);
+    bool right = false;
+    for (const auto& t : it.sampled) {
+      // Each try is scored by the learner's code, like the greedy answer.
+      EXPECT_DOUBLE_EQ(t.correct, expected_accuracy(s, t.answer));
+      EXPECT_GE(t.format, 0.0);
+      EXPECT_LE(t.format, 2.0);
+      distinct += t.turn_texts != it.turn_texts;
+      EXPECT_EQ(t.answer, extract_answer(t.turn_texts.back()).value_or(""));
+      right = right || t.correct >= 1.0;
+    }
+    any_right += right;
+    const json j = item_json(it);
+    ASSERT_EQ(j["sampled"].size(), 3u);
+    EXPECT_EQ(j["sampled"][0]["answer"], it.sampled[0].answer);
+    EXPECT_EQ(j["sampled"][2]["turn_texts"], it.sampled[2].turn_texts);
+  }
+  // An untrained policy at temperature 1 does not repeat its greedy turns
+  // every time.
+  EXPECT_GT(distinct, 0u);
+  const json& sm = res->summary["sampled"];
+  EXPECT_EQ(sm["k"], 3);
+  EXPECT_NEAR(sm["pass_at"]["3"].get<double>(), any_right / 4.0, 1e-12);
+  EXPECT_EQ(res->summary["sampling"]["samples"], 3);
+  EXPECT_EQ(res->summary["sampling"]["temperature"].get<double>(), cfg.rollout.temperature);
+  // The same seed draws the same tries; another seed other ones.
+  auto again = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, eo);
+  ASSERT_TRUE(again.ok()) << again.error();
+  eo.seed = 6;
+  auto other = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, eo);
+  ASSERT_TRUE(other.ok()) << other.error();
+  bool same = true, differs = false;
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t k = 0; k < 3; ++k) {
+      same = same && again->items[i].sampled[k].turn_texts == res->items[i].sampled[k].turn_texts;
+      differs =
+          differs || other->items[i].sampled[k].turn_texts != res->items[i].sampled[k].turn_texts;
+    }
+  EXPECT_TRUE(same);
+  EXPECT_TRUE(differs);
+  // Refused: a negative count, and sampling with the forced-box probe.
+  EvalOptions bad = greedy;
+  bad.samples = -1;
+  auto neg = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, bad);
+  ASSERT_FALSE(neg.ok());
+  EXPECT_NE(neg.error().find("samples"), std::string::npos) << neg.error();
+  bad.samples = 2;
+  bad.forced_box_scale = 1.0;
+  auto both = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, bad);
+  ASSERT_FALSE(both.ok());
+  EXPECT_NE(both.error().find("--forced-box"), std::string::npos) << both.error();
 }
 
 TEST(EvalEndToEndTest, BadInputsExitWithTwo) {
