@@ -102,6 +102,15 @@ run_step() {
   echo "results: [$name] done in ${secs} s"
 }
 
+# The machine the run measured: a base pretrained from scratch depends on it
+# (other CPUs and BLAS kernels round differently, and the difference grows
+# over thousands of steps: docs/results.md, "From scratch on another
+# machine"), and so do the seconds. Quotes and backslashes are dropped.
+machine_field() { tr -d '"\\' | head -1; }
+MACHINE_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | machine_field)
+MACHINE_BLAS=$(OPENBLAS_VERBOSE=2 "$BIN" --help 2>&1 | sed -n 's/^Core: *//p' | machine_field)
+MACHINE_CORES=$(nproc 2>/dev/null || echo 0)
+
 write_timings() {
   local cached=$1 file="$DIR/timings.json" total
   total=$(since "$T_START")
@@ -109,6 +118,8 @@ write_timings() {
     printf '{\n'
     for t in "${TIMINGS[@]}"; do printf '  %s,\n' "$t"; done
     printf '  "base_cached": %s,\n' "$cached"
+    printf '  "machine": {"cpu": "%s", "cores": %s, "openblas_core": "%s"},\n' \
+      "$MACHINE_CPU" "$MACHINE_CORES" "$MACHINE_BLAS"
     printf '  "total_seconds": %s,\n' "$total"
     printf '  "n_test": %s,\n' "$N"
     printf '  "rl_steps": %s,\n' "${STEPS:-null}"

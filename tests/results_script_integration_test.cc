@@ -58,6 +58,12 @@ TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
                            "eval_ground_r1", "eval_direct_grpo", "eval_srpo", "evals_wall", "summarize"})
     EXPECT_TRUE(timings.contains(step) && timings[step].is_number()) << step << ": " << timings.dump();
   EXPECT_EQ(timings["base_cached"], false);
+  // The machine it ran on: its CPU and core count (the BLAS kernel's name
+  // is empty where OpenBLAS does not report one).
+  ASSERT_TRUE(timings.contains("machine") && timings["machine"].is_object()) << timings.dump();
+  EXPECT_TRUE(timings["machine"]["cpu"].is_string());
+  EXPECT_TRUE(timings["machine"]["openblas_core"].is_string());
+  EXPECT_GE(timings["machine"]["cores"].get<int>(), 1);
   const auto summary = nlohmann::json::parse(read_text(dir / "summary.json"), nullptr, false);
   ASSERT_TRUE(summary.is_object());
   for (const char* arm : {"base", "ground_r1", "direct_grpo", "srpo"}) {
