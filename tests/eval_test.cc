@@ -396,6 +396,25 @@ double expected_accuracy(const Sample& s, const std::string& answer) {
   return accuracy_reward(*rule, answer, s.solution);
 }
 
+// An untrained policy (weights from `seed`) in a temporary checkpoint, and
+// `n` questions on disk; turns of at most 16 tokens.
+struct RandomPolicySetup {
+  Config cfg;
+  std::unique_ptr<DiskData> data;
+  std::unique_ptr<TempCheckpoint> ckpt;
+};
+
+RandomPolicySetup random_policy_setup(int n, const std::string& name, uint64_t seed) {
+  RandomPolicySetup r;
+  r.cfg = eval_config();
+  r.cfg.rollout.max_new_tokens = 16;
+  r.data = write_dataset(r.cfg, n, name, false);
+  torch::manual_seed(seed);
+  Policy policy(r.cfg.model, Tokenizer().vocab_size());
+  r.ckpt = std::make_unique<TempCheckpoint>(policy, r.cfg.model, name);
+  return r;
+}
+
 TEST(EvalEndToEndTest, ScriptedPolicyItemsCarryItsBoxesAnswersAndRewards) {
   Config cfg = eval_config();
   auto data = write_dataset(cfg, 4, "scripted", /*add_bad_line=*/true);
@@ -500,12 +519,10 @@ TEST(EvalEndToEndTest, ScriptedPolicyItemsCarryItsBoxesAnswersAndRewards) {
 }
 
 TEST(EvalEndToEndTest, RandomPolicyItemsAreConsistentWithTheirTurns) {
-  Config cfg = eval_config();
-  cfg.rollout.max_new_tokens = 16;
-  auto data = write_dataset(cfg, 5, "random", false);
-  torch::manual_seed(17);
-  Policy policy(cfg.model, Tokenizer().vocab_size());
-  const TempCheckpoint tmp(policy, cfg.model, "random");
+  const RandomPolicySetup setup = random_policy_setup(5, "random", 17);
+  const Config& cfg = setup.cfg;
+  const auto& data = setup.data;
+  const TempCheckpoint& tmp = *setup.ckpt;
   const std::string& ckpt = tmp.path;
   EvalOptions eo;
   eo.batch = 2;
@@ -530,12 +547,10 @@ TEST(EvalEndToEndTest, RandomPolicyItemsAreConsistentWithTheirTurns) {
 }
 
 TEST(EvalEndToEndTest, ForcedBoxGivesTheScaledEvidenceBoxThenDecodesOneTurn) {
-  Config cfg = eval_config();
-  cfg.rollout.max_new_tokens = 16;
-  auto data = write_dataset(cfg, 4, "forced", false);
-  torch::manual_seed(23);
-  Policy policy(cfg.model, Tokenizer().vocab_size());
-  const TempCheckpoint tmp(policy, cfg.model, "forced");
+  const RandomPolicySetup setup = random_policy_setup(4, "forced", 23);
+  const Config& cfg = setup.cfg;
+  const auto& data = setup.data;
+  const TempCheckpoint& tmp = *setup.ckpt;
   std::vector<Sample> samples = data->samples;
   samples[3].bboxs.clear();  // nothing to force: skipped, named
   const int S = cfg.model.image_size;
@@ -592,12 +607,10 @@ TEST(EvalEndToEndTest, ForcedBoxGivesTheScaledEvidenceBoxThenDecodesOneTurn) {
 }
 
 TEST(EvalEndToEndTest, SampledTriesAreScoredLikeTheGreedyOneAndLeaveItUnchanged) {
-  Config cfg = eval_config();
-  cfg.rollout.max_new_tokens = 16;
-  auto data = write_dataset(cfg, 4, "sampled", false);
-  torch::manual_seed(29);
-  Policy policy(cfg.model, Tokenizer().vocab_size());
-  const TempCheckpoint tmp(policy, cfg.model, "sampled");
+  const RandomPolicySetup setup = random_policy_setup(4, "sampled", 29);
+  const Config& cfg = setup.cfg;
+  const auto& data = setup.data;
+  const TempCheckpoint& tmp = *setup.ckpt;
   EvalOptions greedy;
   greedy.batch = 2;
   auto g = evaluate_checkpoint(tmp.path, data->samples, cfg.rollout, greedy);
