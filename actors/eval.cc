@@ -142,8 +142,9 @@ json item_json(const EvalItem& it) {
 
 namespace {
 
-// A sampled try counts right for pass@k when its accuracy reward is full.
-bool try_right(const EvalItem::Try& t) { return t.correct >= 1.0 - 1e-9; }
+// An answer counts right for pass@k (and the greedy one for
+// greedy_wrong_sampled_right) when its accuracy reward is full.
+bool full_reward(double correct) { return correct >= 1.0 - 1e-9; }
 
 // The summary's "sampled" object (see summarize_items); null when no item
 // has tries.
@@ -170,13 +171,13 @@ json summarize_sampled(const std::vector<EvalItem>& items) {
       acc += t.correct;
       perfect += format_perfect(t.format);
       boxed += t.boxed;
-      right += try_right(t);
+      right += full_reward(t.correct);
       top = std::max(top, t.correct);
     }
     const int m = static_cast<int>(it.sampled.size());
     for (size_t j = 0; j < ks.size(); ++j) pass[j] += pass_at_k(m, right, ks[j]);
     best += top;
-    headroom += it.correct < 1.0 - 1e-9 && right > 0;
+    headroom += !full_reward(it.correct) && right > 0;
   }
   json pass_at = json::object();
   for (size_t j = 0; j < ks.size(); ++j) pass_at[std::to_string(ks[j])] = pass[j] / double(n);
