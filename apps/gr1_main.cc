@@ -38,6 +38,12 @@ bool load(const std::string& path, std::vector<std::string> sets, const std::str
 }  // namespace
 
 int main(int argc, char** argv) {
+  // GR1_KERNELS (common/threads.h): may start this program again with the
+  // portable kernels' variables set, before any kernel has run.
+  if (const std::string err = gr1::select_kernels(argv); !err.empty()) {
+    std::cerr << "gr1: " << err << "\n";
+    return 2;
+  }
   gr1::keep_freed_memory();
   CLI::App app{"gr1: Ground-R1 actor/learner training system"};
   app.require_subcommand(1);
@@ -177,7 +183,14 @@ int main(int argc, char** argv) {
   compare->add_option("--base", compare_base, "gr1 eval output of the base policy")->required();
   compare->add_option("--trained", compare_trained, "gr1 eval output of the trained policy")->required();
 
+  app.add_subcommand("kernels",
+                     "the compute kernels in force (GR1_KERNELS: native or portable), as JSON");
+
   CLI11_PARSE(app, argc, argv);
+  if (app.got_subcommand("kernels")) {
+    std::cout << gr1::kernels_json() << "\n";
+    return 0;
+  }
   if (summarize->parsed()) return gr1::run_results_summarize(rs);
   if (compare->parsed()) return gr1::run_results_compare(compare_base, compare_trained);
   if (score->parsed()) return gr1::run_score(score_in);

@@ -1,6 +1,8 @@
 // Compute thread budget of a process (LibTorch intra-op and OpenBLAS).
 #pragma once
 
+#include <string>
+
 namespace gr1 {
 
 // Sets LibTorch's intra-op threads to `n` and OpenBLAS's own pool (which
@@ -15,5 +17,26 @@ void configure_compute_threads(int n);
 // with configs/tests.yaml: about half of the step time (docs/benchmarks.md).
 // Called by configure_compute_threads and at the start of `gr1`.
 void keep_freed_memory();
+
+// The compute kernels of this process, chosen by the environment variable
+// GR1_KERNELS:
+//   native (or unset)  what each library picks for this CPU: OpenBLAS's
+//                      kernel, LibTorch's vector width, oneDNN's convolutions
+//                      (their blocking follows the CPU's ISA and cache sizes);
+//   portable           the same floats on every x86-64 CPU with AVX2 and FMA:
+//                      OpenBLAS's Haswell kernels (OPENBLAS_CORETYPE), LibTorch's
+//                      AVX2 kernels (ATEN_CPU_CAPABILITY) and convolutions by
+//                      LibTorch's own im2col + BLAS path instead of oneDNN.
+// A pretrained base depends on these bits (docs/results.md, "Kernels"):
+// `make results` runs in portable mode. OpenBLAS reads its variable when it
+// loads, so where the two variables are not yet set this re-executes the
+// program (same pid, same arguments) with them; children inherit them.
+// Call first thing in main. Returns "" when the mode is in force, else an
+// error naming what was wrong (an unknown mode, a CPU without AVX2 or FMA).
+std::string select_kernels(char** argv);
+
+// The kernels in force, for reports: {"mode", "openblas_core",
+// "aten_cpu_capability", "onednn_convolutions"}, as a one-line JSON object.
+std::string kernels_json();
 
 }  // namespace gr1

@@ -34,6 +34,12 @@
 #   RESULTS_CACHE [runs/cache]
 #   RESULTS_BASE [unset]               use this base checkpoint (and its .report.json) as is
 #   RESULTS_LOCATE_ITEMS [200]         held-out locate items per checkpoint (summarize)
+#   RESULTS_KERNELS [portable]         GR1_KERNELS of every step (common/threads.h):
+#                                      portable: the same floats on any x86-64 CPU
+#                                      with AVX2 and FMA, so a base pretrained from
+#                                      scratch comes out the same on every machine;
+#                                      native: this CPU's own kernels (faster; a base
+#                                      made with them differs from machine to machine)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -48,8 +54,9 @@ ACTORS=${RESULTS_ACTORS:-2}
 PRETRAIN_STEPS=${RESULTS_PRETRAIN_STEPS:-}
 CACHE=${RESULTS_CACHE:-runs/cache}
 LOCATE_ITEMS=${RESULTS_LOCATE_ITEMS:-200}
+KERNELS=${RESULTS_KERNELS:-portable}
 CACHE_SOURCES=(learner/pretrain.cc learner/vision_pretrain.cc learner/data_parallel.cc
-               common/task.cc common/policy.cc
+               common/task.cc common/policy.cc common/threads.cc
                common/tokenizer.cc common/tokenizer.h common/prompt.cc)
 ARMS=(ground_r1 direct_grpo srpo)
 
@@ -67,6 +74,18 @@ for v in "$N" "${STEPS:-1}" "$ACTORS" "${PRETRAIN_STEPS:-1}" "$LOCATE_ITEMS"; do
     exit 2
   fi
 done
+case $KERNELS in
+  portable | native) ;;
+  *)
+    echo "results: RESULTS_KERNELS must be portable or native (got \"$KERNELS\")" >&2
+    exit 2
+    ;;
+esac
+export GR1_KERNELS=$KERNELS
+if ! KERNELS_JSON=$("$BIN" kernels); then
+  echo "results: RESULTS_KERNELS=$KERNELS is not available here (gr1 kernels, above)" >&2
+  exit 2
+fi
 if [ ! -f "$CONFIG" ]; then
   echo "results: config $CONFIG not found" >&2
   exit 2
@@ -102,13 +121,14 @@ run_step() {
   echo "results: [$name] done in ${secs} s"
 }
 
-# The machine the run measured: a base pretrained from scratch depends on it
-# (other CPUs and BLAS kernels round differently, and the difference grows
-# over thousands of steps: docs/results.md, "From scratch on another
-# machine"), and so do the seconds. Quotes and backslashes are dropped.
+# The machine the run measured, and the kernels it ran: with native kernels a
+# base pretrained from scratch depends on the CPU (other kernels round
+# differently, and the difference grows over thousands of steps:
+# docs/results.md, "From scratch on another machine"); the seconds always
+# do. Quotes and backslashes are dropped.
 machine_field() { tr -d '"\\' | head -1; }
 MACHINE_CPU=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | machine_field)
-MACHINE_BLAS=$(OPENBLAS_VERBOSE=2 "$BIN" --help 2>&1 | sed -n 's/^Core: *//p' | machine_field)
+MACHINE_BLAS=$(printf '%s' "$KERNELS_JSON" | sed -n 's/.*"openblas_core":"\([^"]*\)".*/\1/p' | machine_field)
 MACHINE_CORES=$(nproc 2>/dev/null || echo 0)
 
 write_timings() {
@@ -118,8 +138,8 @@ write_timings() {
     printf '{\n'
     for t in "${TIMINGS[@]}"; do printf '  %s,\n' "$t"; done
     printf '  "base_cached": %s,\n' "$cached"
-    printf '  "machine": {"cpu": "%s", "cores": %s, "openblas_core": "%s"},\n' \
-      "$MACHINE_CPU" "$MACHINE_CORES" "$MACHINE_BLAS"
+    printf '  "machine": {"cpu": "%s", "cores": %s, "openblas_core": "%s", "kernels": %s},\n' \
+      "$MACHINE_CPU" "$MACHINE_CORES" "$MACHINE_BLAS" "$KERNELS_JSON"
     printf '  "total_seconds": %s,\n' "$total"
     printf '  "n_test": %s,\n' "$N"
     printf '  "rl_steps": %s,\n' "${STEPS:-null}"
@@ -151,6 +171,7 @@ key=$( {
     if [ -f "$f" ]; then printf 'file %s\n' "$f"; cat "$f"; else printf 'missing %s\n' "$f"; fi
   done
   printf 'pretrain_steps %s\n' "${PRETRAIN_STEPS:-config}"
+  printf 'kernels %s\n' "$KERNELS"
 } | sha256sum | cut -c1-16)
 cached="$CACHE/base-$key.safetensors"
 base_cached=false

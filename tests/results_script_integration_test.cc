@@ -49,6 +49,14 @@ TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
   TempDir tmp("gr1_results_script");
   const std::string config = test_config(tmp);
   const std::string gr1 = std::string(GR1_BINARY_DIR) + "/bin/gr1";
+  // An unknown kernel mode is refused, naming the variable, before any step.
+  CliRun bad = test_util::run_shell("cd " + std::string(GR1_SOURCE_DIR) + " && GR1_BIN=" + gr1 +
+                                    " RESULTS_CONFIG=" + config + " RESULTS_KERNELS=fastest RESULTS_DIR=" +
+                                    (tmp.dir / "bad").string() + " ./orchestration/results.sh 2>&1");
+  EXPECT_EQ(bad.rc, 2) << bad.out;
+  EXPECT_NE(bad.out.find("RESULTS_KERNELS must be portable or native (got \"fastest\")"), std::string::npos)
+      << bad.out;
+  EXPECT_FALSE(fs::exists(tmp.dir / "bad" / "logs")) << "a refused run started";
   CliRun r = run_results(tmp, config, gr1, "2");
   ASSERT_EQ(r.rc, 0) << r.out;
   const fs::path dir = tmp.dir / "results";
@@ -64,6 +72,14 @@ TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
   EXPECT_TRUE(timings["machine"]["cpu"].is_string());
   EXPECT_TRUE(timings["machine"]["openblas_core"].is_string());
   EXPECT_GE(timings["machine"]["cores"].get<int>(), 1);
+  // ... and the kernels: portable by default (RESULTS_KERNELS), the BLAS
+  // kernel the one portable mode names (common/threads.h).
+  const auto& kernels = timings["machine"]["kernels"];
+  ASSERT_TRUE(kernels.is_object()) << timings.dump();
+  EXPECT_EQ(kernels["mode"], "portable");
+  EXPECT_EQ(kernels["openblas_core"], "Haswell");
+  EXPECT_EQ(timings["machine"]["openblas_core"], "Haswell");
+  EXPECT_EQ(kernels["onednn_convolutions"], false);
   const auto summary = nlohmann::json::parse(read_text(dir / "summary.json"), nullptr, false);
   ASSERT_TRUE(summary.is_object());
   for (const char* arm : {"base", "ground_r1", "direct_grpo", "srpo"}) {
