@@ -55,16 +55,15 @@ std::string select_kernels(char** argv) {
   if (mode == "native") return "";
   if (mode != "portable")
     return "GR1_KERNELS: unknown mode \"" + mode + "\" (known: native, portable)";
-#if defined(__x86_64__)
+#if !defined(__x86_64__)
+  return "GR1_KERNELS=portable is defined for x86-64 CPUs only: run with GR1_KERNELS=native";
+#else
   __builtin_cpu_init();
   if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
     return "GR1_KERNELS=portable needs a CPU with AVX2 and FMA (x86-64-v3); this one lacks " +
            std::string(__builtin_cpu_supports("avx2") ? "FMA" : "AVX2") +
            ": run with GR1_KERNELS=native (its floats, and a base pretrained with them, then differ "
            "from portable runs)";
-#else
-  return "GR1_KERNELS=portable is defined for x86-64 CPUs only: run with GR1_KERNELS=native";
-#endif
   if (env_or_empty("OPENBLAS_CORETYPE") != kPortableBlasCore ||
       env_or_empty("ATEN_CPU_CAPABILITY") != kPortableAtenCapability) {
     // OpenBLAS chose its kernel when it loaded: start again with both set.
@@ -75,10 +74,13 @@ std::string select_kernels(char** argv) {
                        "OPENBLAS_CORETYPE and ATEN_CPU_CAPABILITY set: ") +
            std::strerror(errno);
   }
-  // oneDNN's convolutions block by the CPU's cache sizes; LibTorch's own
-  // (im2col + BLAS gemm) depend only on the BLAS kernel.
+  // oneDNN's convolutions follow the CPU (its ISA, perhaps its cache sizes:
+  // no variable tried pinned them to another machine's, docs/results.md,
+  // "Kernels"); LibTorch's own (im2col + BLAS gemm) depend only on the BLAS
+  // kernel.
   at::globalContext().setUserEnabledMkldnn(false);
   return "";
+#endif
 }
 
 std::string kernels_json() {

@@ -22,7 +22,8 @@ void keep_freed_memory();
 // GR1_KERNELS:
 //   native (or unset)  what each library picks for this CPU: OpenBLAS's
 //                      kernel, LibTorch's vector width, oneDNN's convolutions
-//                      (their blocking follows the CPU's ISA and cache sizes);
+//                      (chosen by the CPU's ISA, and not pinnable to another
+//                      machine's by any variable tried);
 //   portable           the same floats on every x86-64 CPU with AVX2 and FMA:
 //                      OpenBLAS's Haswell kernels (OPENBLAS_CORETYPE), LibTorch's
 //                      AVX2 kernels (ATEN_CPU_CAPABILITY) and convolutions by
