@@ -144,6 +144,9 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, vision_box_weight, double, "weight of the vision stage's per-patch box loss"),
       GR1_FIELD(pretrain, vision_crop_fraction, double, "share of a vision step's images that are object crops"),
       GR1_FIELD(pretrain, tight_crop_share, double, "share of object crops (vision stage, decoder zoom-read skills) cut between the detail's box and the shape's (the taught box stays the shape's)"),
+      GR1_FIELD(pretrain, locate_same_shape_share, double, "share of the decoder stage's locate examples whose scene's shapes are all the named one's kind (only the colour word tells them apart)"),
+      GR1_FIELD(pretrain, crop_jitter_share, double, "share of the zoom-read skills' read crops whose edges move by up to crop_jitter_cells grid cells each (the detail kept inside; the taught box is unchanged)"),
+      GR1_FIELD(pretrain, crop_jitter_cells, int, "largest move of a jittered read crop's edge, in location-grid cells"),
       GR1_FIELD(pretrain, encoder_lr_scale, double, "decoder stage: the vision encoder's lr as a fraction of pretrain.lr"),
       GR1_FIELD(pretrain, freeze_vision, bool, "freeze the vision encoder in the decoder stage"),
       GR1_FIELD(pretrain, vision_lr, double, "vision pretraining learning rate"),
@@ -337,6 +340,12 @@ Status validate_config(const Config& c) {
     return err("pretrain.vision_crop_fraction", "must be in [0, 1]");
   if (!(pt.tight_crop_share >= 0 && pt.tight_crop_share <= 1))
     return err("pretrain.tight_crop_share", "must be in [0, 1]");
+  if (!(pt.locate_same_shape_share >= 0 && pt.locate_same_shape_share <= 1))
+    return err("pretrain.locate_same_shape_share", "must be in [0, 1]");
+  if (!(pt.crop_jitter_share >= 0 && pt.crop_jitter_share <= 1))
+    return err("pretrain.crop_jitter_share", "must be in [0, 1]");
+  if (pt.crop_jitter_cells < 0 || pt.crop_jitter_cells > 32)
+    return err("pretrain.crop_jitter_cells", "must be in [0, 32]");
   if (pt.processes > 1 && pt.vision_steps > 0) {
     // Each rank takes whole scenes of a vision step (see learner/vision_pretrain.cc).
     const int crops = static_cast<int>(std::floor(pt.vision_batch * pt.vision_crop_fraction));

@@ -73,6 +73,11 @@ struct TaskOptions {
   int max_glyph_px = 20;          //   drawn log-uniformly in [min, max]
   int distractors = 3;            // other objects in the scene
   double near_distractors = 0.0;  // share of distractors placed touching the subject
+  // Share of scenes whose shapes are all the subject's kind, so that only the
+  // colour word tells them apart (pretraining's colour-binding curriculum,
+  // set from pretrain.locate_same_shape_share; not a benchmark setting).
+  // 0 draws nothing, so default scenes are unchanged by it.
+  double same_shape_scenes = 0.0;
   // Size of the train split: train question i is question i % train_questions,
   // so RL cycles over a fixed set (epochs, as over a real dataset's file);
   // 0 = every index a new question. The test split is never cycled.
@@ -231,6 +236,17 @@ struct PretrainOptions {
   // after their box turn; the box the decoder is taught to write stays the
   // shape's, so no detail box is ever supervised. 0 = shape crops only.
   double tight_crop_share = 0.0;
+  // Share of the decoder stage's locate examples drawn from scenes whose
+  // shapes are all the named one's kind (colours stay distinct): the shape
+  // word alone then finds nothing, so the box must bind the colour word.
+  double locate_same_shape_share = 0.0;
+  // Share of the zoom-read skills' read crops whose edges are each moved in
+  // or out by up to crop_jitter_cells location-grid cells (the detail kept
+  // whole inside, the frame's edges respected), as the policy's own boxes
+  // frame a shape: the reader learns to read crops that are not the
+  // teacher's exact box. The taught box text is unchanged. 0 = none.
+  double crop_jitter_share = 0.0;
+  int crop_jitter_cells = 3;
   // Decoder stage: the encoder's learning rate as a fraction of pretrain.lr
   // (1 = the same; freeze_vision: true freezes it outright).
   double encoder_lr_scale = 1.0;

@@ -405,11 +405,17 @@ BuiltScene build_scene(Rng& rng, const TaskOptions& opts, DetailKind kind, bool 
   std::vector<int> colour_order(kPalette.size());
   for (size_t i = 0; i < colour_order.size(); ++i) colour_order[i] = static_cast<int>(i);
   rng.shuffle(colour_order);
+  // A same-shape scene (opts.same_shape_scenes): every shape the subject's
+  // kind while the palette lasts, so only colour tells them apart. No draw
+  // when the option is 0.
+  const bool same_shape = opts.same_shape_scenes > 0 &&
+                          rng.below(1 << 20) < static_cast<int>(opts.same_shape_scenes * (1 << 20));
   std::vector<std::pair<int, Shape>> kinds;
   for (int i = 0; i < n_objects; ++i) {
     const int colour = colour_order[i % colour_order.size()];
     const int round = i / static_cast<int>(colour_order.size());
     Shape shape = static_cast<Shape>(rng.below(3));
+    if (same_shape && i > 0 && round == 0) shape = kinds[0].second;
     if (round > 0) {
       std::vector<Shape> left;
       for (int s = 0; s < 3; ++s) {
@@ -647,6 +653,8 @@ Status SyntheticTask::validate(const TaskOptions& o) {
   if (!(o.mc_fraction >= 0 && o.mc_fraction <= 1)) return err("mc_fraction", "must be in [0, 1]");
   if (!(o.near_distractors >= 0 && o.near_distractors <= 1))
     return err("near_distractors", "must be in [0, 1]");
+  if (!(o.same_shape_scenes >= 0 && o.same_shape_scenes <= 1))
+    return err("same_shape_scenes", "must be in [0, 1]");
   if (o.train_questions < 0) return err("train_questions", "must be >= 0 (0 = unbounded)");
   if (o.split != "train" && o.split != "test")
     return err("split", "unknown split \"" + o.split + "\" (known: train, test)");

@@ -199,6 +199,30 @@ TeacherBox teacher_box(const Box& b, int S) {
   return t;
 }
 
+// The read crop `crop` (shown frame, on the location grid) with, for a
+// `share` of the draws `h`, each edge moved by up to `cells` grid cells in or
+// out, never cutting into `detail` (shown frame) nor leaving the frame; the
+// result stays on the grid. Otherwise `crop` itself.
+Box jitter_read_crop(const Box& crop, const Box& detail, int S, double share, int cells,
+                     uint64_t h) {
+  if (!(share > 0) || cells <= 0) return crop;
+  if (static_cast<double>(h % (1u << 20)) >= share * (1u << 20)) return crop;
+  const float cell = static_cast<float>(S) / Tokenizer::kLocationCells;
+  auto move = [&](uint64_t& g) {
+    g = mix64(g);
+    return static_cast<float>(static_cast<int>(g % (2 * cells + 1)) - cells) * cell;
+  };
+  // Into [lo, hi]; lo wins should they cross.
+  auto within = [](float v, float lo, float hi) { return std::max(lo, std::min(v, hi)); };
+  uint64_t g = h;
+  Box b = crop;
+  b.x1 = within(b.x1 + move(g), 0.f, std::min(detail.x1, b.x2 - cell));
+  b.y1 = within(b.y1 + move(g), 0.f, std::min(detail.y1, b.y2 - cell));
+  b.x2 = within(b.x2 + move(g), std::max(detail.x2, b.x1 + cell), static_cast<float>(S));
+  b.y2 = within(b.y2 + move(g), std::max(detail.y2, b.y1 + cell), static_cast<float>(S));
+  return snap_box_to_location_grid(b, S);
+}
+
 // Appends tokens with one mask value.
 void append(Trajectory& t, const std::vector<int32_t>& tokens, uint8_t mask) {
   t.tokens.insert(t.tokens.end(), tokens.begin(), tokens.end());
@@ -358,6 +382,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   const bool large = skill == "answer" || skill == "direct";
   TaskOptions topt = large ? large_detail_task(cfg.task, S) : cfg.task;
   topt.families = "text,attribute,counting";
+  if (skill == "locate") topt.same_shape_scenes = cfg.pretrain.locate_same_shape_share;
   auto task = SyntheticTask::create(topt);
   if (!task.ok()) return task.status();
 
@@ -500,6 +525,9 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   if (const double t = tight_crop_draw(mix64(r ^ 0x71C4A11DULL), cfg.pretrain.tight_crop_share);
       t >= 0)
     crop_shown = teacher_box(to_shown(tight_object_box(target, t), S, s.width, s.height), S).box;
+  crop_shown = jitter_read_crop(crop_shown, to_shown(target.detail_box, S, s.width, s.height), S,
+                                cfg.pretrain.crop_jitter_share, cfg.pretrain.crop_jitter_cells,
+                                mix64(r ^ 0x6A177E2DULL));
   const std::string ground = "<think>the " + desc + "</think><box>" + teach.text + "</box>";
   const std::string answer =
       "<think>it shows " + target.value + "</think><answer>" + ex.answer + "</answer>";

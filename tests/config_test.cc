@@ -43,6 +43,10 @@ TEST(ConfigTest, BadValueIsNamed) {
   EXPECT_NE(error_of("pretrain:\n  tight_crop_share: 1.5\n").find("pretrain.tight_crop_share: must be in [0, 1]"),
             std::string::npos);
   EXPECT_EQ(error_of("pretrain:\n  tight_crop_share: 0.5\n"), "<accepted>");
+  EXPECT_NE(error_of("pretrain:\n  locate_same_shape_share: 2\n")
+                .find("pretrain.locate_same_shape_share: must be in [0, 1]"),
+            std::string::npos);
+  EXPECT_EQ(error_of("pretrain:\n  locate_same_shape_share: 0.5\n"), "<accepted>");
   EXPECT_NE(error_of("learner:\n  checkpoint_every: -1\n").find("learner.checkpoint_every: must be >= 0"),
             std::string::npos);
   EXPECT_EQ(error_of("learner:\n  checkpoint_every: 20\n"), "<accepted>");

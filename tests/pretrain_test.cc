@@ -256,6 +256,35 @@ TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBo
   (void)S;
 }
 
+TEST(Pretrain, LocateSameShapeShareDrawsLocateScenesOfOneKindOnly) {
+  const Config plain = tests_config();
+  Config same = plain;
+  same.pretrain.locate_same_shape_share = 1.0;
+  int one_kind = 0, locates = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto a = make_pretrain_example(same, "locate", i, 1);
+    ASSERT_TRUE(a.ok()) << i;
+    std::set<std::string> kinds, names;
+    for (const auto& o : a->objects) {
+      kinds.insert(o.shape);
+      names.insert(o.description());
+    }
+    ++locates;
+    one_kind += kinds.size() == 1;
+    EXPECT_EQ(names.size(), a->objects.size());
+    // The question names the target by its own (unique) description.
+    EXPECT_NE(a->sample.problem.find(a->objects[a->target].description()), std::string::npos);
+    // Other skills draw the scenes they always drew.
+    for (const char* skill : {"zoom_read", "refine"}) {
+      auto p = make_pretrain_example(plain, skill, i, 1);
+      auto q = make_pretrain_example(same, skill, i, 1);
+      ASSERT_TRUE(p.ok() && q.ok());
+      EXPECT_EQ(p->traj.tokens, q->traj.tokens) << skill << " " << i;
+    }
+  }
+  EXPECT_GE(one_kind, locates - 2);  // a too-big subject may fall back to a circle
+}
+
 TEST(Pretrain, MultipleChoiceZoomReadAnswersWithTheRightOptionsLetter) {
   const Config cfg = tests_config();
   const int S = cfg.model.image_size;

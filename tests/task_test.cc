@@ -472,6 +472,46 @@ TEST(SyntheticTask, NearDistractorsTouchTheSubject) {
   EXPECT_NE(SyntheticTask::validate(bad).message().find("task.near_distractors"), std::string::npos);
 }
 
+// Pretraining's colour-binding curriculum: a same-shape scene has every
+// shape of the subject's kind with distinct colours; share 0 leaves scenes
+// exactly as they were (no draw), share 1 makes every scene one.
+TEST(SyntheticTask, SameShapeScenesLeaveOnlyTheColourToTellShapesApart) {
+  TaskOptions plain;
+  TaskOptions zero = plain;
+  zero.same_shape_scenes = 0.0;
+  TaskOptions all = plain;
+  all.same_shape_scenes = 1.0;
+  SyntheticTask a(plain), z(zero), b(all);
+  int mixed_plain = 0, same = 0, scenes = 0;
+  for (uint64_t i = 0; i < 40; ++i) {
+    const Scene s = a.scene(i, Family::kText, 1), t = z.scene(i, Family::kText, 1),
+                u = b.scene(i, Family::kText, 1);
+    ASSERT_EQ(s.objects.size(), t.objects.size());
+    for (size_t k = 0; k < s.objects.size(); ++k)
+      EXPECT_EQ(s.objects[k].description(), t.objects[k].description()) << "scene " << i;
+    EXPECT_EQ(cv::norm(s.image, t.image, cv::NORM_L1), 0.0) << "scene " << i;
+    std::set<std::string> kinds_plain, kinds, colours;
+    for (const auto& o : s.objects) kinds_plain.insert(o.shape);
+    for (const auto& o : u.objects) {
+      kinds.insert(o.shape);
+      colours.insert(o.colour);
+    }
+    mixed_plain += kinds_plain.size() > 1;
+    ++scenes;
+    // The subject may fall back to a circle when too big for the image; the
+    // distractors keep its drawn kind, so at most two kinds, and colours
+    // stay unique (each description names one shape).
+    same += kinds.size() == 1;
+    EXPECT_LE(kinds.size(), 2u) << "scene " << i;
+    EXPECT_EQ(colours.size(), u.objects.size()) << "scene " << i;
+  }
+  EXPECT_GT(mixed_plain, scenes / 2);  // ordinary scenes mix kinds
+  EXPECT_GE(same, scenes - 2);         // same-shape scenes do not
+  TaskOptions bad;
+  bad.same_shape_scenes = -0.1;
+  EXPECT_NE(SyntheticTask::validate(bad).message().find("task.same_shape_scenes"), std::string::npos);
+}
+
 TEST(SyntheticTask, CreateRegistersACustomDatasetName) {
   TaskOptions o;
   o.dataset = "task_test_synth";
