@@ -47,6 +47,10 @@ TEST(ConfigTest, BadValueIsNamed) {
                 .find("pretrain.locate_same_shape_share: must be in [0, 1]"),
             std::string::npos);
   EXPECT_EQ(error_of("pretrain:\n  locate_same_shape_share: 0.5\n"), "<accepted>");
+  EXPECT_NE(error_of("pretrain:\n  crop_jitter_share: -1\n").find("pretrain.crop_jitter_share: must be in [0, 1]"),
+            std::string::npos);
+  EXPECT_NE(error_of("pretrain:\n  crop_jitter_cells: 40\n").find("pretrain.crop_jitter_cells: must be in [0, 32]"),
+            std::string::npos);
   EXPECT_NE(error_of("learner:\n  checkpoint_every: -1\n").find("learner.checkpoint_every: must be >= 0"),
             std::string::npos);
   EXPECT_EQ(error_of("learner:\n  checkpoint_every: 20\n"), "<accepted>");

@@ -256,6 +256,53 @@ TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBo
   (void)S;
 }
 
+TEST(Pretrain, CropJitterMovesReadCropsAroundTheDetailAndKeepsTheTaughtTokens) {
+  const Config plain = tests_config();
+  Config jit = plain;
+  jit.pretrain.crop_jitter_share = 1.0;
+  jit.pretrain.crop_jitter_cells = 3;
+  int moved = 0, reads = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    for (const char* skill : {"zoom_read", "zoom_read_mc", "refine", "locate"}) {
+      auto a = make_pretrain_example(plain, skill, i, 1);
+      auto b = make_pretrain_example(jit, skill, i, 1);
+      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
+      EXPECT_EQ(a->traj.tokens, b->traj.tokens) << skill << " " << i;
+      EXPECT_EQ(a->traj.policy_mask, b->traj.policy_mask);
+      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
+      if (a->traj.images.size() < 2) continue;
+      const ImageRef& ca = a->traj.images.back();
+      const ImageRef& cb = b->traj.images.back();
+      ASSERT_TRUE(ca.is_crop && cb.is_crop);
+      ++reads;
+      moved += !(ca.box_orig == cb.box_orig);
+      // The detail stays whole inside the moved crop, and the crop inside the image.
+      const Box& d = b->objects[b->target].detail_box;
+      EXPECT_LE(cb.box_orig.x1, d.x1);
+      EXPECT_LE(cb.box_orig.y1, d.y1);
+      EXPECT_GE(cb.box_orig.x2, d.x2);
+      EXPECT_GE(cb.box_orig.y2, d.y2);
+      EXPECT_GE(cb.box_orig.x1, 0.f);
+      EXPECT_LE(cb.box_orig.x2, static_cast<float>(b->sample.width));
+      // Only the read crop moves: refine's given wrong crop is untouched.
+      for (size_t k = 0; k + 1 < a->traj.images.size(); ++k)
+        EXPECT_EQ(a->traj.images[k].box_orig, b->traj.images[k].box_orig);
+    }
+  }
+  ASSERT_EQ(reads, 60);
+  EXPECT_GT(moved, 40);  // a draw of all-zero moves (or one clamped away) leaves some in place
+  // Share 0 (and a share with 0 cells) changes nothing.
+  Config none = plain;
+  none.pretrain.crop_jitter_share = 1.0;
+  none.pretrain.crop_jitter_cells = 0;
+  for (uint64_t i = 0; i < 10; ++i) {
+    auto a = make_pretrain_example(plain, "zoom_read", i, 1);
+    auto b = make_pretrain_example(none, "zoom_read", i, 1);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(a->traj.images.back().box_orig, b->traj.images.back().box_orig);
+  }
+}
+
 TEST(Pretrain, LocateSameShapeShareDrawsLocateScenesOfOneKindOnly) {
   const Config plain = tests_config();
   Config same = plain;
