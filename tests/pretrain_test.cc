@@ -10,6 +10,7 @@
 #include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -205,6 +206,34 @@ TEST(Pretrain, ZoomReadAndRefineCropWhatTheyBoxAndAnswerTheDetail) {
   }
 }
 
+// Examples of `skill` (index i) under two configs that differ only in how
+// the read crop is cut: checks that the question, tokens, mask and any
+// earlier (refine's given) crop are the same, and returns the two read
+// crops with the target's detail box; nullopt for a skill without one.
+struct ReadCrops {
+  ImageRef plain, changed;
+  Box detail;
+  int width = 0;
+};
+std::optional<ReadCrops> read_crops(const Config& plain, const Config& changed, const char* skill,
+                                    uint64_t i) {
+  auto a = make_pretrain_example(plain, skill, i, 1);
+  auto b = make_pretrain_example(changed, skill, i, 1);
+  EXPECT_TRUE(a.ok() && b.ok()) << skill << " " << i;
+  if (!a.ok() || !b.ok()) return std::nullopt;
+  EXPECT_EQ(a->sample.problem, b->sample.problem);
+  EXPECT_EQ(a->traj.tokens, b->traj.tokens) << skill << " " << i;
+  EXPECT_EQ(a->traj.policy_mask, b->traj.policy_mask);
+  EXPECT_EQ(a->traj.images.size(), b->traj.images.size());
+  if (a->traj.images.size() != b->traj.images.size() || a->traj.images.size() < 2) return std::nullopt;
+  for (size_t k = 0; k + 1 < a->traj.images.size(); ++k)
+    EXPECT_EQ(a->traj.images[k].box_orig, b->traj.images[k].box_orig);
+  ReadCrops r{a->traj.images.back(), b->traj.images.back(), a->objects[a->target].detail_box,
+              a->sample.width};
+  EXPECT_TRUE(r.plain.is_crop && r.changed.is_crop);
+  return r;
+}
+
 TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBox) {
   const Config plain = tests_config();
   Config tight = plain;
@@ -213,19 +242,12 @@ TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBo
   int tighter = 0;
   for (uint64_t i = 0; i < 20; ++i) {
     for (const char* skill : {"zoom_read", "refine", "zoom_read_mc", "locate"}) {
-      auto a = make_pretrain_example(plain, skill, i, 1);
-      auto b = make_pretrain_example(tight, skill, i, 1);
-      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
       // The same question, tokens and taught boxes: only the shown crop moves.
-      EXPECT_EQ(a->sample.problem, b->sample.problem);
-      EXPECT_EQ(a->traj.tokens, b->traj.tokens) << skill << " " << i;
-      EXPECT_EQ(a->traj.policy_mask, b->traj.policy_mask);
-      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
-      if (a->traj.images.size() < 2) continue;
-      const ImageRef& ca = a->traj.images.back();
-      const ImageRef& cb = b->traj.images.back();
-      ASSERT_TRUE(ca.is_crop && cb.is_crop);
-      const Box& d = a->objects[a->target].detail_box;
+      const auto c = read_crops(plain, tight, skill, i);
+      if (!c) continue;
+      const ImageRef& ca = c->plain;
+      const ImageRef& cb = c->changed;
+      const Box& d = c->detail;
       // The tight crop still shows the whole detail, and is no larger.
       EXPECT_LE(cb.box_orig.x1, d.x1);
       EXPECT_LE(cb.box_orig.y1, d.y1);
@@ -235,9 +257,6 @@ TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBo
                 ca.box_orig.width() * ca.box_orig.height());
       tighter += cb.box_orig.width() * cb.box_orig.height() <
                  ca.box_orig.width() * ca.box_orig.height();
-      // An earlier (refine's wrong) crop is untouched.
-      for (size_t k = 0; k + 1 < a->traj.images.size(); ++k)
-        EXPECT_EQ(a->traj.images[k].box_orig, b->traj.images[k].box_orig);
     }
   }
   EXPECT_GT(tighter, 30);  // of 60 read crops
@@ -264,29 +283,19 @@ TEST(Pretrain, CropJitterMovesReadCropsAroundTheDetailAndKeepsTheTaughtTokens) {
   int moved = 0, reads = 0;
   for (uint64_t i = 0; i < 20; ++i) {
     for (const char* skill : {"zoom_read", "zoom_read_mc", "refine", "locate"}) {
-      auto a = make_pretrain_example(plain, skill, i, 1);
-      auto b = make_pretrain_example(jit, skill, i, 1);
-      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
-      EXPECT_EQ(a->traj.tokens, b->traj.tokens) << skill << " " << i;
-      EXPECT_EQ(a->traj.policy_mask, b->traj.policy_mask);
-      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
-      if (a->traj.images.size() < 2) continue;
-      const ImageRef& ca = a->traj.images.back();
-      const ImageRef& cb = b->traj.images.back();
-      ASSERT_TRUE(ca.is_crop && cb.is_crop);
+      const auto c = read_crops(plain, jit, skill, i);
+      if (!c) continue;
+      const ImageRef& cb = c->changed;
       ++reads;
-      moved += !(ca.box_orig == cb.box_orig);
+      moved += !(c->plain.box_orig == cb.box_orig);
       // The detail stays whole inside the moved crop, and the crop inside the image.
-      const Box& d = b->objects[b->target].detail_box;
+      const Box& d = c->detail;
       EXPECT_LE(cb.box_orig.x1, d.x1);
       EXPECT_LE(cb.box_orig.y1, d.y1);
       EXPECT_GE(cb.box_orig.x2, d.x2);
       EXPECT_GE(cb.box_orig.y2, d.y2);
       EXPECT_GE(cb.box_orig.x1, 0.f);
-      EXPECT_LE(cb.box_orig.x2, static_cast<float>(b->sample.width));
-      // Only the read crop moves: refine's given wrong crop is untouched.
-      for (size_t k = 0; k + 1 < a->traj.images.size(); ++k)
-        EXPECT_EQ(a->traj.images[k].box_orig, b->traj.images[k].box_orig);
+      EXPECT_LE(cb.box_orig.x2, static_cast<float>(c->width));
     }
   }
   ASSERT_EQ(reads, 60);
