@@ -300,7 +300,7 @@ TEST(Pretrain, CropJitterMovesReadCropsAroundTheDetailAndKeepsTheTaughtTokens) {
   }
   ASSERT_EQ(reads, 60);
   EXPECT_GT(moved, 40);  // a draw of all-zero moves (or one clamped away) leaves some in place
-  // Share 0 (and a share with 0 cells) changes nothing.
+  // Zero cells change nothing, whatever the share.
   Config none = plain;
   none.pretrain.crop_jitter_share = 1.0;
   none.pretrain.crop_jitter_cells = 0;
