@@ -132,6 +132,8 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, final_warmup_steps, int, "linear warm-up steps of the final phase"),
       GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
+      GR1_FIELD(pretrain, locate_curve_every, int, "decoder stage: a held-out locate report every N steps and at each phase's end, in the report's locate_curve (0 = none)"),
+      GR1_FIELD(pretrain, phase_checkpoints, bool, "decoder stage: write the weights at the end of phase 0, phase 1 and the mix beside the checkpoint (<out>.phase0/.phase1/.mix.safetensors)"),
       GR1_FIELD(pretrain, threads, int, "LibTorch threads per process"),
       GR1_FIELD(pretrain, processes, int, "data-parallel pretraining processes (gradients summed with c10d/Gloo; 1 = one process)"),
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
@@ -334,6 +336,7 @@ Status validate_config(const Config& c) {
   if (pt.final_steps > 0 && !(pt.final_lr > 0 && std::isfinite(pt.final_lr)))
     return err("pretrain.final_lr", "must be > 0 when pretrain.final_steps > 0");
   if (pt.final_warmup_steps < 0) return err("pretrain.final_warmup_steps", "must be >= 0");
+  if (pt.locate_curve_every < 0) return err("pretrain.locate_curve_every", "must be >= 0");
   if (!(pt.vision_box_weight >= 0) || !std::isfinite(pt.vision_box_weight))
     return err("pretrain.vision_box_weight", "must be >= 0");
   if (!(pt.vision_crop_fraction >= 0 && pt.vision_crop_fraction <= 1))

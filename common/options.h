@@ -193,6 +193,19 @@ struct PretrainOptions {
   int final_warmup_steps = 20;
   int log_every = 50;             // steps between progress lines
   int report_items = 200;         // held-out items per skill in the final report
+  // Decoder stage: a held-out locate report (report_items items, greedy: box
+  // score and right-shape rate) every locate_curve_every steps and at the
+  // last step of phase 0, phase 1 and the mix before the final phase; the
+  // rows go to the report's "locate_curve". Their time is kept out of the
+  // logged wall_s and train_seconds (reported as locate_curve_seconds). The
+  // reports draw no training randomness: the weights come out the same as
+  // without them. 0 = none.
+  int locate_curve_every = 0;
+  // Decoder stage: the weights at the end of phase 0, phase 1 and the mix
+  // before the final phase, written beside the checkpoint as
+  // <out>.phase0.safetensors, <out>.phase1.safetensors, <out>.mix.safetensors
+  // (for probes that start from a phase boundary).
+  bool phase_checkpoints = false;
   int threads = 1;                // LibTorch intra-op threads (per process)
   // Data-parallel processes (learner/data_parallel.h): `gr1 pretrain` starts
   // processes - 1 more ranks of itself; each step's batch is shared out and

@@ -1085,8 +1085,10 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   std::fflush(stdout);
   }
 
-  const auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   nlohmann::json log = nlohmann::json::array();
+  nlohmann::json curve = nlohmann::json::array();  // pretrain.locate_curve_every
+  double curve_s = 0;
   double loss_acc = 0, correct_acc = 0, tokens_acc = 0;
   double obj_loss_acc = 0, obj_tp = 0, obj_pos = 0, obj_tn = 0, obj_neg = 0;
   double obj_other_tn = 0, obj_other_n = 0;  // the other shapes' patches
@@ -1258,6 +1260,60 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       loss_acc = correct_acc = tokens_acc = 0;
       obj_loss_acc = obj_tp = obj_pos = obj_tn = obj_neg = obj_other_tn = obj_other_n = 0;
     }
+
+    // Phase boundaries (the final phase's end is the run's end: the report
+    // below): the locate curve's extra points and the phase checkpoints.
+    const char* phase_end = nullptr;
+    if (step == po.steps - po.final_steps && po.final_steps > 0)
+      phase_end = "mix";
+    else if (step == po.phase0_steps + po.phase1_steps && po.phase1_steps > 0 && step < po.steps)
+      phase_end = "phase1";
+    else if (step == po.phase0_steps && step < po.steps)
+      phase_end = "phase0";
+    if (phase_end && po.phase_checkpoints && leader) {
+      const std::string path = out + "." + phase_end + ".safetensors";
+      if (const auto parent = std::filesystem::path(path).parent_path(); !parent.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+      }
+      if (Status s = save_policy(path, policy, cfg.model); !s.ok()) {
+        std::cerr << "gr1 pretrain: cannot write " << path << ": " << s.message() << "\n";
+        return 2;
+      }
+      std::printf("pretrain step %5d  end of %s: weights -> %s\n", step, phase_end, path.c_str());
+    }
+    const bool curve_point = po.locate_curve_every > 0 && po.report_items > 0 &&
+                             (step % po.locate_curve_every == 0 || phase_end) && step < po.steps;
+    if (curve_point) {
+      const auto r0 = std::chrono::steady_clock::now();
+      auto rep = policy_report(cfg, policy, cfg.model, /*locate_only=*/true, &dp);
+      if (!rep.ok()) {
+        std::cerr << "gr1 pretrain: step " << step << ": locate curve: " << rep.error() << "\n";
+        return 2;
+      }
+      const double secs = seconds_since(r0);
+      // Kept out of the training time: t0 moves forward by the report's time.
+      t0 += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::duration<double>(secs));
+      curve_s += secs;
+      const char* phase = step <= po.phase0_steps                     ? "phase0"
+                          : step <= po.phase0_steps + po.phase1_steps ? "phase1"
+                          : in_final_phase(po, step)                  ? "final"
+                                                                      : "mix";
+      const double score = rep->value("locate_box_score", 0.0),
+                   right = rep->value("locate_right_shape_rate", 0.0);
+      curve.push_back({{"step", step},
+                       {"phase", phase},
+                       {"phase_end", phase_end != nullptr},
+                       {"locate_box_score", score},
+                       {"locate_right_shape_rate", right},
+                       {"seconds", secs}});
+      if (leader) {
+        std::printf("pretrain step %5d  held-out locate box score %.3f, right shape %.3f (%s%s, %.0f s)\n",
+                    step, score, right, phase, phase_end ? ", its last step" : "", secs);
+        std::fflush(stdout);
+      }
+    }
   }
   const double train_s = seconds_since(t0);
   if (Status s = dp.check_in_sync(params, "parameters after the decoder stage"); !s.ok()) {
@@ -1296,6 +1352,19 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   report["final_lr"] = po.final_lr;
   report["checkpoint"] = out;
   report["log"] = log;
+  if (po.locate_curve_every > 0) {
+    // The curve ends at the final weights: the report's own locate figures.
+    if (po.report_items > 0)
+      curve.push_back({{"step", po.steps},
+                       {"phase", po.final_steps > 0 ? "final" : "end"},
+                       {"phase_end", true},
+                       {"locate_box_score", report.value("locate_box_score", 0.0)},
+                       {"locate_right_shape_rate", report.value("locate_right_shape_rate", 0.0)},
+                       {"seconds", 0.0}});
+    report["locate_curve_every"] = po.locate_curve_every;
+    report["locate_curve"] = curve;
+    report["locate_curve_seconds"] = curve_s;
+  }
   if (!vision_report.is_null()) report["vision"] = vision_report;
   const std::string rpath = out + ".report.json";
   std::ofstream(rpath) << report.dump(2) << "\n";

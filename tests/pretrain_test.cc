@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -705,6 +706,80 @@ TEST(Pretrain, PhaseZeroRunsTextOnlyStepsFirstAndItsBoundsAreChecked) {
                           "pretrain.phase0_steps"},
                          {{"pretrain.phase0_steps=-1"}, "pretrain.phase0_steps"}});
   std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+}
+
+// The bytes of a file ("" when it cannot be read).
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+TEST(Pretrain, LocateCurveAndPhaseCheckpointsLeaveTheTrainedWeightsAsWithoutThem) {
+  Config cfg = tests_config();
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.log_every = 2;
+  cfg.pretrain.report_items = 4;
+  cfg.pretrain.steps = 7;
+  cfg.pretrain.phase0_steps = 1;
+  cfg.pretrain.phase0_skills = "answer_lookup:1";
+  cfg.pretrain.phase1_steps = 2;
+  cfg.pretrain.phase1_skills = "locate:1";
+  cfg.pretrain.final_steps = 2;
+  cfg.pretrain.final_skills = "locate:1";
+  cfg.pretrain.skills = "locate:1,zoom_read:1";
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_curve_test";
+  std::filesystem::remove_all(dir);
+  const std::string plain = (dir / "plain.safetensors").string(),
+                    with = (dir / "with.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, plain), 0);
+  cfg.pretrain.locate_curve_every = 3;
+  cfg.pretrain.phase_checkpoints = true;
+  ASSERT_EQ(run_pretrain(cfg, with), 0);
+  const auto report = [](const std::string& ckpt) {
+    std::ifstream in(ckpt + ".report.json");
+    return nlohmann::json::parse(in);
+  };
+  const auto rp = report(plain), rw = report(with);
+  // The reports draw no training randomness: the same weights, byte for byte.
+  const std::string bytes = file_bytes(plain);
+  ASSERT_FALSE(bytes.empty());
+  EXPECT_TRUE(bytes == file_bytes(with));
+  EXPECT_DOUBLE_EQ(rp["locate_box_score"].get<double>(), rw["locate_box_score"].get<double>());
+  EXPECT_FALSE(rp.contains("locate_curve"));
+  EXPECT_FALSE(std::filesystem::exists(plain + ".phase1.safetensors"));
+
+  // Every 3rd step and each phase's last step (phase 0: 1, phase 1: 3, the
+  // mix: 5), ending with the final report's own figures at step 7.
+  ASSERT_TRUE(rw.contains("locate_curve")) << rw.dump();
+  const auto& curve = rw["locate_curve"];
+  std::vector<int> steps;
+  std::vector<std::string> phases;
+  for (const auto& row : curve) {
+    steps.push_back(row["step"].get<int>());
+    phases.push_back(row["phase"].get<std::string>());
+    for (const char* k : {"locate_box_score", "locate_right_shape_rate"}) {
+      EXPECT_GE(row[k].get<double>(), 0.0) << row.dump();
+      EXPECT_LE(row[k].get<double>(), 1.0) << row.dump();
+    }
+  }
+  EXPECT_EQ(steps, (std::vector<int>{1, 3, 5, 6, 7}));
+  EXPECT_EQ(phases, (std::vector<std::string>{"phase0", "phase1", "mix", "final", "final"}));
+  EXPECT_FALSE(curve[3]["phase_end"].get<bool>());
+  EXPECT_TRUE(curve[2]["phase_end"].get<bool>());
+  EXPECT_DOUBLE_EQ(curve[4]["locate_box_score"].get<double>(), rw["locate_box_score"].get<double>());
+  EXPECT_EQ(rw["locate_curve_every"], 3);
+  EXPECT_GE(rw["locate_curve_seconds"].get<double>(), 0.0);
+
+  // The phase checkpoints: loadable, and earlier weights than the final ones.
+  for (const char* phase : {"phase0", "phase1", "mix"}) {
+    const std::string path = with + "." + phase + ".safetensors";
+    auto loaded = load_policy(path);
+    ASSERT_TRUE(loaded.ok()) << phase << ": " << loaded.error();
+    EXPECT_FALSE(file_bytes(path) == bytes) << phase;
+  }
+  EXPECT_FALSE(file_bytes(with + ".phase0.safetensors") == file_bytes(with + ".mix.safetensors"));
+  expect_config_errors({{{"pretrain.locate_curve_every=-1"}, "pretrain.locate_curve_every"}});
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
