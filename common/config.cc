@@ -126,6 +126,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, phase1_skills, std::string, "skill mix of the first phase1_steps steps"),
       GR1_FIELD(pretrain, phase0_steps, int, "the first N decoder steps (before phase 1) draw from phase0_skills"),
       GR1_FIELD(pretrain, phase0_skills, std::string, "skill mix of the phase0_steps steps (e.g. answer_lookup:1, text only)"),
+      GR1_FIELD(pretrain, reset_optimizer_after_phase0, bool, "drop the AdamW state at the first step after phase 0 (needs pretrain.phase0_steps > 0)"),
       GR1_FIELD(pretrain, final_steps, int, "the last N decoder steps draw from final_skills with their own lr schedule"),
       GR1_FIELD(pretrain, final_skills, std::string, "skill mix of the final_steps steps (empty: pretrain.skills)"),
       GR1_FIELD(pretrain, final_lr, double, "peak lr of the final_steps steps (warm-up, then decay to it x lr_final_frac)"),
@@ -336,6 +337,8 @@ Status validate_config(const Config& c) {
   if (pt.final_steps > 0 && !(pt.final_lr > 0 && std::isfinite(pt.final_lr)))
     return err("pretrain.final_lr", "must be > 0 when pretrain.final_steps > 0");
   if (pt.final_warmup_steps < 0) return err("pretrain.final_warmup_steps", "must be >= 0");
+  if (pt.reset_optimizer_after_phase0 && pt.phase0_steps <= 0)
+    return err("pretrain.reset_optimizer_after_phase0", "needs pretrain.phase0_steps > 0");
   if (pt.locate_curve_every < 0) return err("pretrain.locate_curve_every", "must be >= 0");
   if (!(pt.vision_box_weight >= 0) || !std::isfinite(pt.vision_box_weight))
     return err("pretrain.vision_box_weight", "must be >= 0");

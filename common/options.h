@@ -187,6 +187,10 @@ struct PretrainOptions {
   // kept). The steps before it decay over steps - phase0_steps - final_steps.
   // Meant to take the answer-lookup skill out of the last steps again and
   // re-warm the lr once (docs/results.md, "A text-only phase 0").
+  // Drop the optimizer's state (AdamW moments and step counts) at the first
+  // step after phase 0: the next phase starts as from a fresh optimizer
+  // instead of with moments of text-only gradients. Needs phase0_steps > 0.
+  bool reset_optimizer_after_phase0 = false;
   int final_steps = 0;
   std::string final_skills;
   double final_lr = 3e-4;

@@ -1101,6 +1101,12 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       static_cast<torch::optim::AdamWOptions&>(opt.param_groups()[gi].options())
           .lr(lr * group_scale[gi]);
 
+    if (po.reset_optimizer_after_phase0 && po.phase0_steps > 0 && step == po.phase0_steps + 1) {
+      // Phase 0's moments come from text-only gradients; every rank drops
+      // them alike (the next step() starts each parameter's state afresh).
+      opt.state().clear();
+      if (leader) std::printf("pretrain step %5d  optimizer state reset after phase 0\n", step);
+    }
     std::vector<PretrainExample> batch;
     const Mix& mx = step <= po.phase0_steps                     ? zeroth_mix
                     : step <= po.phase0_steps + po.phase1_steps ? first_mix
@@ -1345,6 +1351,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   report["skills"] = po.skills;
   report["phase0_steps"] = po.phase0_steps;
   report["phase0_skills"] = po.phase0_skills;
+  report["reset_optimizer_after_phase0"] = po.reset_optimizer_after_phase0;
   report["phase1_steps"] = po.phase1_steps;
   report["phase1_skills"] = po.phase1_skills;
   report["final_steps"] = po.final_steps;

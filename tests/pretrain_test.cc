@@ -782,6 +782,36 @@ TEST(Pretrain, LocateCurveAndPhaseCheckpointsLeaveTheTrainedWeightsAsWithoutThem
   std::filesystem::remove_all(dir);
 }
 
+TEST(Pretrain, ResetOptimizerAfterPhaseZeroActsOnlyFromTheNextPhaseOn) {
+  Config cfg = tests_config();
+  cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.report_items = 0;
+  cfg.pretrain.steps = 5;
+  cfg.pretrain.phase0_steps = 2;
+  cfg.pretrain.phase0_skills = "answer_lookup:1";
+  cfg.pretrain.phase1_steps = 3;
+  cfg.pretrain.phase1_skills = "locate:1";
+  cfg.pretrain.phase_checkpoints = true;
+  const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_reset_test";
+  std::filesystem::remove_all(dir);
+  const std::string kept = (dir / "kept.safetensors").string(),
+                    reset = (dir / "reset.safetensors").string();
+  ASSERT_EQ(run_pretrain(cfg, kept), 0);
+  cfg.pretrain.reset_optimizer_after_phase0 = true;
+  ASSERT_EQ(run_pretrain(cfg, reset), 0);
+  // Phase 0 is the same; what follows it is not (fresh moments and step
+  // counts give other updates from the same gradients).
+  const std::string p0 = file_bytes(kept + ".phase0.safetensors");
+  ASSERT_FALSE(p0.empty());
+  EXPECT_TRUE(p0 == file_bytes(reset + ".phase0.safetensors"));
+  EXPECT_FALSE(file_bytes(kept) == file_bytes(reset));
+  std::ifstream in(reset + ".report.json");
+  EXPECT_TRUE(nlohmann::json::parse(in)["reset_optimizer_after_phase0"].get<bool>());
+  expect_config_errors({{{"pretrain.reset_optimizer_after_phase0=true", "pretrain.phase0_steps=0"},
+                         "pretrain.reset_optimizer_after_phase0"}});
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
   PretrainOptions po;
   po.lr = 1e-3;
