@@ -920,6 +920,20 @@ double warmup_then_decay(double peak, int local, int warmup, int length, double 
   return peak * (1.0 - f * (1.0 - final_frac));
 }
 
+// Saves `policy` to `path` (its folder made first); false after printing
+// what went wrong.
+bool write_checkpoint(const std::string& path, const Policy& policy, const ModelOptions& m) {
+  if (const auto parent = std::filesystem::path(path).parent_path(); !parent.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(parent, ec);
+  }
+  if (Status s = save_policy(path, policy, m); !s.ok()) {
+    std::cerr << "gr1 pretrain: cannot write " << path << ": " << s.message() << "\n";
+    return false;
+  }
+  return true;
+}
+
 // Whether decoder step `step` (1-based) is one of the last final_steps.
 bool in_final_phase(const PretrainOptions& po, int step) { return step > po.steps - po.final_steps; }
 
@@ -1278,14 +1292,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       phase_end = "phase0";
     if (phase_end && po.phase_checkpoints && leader) {
       const std::string path = out + "." + phase_end + ".safetensors";
-      if (const auto parent = std::filesystem::path(path).parent_path(); !parent.empty()) {
-        std::error_code ec;
-        std::filesystem::create_directories(parent, ec);
-      }
-      if (Status s = save_policy(path, policy, cfg.model); !s.ok()) {
-        std::cerr << "gr1 pretrain: cannot write " << path << ": " << s.message() << "\n";
-        return 2;
-      }
+      if (!write_checkpoint(path, policy, cfg.model)) return 2;
       std::printf("pretrain step %5d  end of %s: weights -> %s\n", step, phase_end, path.c_str());
     }
     const bool curve_point = po.locate_curve_every > 0 && po.report_items > 0 &&
@@ -1335,14 +1342,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     return 2;
   }
   if (!leader) return 0;
-  if (const auto parent = std::filesystem::path(out).parent_path(); !parent.empty()) {
-    std::error_code ec;
-    std::filesystem::create_directories(parent, ec);
-  }
-  if (Status s = save_policy(out, policy, cfg.model); !s.ok()) {
-    std::cerr << "gr1 pretrain: cannot write " << out << ": " << s.message() << "\n";
-    return 2;
-  }
+  if (!write_checkpoint(out, policy, cfg.model)) return 2;
   nlohmann::json report = *rep;
   report["train_seconds"] = train_s;
   report["skipped_too_long"] = too_long;

@@ -714,16 +714,23 @@ std::string file_bytes(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-TEST(Pretrain, LocateCurveAndPhaseCheckpointsLeaveTheTrainedWeightsAsWithoutThem) {
+// configs/tests.yaml without the vision stage, `steps` decoder steps: phase
+// 0 (answer_lookup) of `phase0`, then `phase1` locate steps.
+Config phased_config(int steps, int phase0, int phase1) {
   Config cfg = tests_config();
   cfg.pretrain.vision_steps = 0;
+  cfg.pretrain.steps = steps;
+  cfg.pretrain.phase0_steps = phase0;
+  cfg.pretrain.phase0_skills = "answer_lookup:1";
+  cfg.pretrain.phase1_steps = phase1;
+  cfg.pretrain.phase1_skills = "locate:1";
+  return cfg;
+}
+
+TEST(Pretrain, LocateCurveAndPhaseCheckpointsLeaveTheTrainedWeightsAsWithoutThem) {
+  Config cfg = phased_config(7, 1, 2);
   cfg.pretrain.log_every = 2;
   cfg.pretrain.report_items = 4;
-  cfg.pretrain.steps = 7;
-  cfg.pretrain.phase0_steps = 1;
-  cfg.pretrain.phase0_skills = "answer_lookup:1";
-  cfg.pretrain.phase1_steps = 2;
-  cfg.pretrain.phase1_skills = "locate:1";
   cfg.pretrain.final_steps = 2;
   cfg.pretrain.final_skills = "locate:1";
   cfg.pretrain.skills = "locate:1,zoom_read:1";
@@ -783,14 +790,8 @@ TEST(Pretrain, LocateCurveAndPhaseCheckpointsLeaveTheTrainedWeightsAsWithoutThem
 }
 
 TEST(Pretrain, ResetOptimizerAfterPhaseZeroActsOnlyFromTheNextPhaseOn) {
-  Config cfg = tests_config();
-  cfg.pretrain.vision_steps = 0;
+  Config cfg = phased_config(5, 2, 3);
   cfg.pretrain.report_items = 0;
-  cfg.pretrain.steps = 5;
-  cfg.pretrain.phase0_steps = 2;
-  cfg.pretrain.phase0_skills = "answer_lookup:1";
-  cfg.pretrain.phase1_steps = 3;
-  cfg.pretrain.phase1_skills = "locate:1";
   cfg.pretrain.phase_checkpoints = true;
   const auto dir = std::filesystem::temp_directory_path() / "gr1_pretrain_reset_test";
   std::filesystem::remove_all(dir);

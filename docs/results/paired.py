@@ -45,8 +45,10 @@ def main(argv):
         rw = sum(1 for i in ids if base[i]["correct"] >= 1 and other[i]["correct"] < 1)
         wr = sum(1 for i in ids if base[i]["correct"] < 1 and other[i]["correct"] >= 1)
         moved = sum(1 for i in ids if base[i]["boxes"][:1] != other[i]["boxes"][:1])
+        given = s.get("box_score_given")  # None where no item emitted a box (direct mode)
+        given = "n/a" if given is None else f"{given:.3f}"
         print(f"{path}: n {len(ids)} accuracy {s['accuracy']:.3f} format {s['format_rate']:.3f} "
-              f"box_score_given {s.get('box_score_given', float('nan')):.3f} right->wrong {rw} "
+              f"box_score_given {given} right->wrong {rw} "
               f"wrong->right {wr} McNemar p {mcnemar(rw, wr):.3f} first box moved {moved}")
     return 0
 
