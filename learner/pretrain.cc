@@ -937,6 +937,25 @@ bool write_checkpoint(const std::string& path, const Policy& policy, const Model
 // Whether decoder step `step` (1-based) is one of the last final_steps.
 bool in_final_phase(const PretrainOptions& po, int step) { return step > po.steps - po.final_steps; }
 
+// The phase decoder step `step` (1-based) belongs to: phase 0, phase 1, the
+// mix (pretrain.skills) or the final phase. Each phase draws from its own
+// skill mix; a step is its phase's last when the next step is in another.
+enum class Phase { kZero, kOne, kMix, kFinal };
+Phase phase_of(const PretrainOptions& po, int step) {
+  if (step <= po.phase0_steps) return Phase::kZero;
+  if (step <= po.phase0_steps + po.phase1_steps) return Phase::kOne;
+  return in_final_phase(po, step) ? Phase::kFinal : Phase::kMix;
+}
+const char* phase_name(Phase p) {
+  switch (p) {
+    case Phase::kZero: return "phase0";
+    case Phase::kOne: return "phase1";
+    case Phase::kMix: return "mix";
+    case Phase::kFinal: return "final";
+  }
+  return "?";
+}
+
 }  // namespace
 
 double pretrain_lr(const PretrainOptions& po, int step) {
@@ -1122,10 +1141,11 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       if (leader) std::printf("pretrain step %5d  optimizer state reset after phase 0\n", step);
     }
     std::vector<PretrainExample> batch;
-    const Mix& mx = step <= po.phase0_steps                     ? zeroth_mix
-                    : step <= po.phase0_steps + po.phase1_steps ? first_mix
-                    : in_final_phase(po, step)                  ? final_mix
-                                                                : main_mix;
+    const Phase phase = phase_of(po, step);
+    const Mix& mx = phase == Phase::kZero  ? zeroth_mix
+                    : phase == Phase::kOne ? first_mix
+                    : phase == Phase::kFinal ? final_mix
+                                             : main_mix;
     int skipped_in_step = 0;
     for (int i = 0; i < po.batch; ++next_index) {
       const double u =
@@ -1281,19 +1301,13 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       obj_loss_acc = obj_tp = obj_pos = obj_tn = obj_neg = obj_other_tn = obj_other_n = 0;
     }
 
-    // Phase boundaries (the final phase's end is the run's end: the report
+    // Phase boundaries (the last phase's end is the run's end: the report
     // below): the locate curve's extra points and the phase checkpoints.
-    const char* phase_end = nullptr;
-    if (step == po.steps - po.final_steps && po.final_steps > 0)
-      phase_end = "mix";
-    else if (step == po.phase0_steps + po.phase1_steps && po.phase1_steps > 0 && step < po.steps)
-      phase_end = "phase1";
-    else if (step == po.phase0_steps && step < po.steps)
-      phase_end = "phase0";
+    const bool phase_end = step < po.steps && phase_of(po, step + 1) != phase;
     if (phase_end && po.phase_checkpoints && leader) {
-      const std::string path = out + "." + phase_end + ".safetensors";
+      const std::string path = out + "." + phase_name(phase) + ".safetensors";
       if (!write_checkpoint(path, policy, cfg.model)) return 2;
-      std::printf("pretrain step %5d  end of %s: weights -> %s\n", step, phase_end, path.c_str());
+      std::printf("pretrain step %5d  end of %s: weights -> %s\n", step, phase_name(phase), path.c_str());
     }
     const bool curve_point = po.locate_curve_every > 0 && po.report_items > 0 &&
                              (step % po.locate_curve_every == 0 || phase_end) && step < po.steps;
@@ -1309,21 +1323,17 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       t0 += std::chrono::duration_cast<std::chrono::steady_clock::duration>(
           std::chrono::duration<double>(secs));
       curve_s += secs;
-      const char* phase = step <= po.phase0_steps                     ? "phase0"
-                          : step <= po.phase0_steps + po.phase1_steps ? "phase1"
-                          : in_final_phase(po, step)                  ? "final"
-                                                                      : "mix";
       const double score = rep->value("locate_box_score", 0.0),
                    right = rep->value("locate_right_shape_rate", 0.0);
       curve.push_back({{"step", step},
-                       {"phase", phase},
-                       {"phase_end", phase_end != nullptr},
+                       {"phase", phase_name(phase)},
+                       {"phase_end", phase_end},
                        {"locate_box_score", score},
                        {"locate_right_shape_rate", right},
                        {"seconds", secs}});
       if (leader) {
         std::printf("pretrain step %5d  held-out locate box score %.3f, right shape %.3f (%s%s, %.0f s)\n",
-                    step, score, right, phase, phase_end ? ", its last step" : "", secs);
+                    step, score, right, phase_name(phase), phase_end ? ", its last step" : "", secs);
         std::fflush(stdout);
       }
     }
@@ -1363,7 +1373,7 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
     // The curve ends at the final weights: the report's own locate figures.
     if (po.report_items > 0)
       curve.push_back({{"step", po.steps},
-                       {"phase", po.final_steps > 0 ? "final" : "end"},
+                       {"phase", phase_name(phase_of(po, po.steps))},
                        {"phase_end", true},
                        {"locate_box_score", report.value("locate_box_score", 0.0)},
                        {"locate_right_shape_rate", report.value("locate_right_shape_rate", 0.0)},
