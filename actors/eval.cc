@@ -405,7 +405,8 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
                                {"seed", options.seed},
                                {"temperature", ro.temperature},
                                {"top_k", ro.top_k},
-                               {"top_p", ro.top_p}};
+                               {"top_p", ro.top_p},
+                               {"location_temperature", ro.location_temperature}};
   res.summary["checkpoint"] = checkpoint;
   res.summary["seconds"] = seconds;
   res.summary["questions_per_s"] = seconds > 0 ? res.items.size() / seconds : 0.0;

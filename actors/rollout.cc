@@ -130,7 +130,7 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
   const bool direct = mode_ == PromptMode::kDirect;
   const int max_turns = direct ? 1 : opt_.max_turns;
   const int64_t Q = static_cast<int64_t>(samples.size());
-  SamplingOptions sampling{opt_.temperature, opt_.top_k, opt_.top_p};
+  SamplingOptions sampling{opt_.temperature, opt_.top_k, opt_.top_p, opt_.location_temperature};
   if (Q == 0) return {};
 
   // ---- prompts, once per question ----
@@ -193,7 +193,8 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
       for (int64_t b = 0; b < B; ++b) any |= (active[b] = rows[b].in_turn);
       if (!any) break;
       Sampled s =
-          greedy ? greedy_tokens(last, opt_.temperature) : sample_tokens(last, sampling, gen);
+          greedy ? greedy_tokens(last, opt_.temperature, opt_.location_temperature)
+                 : sample_tokens(last, sampling, gen);
       ++st.decode_steps;
       auto ta = s.tokens.accessor<int64_t, 1>();
       auto la = s.logprobs.accessor<float, 1>();
@@ -418,7 +419,7 @@ std::vector<Trajectory> forced_box_trajectories(Policy& policy, const ModelOptio
     out[i].turns.push_back(TurnSpan{static_cast<int32_t>(out[i].tokens.size()),
                                     static_cast<int32_t>(out[i].tokens.size())});
   for (int step = 0; step < ro.max_new_tokens; ++step) {
-    Sampled g = greedy_tokens(logits, ro.temperature);
+    Sampled g = greedy_tokens(logits, ro.temperature, ro.location_temperature);
     auto next = torch::full({B, 1}, Tokenizer::kPad, torch::kInt64);
     auto nv = torch::zeros({B, 1}, torch::kBool);
     bool any = false;

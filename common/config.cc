@@ -101,6 +101,8 @@ const FieldTable& fields() {
       GR1_FIELD(rollout, temperature, double, "sampling temperature"),
       GR1_FIELD(rollout, top_k, int, "top-k (0 = off)"),
       GR1_FIELD(rollout, top_p, double, "top-p (1 = off)"),
+      GR1_FIELD(rollout, location_temperature, double,
+                "sampling temperature of the location tokens (a box's coordinates) alone; 0 = rollout.temperature"),
       GR1_FIELD(rollout, min_crop_px, int, "minimum crop side in original pixels"),
       GR1_FIELD(rollout, max_aspect, double, "boxes with this aspect ratio or more are rejected"),
 
@@ -147,6 +149,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, vision_box_weight, double, "weight of the vision stage's per-patch box loss"),
       GR1_FIELD(pretrain, vision_crop_fraction, double, "share of a vision step's images that are object crops"),
       GR1_FIELD(pretrain, tight_crop_share, double, "share of object crops (vision stage, decoder zoom-read skills) cut between the detail's box and the shape's (the taught box stays the shape's)"),
+      GR1_FIELD(pretrain, tight_box_text, bool, "the read skills' grounding turn writes the tight crop's box (drawn for tight_crop_share of them) instead of the shape's; locate keeps the shape's"),
       GR1_FIELD(pretrain, locate_same_shape_share, double, "share of the decoder stage's locate examples whose scene's shapes are all the named one's kind (only the colour word tells them apart)"),
       GR1_FIELD(pretrain, crop_jitter_share, double, "share of the zoom-read skills' read crops whose edges move by up to crop_jitter_cells grid cells each (the detail kept inside; the taught box is unchanged)"),
       GR1_FIELD(pretrain, crop_jitter_cells, int, "largest move of a jittered read crop's edge, in location-grid cells"),
@@ -280,6 +283,8 @@ Status validate_config(const Config& c) {
   if (!(r.temperature > 0)) return err("rollout.temperature", "must be > 0");
   if (r.top_k < 0) return err("rollout.top_k", "must be >= 0");
   if (!(r.top_p > 0 && r.top_p <= 1)) return err("rollout.top_p", "must be in (0, 1]");
+  if (!(r.location_temperature >= 0) || !std::isfinite(r.location_temperature))
+    return err("rollout.location_temperature", "must be >= 0 (0 = rollout.temperature)");
   if (r.min_crop_px < 1) return err("rollout.min_crop_px", "must be >= 1");
   if (!(r.max_aspect > 1)) return err("rollout.max_aspect", "must be > 1");
 
@@ -346,6 +351,8 @@ Status validate_config(const Config& c) {
     return err("pretrain.vision_crop_fraction", "must be in [0, 1]");
   if (!(pt.tight_crop_share >= 0 && pt.tight_crop_share <= 1))
     return err("pretrain.tight_crop_share", "must be in [0, 1]");
+  if (pt.tight_box_text && !(pt.tight_crop_share > 0))
+    return err("pretrain.tight_box_text", "needs pretrain.tight_crop_share > 0 (it writes the tight crops' boxes)");
   if (!(pt.locate_same_shape_share >= 0 && pt.locate_same_shape_share <= 1))
     return err("pretrain.locate_same_shape_share", "must be in [0, 1]");
   if (!(pt.crop_jitter_share >= 0 && pt.crop_jitter_share <= 1))

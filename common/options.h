@@ -94,6 +94,7 @@ struct RolloutOptions {
   double temperature = 1.0;    // > 0
   int top_k = 0;               // 0 = off
   double top_p = 1.0;          // (0, 1]
+  double location_temperature = 0.0;  // the box coordinates' (<loc_k>) temperature; 0 = temperature
   int min_crop_px = 28;        // crop sides shorter than this (original pixels) are widened
   double max_aspect = 200.0;   // boxes with aspect ratio >= this are rejected
 };
@@ -251,8 +252,10 @@ struct PretrainOptions {
   // snapped outward to the location grid (a box the policy can write). In
   // the vision stage and in the crops the decoder's zoom-read skills show
   // after their box turn; the box the decoder is taught to write stays the
-  // shape's, so no detail box is ever supervised. 0 = shape crops only.
+  // shape's (unless tight_box_text), so no detail box is ever supervised.
+  // 0 = shape crops only.
   double tight_crop_share = 0.0;
+  bool tight_box_text = false;     // read skills write the tight crop's box, not the shape's
   // Share of the decoder stage's locate examples drawn from scenes whose
   // shapes are all the named one's kind (colours stay distinct): the shape
   // word alone then finds nothing, so the box must bind the colour word.

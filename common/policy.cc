@@ -730,12 +730,34 @@ void DecodeSession::select_rows(const torch::Tensor& index_in) {
 
 // ------------------------------------------------------------------ sampling
 
+torch::Tensor temper_logits(const torch::Tensor& logits, double temperature,
+                            double location_temperature) {
+  if (!(temperature > 0)) bad("temperature must be > 0, got " + std::to_string(temperature));
+  if (!(location_temperature >= 0))
+    bad("location temperature must be >= 0 (0 = the temperature), got " +
+        std::to_string(location_temperature));
+  auto x = logits.to(torch::kFloat32);
+  const int64_t V = x.size(-1);
+  const int64_t lo = Tokenizer::kFirstLocation;
+  const int64_t hi = std::min<int64_t>(V, lo + Tokenizer::kNumLocations);
+  if (location_temperature == 0 || location_temperature == temperature || hi <= lo) return x / temperature;
+  // Two levels: whether the token is a location token at all keeps its
+  // probability at `temperature` (so text positions sample no more
+  // coordinates than before); which location token, at location_temperature.
+  // Scaling the two kinds' logits apart instead is not shift-invariant: a
+  // position whose logits are all negative then favours the less-cooled kind.
+  auto logp = torch::log_softmax(x / temperature, -1);
+  auto loc_mass = logp.slice(-1, lo, hi).logsumexp(-1, /*keepdim=*/true);
+  auto within = torch::log_softmax(x.slice(-1, lo, hi) / location_temperature, -1);
+  return torch::cat({logp.slice(-1, 0, lo), loc_mass + within, logp.slice(-1, hi, V)}, -1);
+}
+
 Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& opt, torch::Generator gen) {
   torch::NoGradGuard no_grad;
   if (!logits.defined() || logits.dim() != 2) bad("sample_tokens: logits must be [B,V]");
   if (!(opt.temperature > 0)) bad("sample_tokens: temperature must be > 0");
   const int64_t V = logits.size(1);
-  auto scaled = logits.to(torch::kFloat32) / opt.temperature;
+  auto scaled = temper_logits(logits, opt.temperature, opt.location_temperature);
   auto logp = torch::log_softmax(scaled, -1);
   auto filtered = scaled;
   const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -757,18 +779,19 @@ Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& opt, t
   return Sampled{tokens.squeeze(1), logp.gather(1, tokens).squeeze(1)};
 }
 
-Sampled greedy_tokens(const torch::Tensor& logits, double temperature) {
+Sampled greedy_tokens(const torch::Tensor& logits, double temperature, double location_temperature) {
   torch::NoGradGuard no_grad;
   if (!logits.defined() || logits.dim() != 2) bad("greedy_tokens: logits must be [B,V]");
   if (!(temperature > 0)) bad("greedy_tokens: temperature must be > 0");
-  auto logp = torch::log_softmax(logits.to(torch::kFloat32) / temperature, -1);
-  auto tokens = logp.argmax(-1, /*keepdim=*/true);
+  auto logp = torch::log_softmax(temper_logits(logits, temperature, location_temperature), -1);
+  auto tokens = logits.argmax(-1, /*keepdim=*/true);
   return Sampled{tokens.squeeze(1), logp.gather(1, tokens).squeeze(1)};
 }
 
-torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets, double temperature) {
+torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets, double temperature,
+                             double location_temperature) {
   if (!(temperature > 0)) bad("token_logprobs: temperature must be > 0");
-  auto logp = torch::log_softmax(logits.to(torch::kFloat32) / temperature, -1);
+  auto logp = torch::log_softmax(temper_logits(logits, temperature, location_temperature), -1);
   return logp.gather(-1, targets.to(torch::kInt64).unsqueeze(-1)).squeeze(-1);
 }
 

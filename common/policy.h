@@ -237,27 +237,43 @@ struct SamplingOptions {
   double temperature = 1.0;  // > 0
   int top_k = 0;             // 0 = off
   double top_p = 1.0;        // 1 = off
+  // The temperature of the location tokens (<loc_k>, a box's coordinates)
+  // alone; 0 = `temperature`. See temper_logits().
+  double location_temperature = 0.0;
 };
+
+// The tempered logits every sampler and log-prob below uses; their softmax is
+// the sampled distribution, so a token's log-prob is the same wherever it is
+// computed (actor, learner, reference). [.., V] -> float32 [.., V].
+// location_temperature 0 (or equal to temperature): logits / temperature.
+// Otherwise log-probs of two levels: the total probability of the location
+// tokens (<loc_k>) is softmax(logits / temperature)'s, and it is shared among
+// them by softmax(their logits / location_temperature). Every other token
+// keeps its softmax(logits / temperature) probability.
+torch::Tensor temper_logits(const torch::Tensor& logits, double temperature,
+                            double location_temperature = 0.0);
 
 struct Sampled {
   torch::Tensor tokens;    // [B] int64
   torch::Tensor logprobs;  // [B] float32
 };
 
-// Samples one token per row from softmax(logits / temperature) restricted to
+// Samples one token per row from softmax(temper_logits(logits, ...)) restricted to
 // the top-k tokens and then to the smallest top-p nucleus, using `gen`.
-// The returned log-prob is log_softmax(logits / temperature)[token] over the
-// FULL distribution (before truncation): what token_logprobs() recomputes.
+// The returned log-prob is that log_softmax's [token] over the FULL
+// distribution (before truncation): what token_logprobs() recomputes.
 Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
                       torch::Generator gen);
 
-// Argmax per row; log-prob computed as in sample_tokens.
-Sampled greedy_tokens(const torch::Tensor& logits, double temperature = 1.0);
+// Argmax of the raw logits per row (the temperatures never change which
+// token is greedy); log-prob computed as in sample_tokens.
+Sampled greedy_tokens(const torch::Tensor& logits, double temperature = 1.0,
+                      double location_temperature = 0.0);
 
-// log_softmax(logits / temperature) gathered at targets: [B,T,V], [B,T] ->
-// [B,T]. Differentiable.
+// log_softmax(temper_logits(logits, ...)) gathered at targets: [B,T,V],
+// [B,T] -> [B,T]. Differentiable.
 torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets,
-                             double temperature);
+                             double temperature, double location_temperature = 0.0);
 
 // ---- parameters and checkpoints ----
 

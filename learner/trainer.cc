@@ -145,7 +145,8 @@ torch::Tensor Trainer::packed_logprobs(Policy& p, const PackedBatch& b) const {
                                    b.slot_index, b.context_node, b.parent);
   // A node's token is predicted at its parent: the parent's hidden state.
   auto hp = h.gather(1, b.parent.unsqueeze(2).expand({h.size(0), h.size(1), h.size(2)}));
-  auto lp = token_logprobs(p->logits(hp), b.tokens, cfg_.rollout.temperature);  // [G,T]
+  auto lp = token_logprobs(p->logits(hp), b.tokens, cfg_.rollout.temperature,
+                           cfg_.rollout.location_temperature);  // [G,T]
   return lp.reshape({-1}).index_select(0, b.gather_index.reshape({-1})).view(b.gather_index.sizes());
 }
 
@@ -253,7 +254,7 @@ torch::Tensor Trainer::batch_logprobs(Policy& p, const Batch& b) const {
   const torch::Tensor emb = image_rows(p, b.pixels);
   auto logits = p->forward(b.tokens, emb, b.positions, b.key_mask);
   return token_logprobs(logits.slice(1, 0, logits.size(1) - 1), b.targets,
-                        cfg_.rollout.temperature);
+                        cfg_.rollout.temperature, cfg_.rollout.location_temperature);
 }
 
 std::vector<float> Trainer::recompute_logprobs(const Trajectory& t, const Sample& sample) {

@@ -32,6 +32,8 @@ TEST(ConfigTest, BadValueIsNamed) {
   EXPECT_NE(error_of("learner:\n  lr: fast\n").find("learner.lr"), std::string::npos);
   EXPECT_NE(error_of("model:\n  n_heads: 3\n").find("model.n_heads"), std::string::npos);
   EXPECT_NE(error_of("rollout:\n  top_p: 1.5\n").find("rollout.top_p"), std::string::npos);
+  EXPECT_NE(error_of("rollout:\n  location_temperature: -0.5\n").find("rollout.location_temperature"),
+            std::string::npos);
   EXPECT_NE(error_of("bus:\n  control_endpoint: localhost:5\n").find("bus.control_endpoint"),
             std::string::npos);
   EXPECT_NE(error_of("learner:\n  format_weight: -0.5\n").find("learner.format_weight: must be"),
@@ -43,6 +45,8 @@ TEST(ConfigTest, BadValueIsNamed) {
   EXPECT_NE(error_of("pretrain:\n  tight_crop_share: 1.5\n").find("pretrain.tight_crop_share: must be in [0, 1]"),
             std::string::npos);
   EXPECT_EQ(error_of("pretrain:\n  tight_crop_share: 0.5\n"), "<accepted>");
+  EXPECT_NE(error_of("pretrain:\n  tight_box_text: true\n").find("pretrain.tight_box_text"), std::string::npos);
+  EXPECT_EQ(error_of("pretrain:\n  tight_crop_share: 0.5\n  tight_box_text: true\n"), "<accepted>");
   EXPECT_NE(error_of("pretrain:\n  locate_same_shape_share: 2\n")
                 .find("pretrain.locate_same_shape_share: must be in [0, 1]"),
             std::string::npos);

@@ -732,6 +732,59 @@ TEST(SamplingTest, GreedyAndTokenLogprobs) {
   EXPECT_GT(x.grad().abs().sum().item<float>(), 0.f);
 }
 
+TEST(SamplingTest, LocationTemperatureReshapesOnlyWhichLocationTokenAndKeepsTheirTotal) {
+  const int64_t lo = Tokenizer::kFirstLocation, hi = lo + Tokenizer::kNumLocations;
+  ASSERT_LE(hi, kV);
+  auto logits = torch::randn({4, kV}) * 3.0;
+  logits[1] -= 40.0;  // all negative: a per-kind rescale of raw logits would tilt this row
+  const double T = 0.4, TL = 1.5;
+
+  // 0, or the temperature itself: plain logits / temperature, bit for bit.
+  EXPECT_TRUE(torch::equal(temper_logits(logits, T, 0.0), logits / T));
+  EXPECT_TRUE(torch::equal(temper_logits(logits, T, T), logits / T));
+
+  auto lp = torch::log_softmax(temper_logits(logits, T, TL), -1);
+  auto plain = torch::log_softmax(logits / T, -1);
+  EXPECT_LE((lp.exp().sum(-1) - 1).abs().max().item<float>(), 1e-5);
+  // Text tokens keep their probability at T; so does the location tokens' total.
+  auto other = torch::cat({lp.slice(1, 0, lo), lp.slice(1, hi, kV)}, 1);
+  auto other_plain = torch::cat({plain.slice(1, 0, lo), plain.slice(1, hi, kV)}, 1);
+  EXPECT_LE((other - other_plain).abs().max().item<float>(), 1e-5);
+  EXPECT_LE((lp.slice(1, lo, hi).logsumexp(-1) - plain.slice(1, lo, hi).logsumexp(-1)).abs().max().item<float>(),
+            1e-5);
+  // Among the location tokens: softmax(logits / TL), flatter than at T.
+  auto within = lp.slice(1, lo, hi) - lp.slice(1, lo, hi).logsumexp(-1, true);
+  EXPECT_LE((within - torch::log_softmax(logits.slice(1, lo, hi) / TL, -1)).abs().max().item<float>(), 1e-5);
+  EXPECT_GT(torch::log_softmax(logits.slice(1, lo, hi) / TL, -1).exp().min().item<float>(),
+            torch::log_softmax(logits.slice(1, lo, hi) / T, -1).exp().min().item<float>());
+
+  // The sampler, greedy decoding and the learner's log-prob agree on it.
+  const SamplingOptions so{T, 0, 1.0, TL};
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(3);
+  for (int i = 0; i < 50; ++i) {
+    Sampled s = sample_tokens(logits, so, gen);
+    auto ref = token_logprobs(logits.unsqueeze(1), s.tokens.unsqueeze(1), T, TL).squeeze(1);
+    EXPECT_LE((s.logprobs - ref).abs().max().item<float>(), 1e-5);
+  }
+  // Greedy stays the raw argmax even where the tempered kinds would disagree.
+  auto g = greedy_tokens(logits, T, TL);
+  EXPECT_TRUE(torch::equal(g.tokens, logits.argmax(-1)));
+  EXPECT_LE((g.logprobs - lp.gather(1, g.tokens.unsqueeze(1)).squeeze(1)).abs().max().item<float>(), 1e-5);
+
+  // Differentiable, and a bad value is named.
+  auto x = logits.clone().requires_grad_(true);
+  auto t = torch::full({4, 1}, lo + 3, torch::kInt64);
+  token_logprobs(x.unsqueeze(1), t, T, TL).sum().backward();
+  ASSERT_TRUE(x.grad().defined());
+  EXPECT_GT(x.grad().abs().sum().item<float>(), 0.f);
+  try {
+    temper_logits(logits, T, -1.0);
+    ADD_FAILURE() << "a negative location temperature was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("location temperature"), std::string::npos) << e.what();
+  }
+}
+
 TEST(CheckpointTest, SaveLoadRoundTripGivesIdenticalLogits) {
   ModelOptions o = small_model();
   o.rope_theta = 12345.678;

@@ -276,6 +276,68 @@ TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBo
   (void)S;
 }
 
+TEST(Pretrain, TightBoxTextMakesTheReadSkillsWriteTheTightCropsBoxAndLocateKeepsTheShapes) {
+  Config tight = tests_config();
+  tight.pretrain.tight_crop_share = 1.0;
+  Config text = tight;
+  text.pretrain.tight_box_text = true;
+  const int S = tight.model.image_size;
+  int rewritten = 0, reads = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    // Locate: the same tokens with and without the option.
+    auto la = make_pretrain_example(tight, "locate", i, 1);
+    auto lb = make_pretrain_example(text, "locate", i, 1);
+    ASSERT_TRUE(la.ok() && lb.ok());
+    EXPECT_EQ(la->traj.tokens, lb->traj.tokens) << "locate " << i;
+    for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"}) {
+      auto a = make_pretrain_example(tight, skill, i, 1);
+      auto b = make_pretrain_example(text, skill, i, 1);
+      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
+      // The same question and the same crop; only the written box may move.
+      EXPECT_EQ(a->sample.problem, b->sample.problem);
+      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
+      const ImageRef& crop = b->traj.images.back();
+      EXPECT_EQ(a->traj.images.back().box_orig, crop.box_orig) << skill << " " << i;
+      if (!crop.is_crop) continue;
+      ++reads;
+      const auto ta = turn_texts(a->traj, S), tb = turn_texts(b->traj, S);
+      ASSERT_GE(tb.size(), 2u);
+      // The turn before the read crop writes exactly the box that was cut.
+      const auto written = extract_box(tb[tb.size() - 2]);
+      ASSERT_TRUE(written.has_value()) << tb[tb.size() - 2];
+      auto cut = shown_box_to_crop(*written, S, S, b->sample.width, b->sample.height,
+                                   text.rollout.min_crop_px, text.rollout.max_aspect);
+      ASSERT_TRUE(cut.ok());
+      EXPECT_EQ(*cut, crop.box_orig) << skill << " " << i << ": " << tb[tb.size() - 2];
+      // Without the option that turn writes the shape's box.
+      const auto shape = extract_box(ta[ta.size() - 2]);
+      ASSERT_TRUE(shape.has_value());
+      rewritten += !(*shape == *written);
+      // The written box holds the whole detail and lies inside the shape's.
+      const Box& d = b->objects[b->target].detail_box;
+      EXPECT_LE(crop.box_orig.x1, d.x1);
+      EXPECT_LE(crop.box_orig.y1, d.y1);
+      EXPECT_GE(crop.box_orig.x2, d.x2);
+      EXPECT_GE(crop.box_orig.y2, d.y2);
+      EXPECT_GE(written->x1, shape->x1);
+      EXPECT_GE(written->y1, shape->y1);
+      EXPECT_LE(written->x2, shape->x2);
+      EXPECT_LE(written->y2, shape->y2);
+      // Only the answer and box turns are trained, as before: same mask length.
+      EXPECT_EQ(a->traj.policy_mask.size(), b->traj.policy_mask.size());
+    }
+  }
+  EXPECT_GT(reads, 40);            // of 60
+  EXPECT_GT(rewritten, reads / 2);  // most tight boxes differ from the shape's
+
+  Config bad = tests_config();
+  bad.pretrain.tight_box_text = true;
+  bad.pretrain.tight_crop_share = 0.0;
+  const Status st = validate_config(bad);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("pretrain.tight_box_text"), std::string::npos) << st.message();
+}
+
 TEST(Pretrain, CropJitterMovesReadCropsAroundTheDetailAndKeepsTheTaughtTokens) {
   const Config plain = tests_config();
   Config jit = plain;
