@@ -148,7 +148,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, vision_batch, int, "images per vision pretraining step"),
       GR1_FIELD(pretrain, vision_box_weight, double, "weight of the vision stage's per-patch box loss"),
       GR1_FIELD(pretrain, vision_crop_fraction, double, "share of a vision step's images that are object crops"),
-      GR1_FIELD(pretrain, tight_crop_share, double, "share of object crops (vision stage, decoder zoom-read skills) cut between the detail's box and the shape's (the taught box stays the shape's)"),
+      GR1_FIELD(pretrain, tight_crop_share, double, "share of object crops (vision stage, decoder zoom-read skills) cut between the detail's box and the shape's (the taught box stays the shape's unless tight_box_text)"),
       GR1_FIELD(pretrain, tight_box_text, bool, "the read skills' grounding turn writes the tight crop's box (drawn for tight_crop_share of them) instead of the shape's; locate keeps the shape's"),
       GR1_FIELD(pretrain, locate_same_shape_share, double, "share of the decoder stage's locate examples whose scene's shapes are all the named one's kind (only the colour word tells them apart)"),
       GR1_FIELD(pretrain, crop_jitter_share, double, "share of the zoom-read skills' read crops whose edges move by up to crop_jitter_cells grid cells each (the detail kept inside; the taught box is unchanged)"),

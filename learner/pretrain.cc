@@ -518,26 +518,25 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
   // The crop the zoom-read skills show after the box turn: the shape's box,
   // or for pretrain.tight_crop_share of the examples one between the
   // detail's own box and the shape's (snapped outward to the location grid),
-  // so the reader also learns to read a glyph-tight crop. The box turn's text
-  // stays the shape's: no detail box is ever taught. Drawn from r without
-  // advancing it, so share 0 keeps every example as it was.
-  // With pretrain.tight_box_text the read skills' grounding turn also writes
-  // that tight box (the crop is then the box it wrote); locate always writes
-  // the shape's. The box prior for reading then spans shape-tight to
-  // detail-tight boxes, none preferred, for RL's answer reward to choose from.
+  // so the reader also learns to read a glyph-tight crop. Drawn from r
+  // without advancing it, so share 0 keeps every example as it was.
+  // The box the grounding turn writes (`written`) stays the shape's, so no
+  // detail box is taught, unless pretrain.tight_box_text: then the read
+  // skills write that tight box too (the crop is the box they wrote), and
+  // their box prior spans shape-tight to detail-tight boxes, none preferred,
+  // for RL's answer reward to choose from. Locate always writes the shape's.
   Box crop_shown = shown;
-  TeacherBox read_teach = teach;
+  TeacherBox written = teach;
   if (const double t = tight_crop_draw(mix64(r ^ 0x71C4A11DULL), cfg.pretrain.tight_crop_share);
       t >= 0) {
     const TeacherBox tight = teacher_box(to_shown(tight_object_box(target, t), S, s.width, s.height), S);
     crop_shown = tight.box;
-    if (cfg.pretrain.tight_box_text) read_teach = tight;
+    if (cfg.pretrain.tight_box_text && skill != "locate") written = tight;
   }
   crop_shown = jitter_read_crop(crop_shown, to_shown(target.detail_box, S, s.width, s.height), S,
                                 cfg.pretrain.crop_jitter_share, cfg.pretrain.crop_jitter_cells,
                                 mix64(r ^ 0x6A177E2DULL));
-  const std::string ground = "<think>the " + desc + "</think><box>" + teach.text + "</box>";
-  const std::string read_ground = "<think>the " + desc + "</think><box>" + read_teach.text + "</box>";
+  const std::string ground = "<think>the " + desc + "</think><box>" + written.text + "</box>";
   const std::string answer =
       "<think>it shows " + target.value + "</think><answer>" + ex.answer + "</answer>";
 
@@ -552,13 +551,13 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     append_turn(t, "<think>the " + a.description() + "</think><box>" + at.text + "</box>", true, S);
     append_crop_turn(t, cfg, s, at.box);
     append_turn(t, std::string("<think>") + kFromIt[anchor_dir] + ": the " + desc + "</think><box>" +
-                       read_teach.text + "</box>",
+                       written.text + "</box>",
                 true, S);
     append_crop_turn(t, cfg, s, crop_shown);
     append_turn(t, answer, true, S);
     t.finished = true;
   } else if (skill == "zoom_read" || skill == "zoom_read_mc" || skill == "zoom_read_rel" || chain) {
-    append_turn(t, read_ground, true, S);
+    append_turn(t, ground, true, S);
     append_crop_turn(t, cfg, s, crop_shown);
     append_turn(t, answer, true, S);
     t.finished = true;
@@ -577,7 +576,7 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     const TeacherBox wrong = teacher_box(other, S);
     append_turn(t, "<think>the " + wrong_desc + "</think><box>" + wrong.text + "</box>", false, S);
     append_crop_turn(t, cfg, s, wrong.box);
-    append_turn(t, "<think>not the " + desc + "</think><box>" + read_teach.text + "</box>", true, S);
+    append_turn(t, "<think>not the " + desc + "</think><box>" + written.text + "</box>", true, S);
     append_crop_turn(t, cfg, s, crop_shown);
     append_turn(t, answer, true, S);
     t.finished = true;
