@@ -153,6 +153,8 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, locate_same_shape_share, double, "share of the decoder stage's locate examples whose scene's shapes are all the named one's kind (only the colour word tells them apart)"),
       GR1_FIELD(pretrain, crop_jitter_share, double, "share of the zoom-read skills' read crops whose edges move by up to crop_jitter_cells grid cells each (the detail kept inside; the taught box is unchanged)"),
       GR1_FIELD(pretrain, crop_jitter_cells, int, "largest move of a jittered read crop's edge, in location-grid cells"),
+      GR1_FIELD(pretrain, crop_jitter_text, bool, "where a read crop is jittered, the read skill's grounding turn writes the jittered crop's box (locate keeps the shape's)"),
+      GR1_FIELD(pretrain, crop_jitter_final_only, bool, "jittered read crops (and crop_jitter_text) only in the final phase's steps"),
       GR1_FIELD(pretrain, encoder_lr_scale, double, "decoder stage: the vision encoder's lr as a fraction of pretrain.lr"),
       GR1_FIELD(pretrain, freeze_vision, bool, "freeze the vision encoder in the decoder stage"),
       GR1_FIELD(pretrain, vision_lr, double, "vision pretraining learning rate"),
@@ -359,6 +361,12 @@ Status validate_config(const Config& c) {
     return err("pretrain.crop_jitter_share", "must be in [0, 1]");
   if (pt.crop_jitter_cells < 0 || pt.crop_jitter_cells > 32)
     return err("pretrain.crop_jitter_cells", "must be in [0, 32]");
+  if (pt.crop_jitter_text && !(pt.crop_jitter_share > 0 && pt.crop_jitter_cells > 0))
+    return err("pretrain.crop_jitter_text",
+               "needs pretrain.crop_jitter_share > 0 and crop_jitter_cells > 0 (it writes the jittered crops' boxes)");
+  if (pt.crop_jitter_final_only && !(pt.crop_jitter_share > 0 && pt.final_steps > 0))
+    return err("pretrain.crop_jitter_final_only",
+               "needs pretrain.crop_jitter_share > 0 and pretrain.final_steps > 0");
   if (pt.processes > 1 && pt.vision_steps > 0) {
     // Each rank takes whole scenes of a vision step (see learner/vision_pretrain.cc).
     const int crops = static_cast<int>(std::floor(pt.vision_batch * pt.vision_crop_fraction));

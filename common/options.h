@@ -264,9 +264,18 @@ struct PretrainOptions {
   // or out by up to crop_jitter_cells location-grid cells (the detail kept
   // whole inside, the frame's edges respected), as the policy's own boxes
   // frame a shape: the reader learns to read crops that are not the
-  // teacher's exact box. The taught box text is unchanged. 0 = none.
+  // teacher's exact box. The taught box text is unchanged (unless
+  // crop_jitter_text). 0 = none.
   double crop_jitter_share = 0.0;
   int crop_jitter_cells = 3;
+  // Where a read crop is jittered, the read skill's grounding turn writes the
+  // jittered crop's box: the written box and the crop agree, as in a rollout,
+  // and the read skills' box prior spreads around the shape's box. Locate
+  // keeps the shape's box.
+  bool crop_jitter_text = false;
+  // Jittered read crops only in the final phase (final_steps): the phases
+  // before it are as without them, bit for bit.
+  bool crop_jitter_final_only = false;
   // Decoder stage: the encoder's learning rate as a fraction of pretrain.lr
   // (1 = the same; freeze_vision: true freezes it outright).
   double encoder_lr_scale = 1.0;

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "actors/rollout.h"
@@ -202,11 +203,11 @@ TeacherBox teacher_box(const Box& b, int S) {
 // The read crop `crop` (shown frame, on the location grid) with, for a
 // `share` of the draws `h`, each edge moved by up to `cells` grid cells in or
 // out, never cutting into `detail` (shown frame) nor leaving the frame; the
-// result stays on the grid. Otherwise `crop` itself.
-Box jitter_read_crop(const Box& crop, const Box& detail, int S, double share, int cells,
-                     uint64_t h) {
-  if (!(share > 0) || cells <= 0) return crop;
-  if (static_cast<double>(h % (1u << 20)) >= share * (1u << 20)) return crop;
+// result stays on the grid. Otherwise (not drawn, or no cells) nullopt.
+std::optional<Box> jitter_read_crop(const Box& crop, const Box& detail, int S, double share,
+                                    int cells, uint64_t h) {
+  if (!(share > 0) || cells <= 0) return std::nullopt;
+  if (static_cast<double>(h % (1u << 20)) >= share * (1u << 20)) return std::nullopt;
   const float cell = static_cast<float>(S) / Tokenizer::kLocationCells;
   auto move = [&](uint64_t& g) {
     g = mix64(g);
@@ -533,9 +534,16 @@ Result<PretrainExample> make_pretrain_example(const Config& cfg, const std::stri
     crop_shown = tight.box;
     if (cfg.pretrain.tight_box_text && skill != "locate") written = tight;
   }
-  crop_shown = jitter_read_crop(crop_shown, to_shown(target.detail_box, S, s.width, s.height), S,
-                                cfg.pretrain.crop_jitter_share, cfg.pretrain.crop_jitter_cells,
-                                mix64(r ^ 0x6A177E2DULL));
+  // A jittered read crop (pretrain.crop_jitter_share); with
+  // pretrain.crop_jitter_text the read skills' grounding turn writes it too,
+  // so the box tokens and the crop after them agree, as in an RL rollout.
+  if (const auto jittered =
+          jitter_read_crop(crop_shown, to_shown(target.detail_box, S, s.width, s.height), S,
+                           cfg.pretrain.crop_jitter_share, cfg.pretrain.crop_jitter_cells,
+                           mix64(r ^ 0x6A177E2DULL))) {
+    crop_shown = *jittered;
+    if (cfg.pretrain.crop_jitter_text && skill != "locate") written = teacher_box(crop_shown, S);
+  }
   const std::string ground = "<think>the " + desc + "</think><box>" + written.text + "</box>";
   const std::string answer =
       "<think>it shows " + target.value + "</think><answer>" + ex.answer + "</answer>";
@@ -1136,6 +1144,11 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   int64_t seq_tokens = 0, seq_tokens_logged = 0;
   uint64_t next_index = 0;
   std::map<std::string, int> too_long;  // skipped over-long examples per skill
+  // pretrain.crop_jitter_final_only: the phases before the final one draw
+  // their examples without jittered read crops.
+  Config unjittered = cfg;
+  unjittered.pretrain.crop_jitter_share = 0.0;
+  unjittered.pretrain.crop_jitter_text = false;
   for (int step = 1; step <= po.steps; ++step) {
     const double lr = pretrain_lr(po, step);
     for (size_t gi = 0; gi < opt.param_groups().size(); ++gi)
@@ -1161,7 +1174,8 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
       const size_t k =
           std::upper_bound(mx.cumulative.begin(), mx.cumulative.end(), u) - mx.cumulative.begin();
       const std::string& skill = mx.names[std::min(k, mx.names.size() - 1)];
-      auto ex = make_pretrain_example(cfg, skill, next_index, 1);
+      auto ex = make_pretrain_example(
+          po.crop_jitter_final_only && phase != Phase::kFinal ? unjittered : cfg, skill, next_index, 1);
       if (!ex.ok() && ex.error().find(kTooLong) != std::string::npos) {
         // A rare long draw (long wording on a three-image skill): skipped
         // and counted, not the end of a run that may be an hour old.
@@ -1375,6 +1389,10 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
   report["final_steps"] = po.final_steps;
   report["final_skills"] = final_skills;
   report["final_lr"] = po.final_lr;
+  report["crop_jitter_share"] = po.crop_jitter_share;
+  report["crop_jitter_cells"] = po.crop_jitter_cells;
+  report["crop_jitter_text"] = po.crop_jitter_text;
+  report["crop_jitter_final_only"] = po.crop_jitter_final_only;
   report["checkpoint"] = out;
   report["log"] = log;
   if (po.locate_curve_every > 0) {

@@ -55,6 +55,8 @@ TEST(ConfigTest, BadValueIsNamed) {
             std::string::npos);
   EXPECT_NE(error_of("pretrain:\n  crop_jitter_cells: 40\n").find("pretrain.crop_jitter_cells: must be in [0, 32]"),
             std::string::npos);
+  EXPECT_NE(error_of("pretrain:\n  crop_jitter_text: true\n").find("pretrain.crop_jitter_text"), std::string::npos);
+  EXPECT_EQ(error_of("pretrain:\n  crop_jitter_share: 0.5\n  crop_jitter_text: true\n"), "<accepted>");
   EXPECT_NE(error_of("learner:\n  checkpoint_every: -1\n").find("learner.checkpoint_every: must be >= 0"),
             std::string::npos);
   EXPECT_EQ(error_of("learner:\n  checkpoint_every: 20\n"), "<accepted>");

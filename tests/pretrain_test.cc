@@ -375,6 +375,67 @@ TEST(Pretrain, CropJitterMovesReadCropsAroundTheDetailAndKeepsTheTaughtTokens) {
   }
 }
 
+TEST(Pretrain, CropJitterTextMakesTheReadSkillsWriteTheJitteredCropsBoxAndLocateKeepsTheShapes) {
+  Config jit = tests_config();
+  jit.pretrain.crop_jitter_share = 1.0;
+  jit.pretrain.crop_jitter_cells = 3;
+  Config text = jit;
+  text.pretrain.crop_jitter_text = true;
+  const int S = jit.model.image_size;
+  int rewritten = 0, reads = 0, not_inside = 0;
+  for (uint64_t i = 0; i < 20; ++i) {
+    auto la = make_pretrain_example(jit, "locate", i, 1);
+    auto lb = make_pretrain_example(text, "locate", i, 1);
+    ASSERT_TRUE(la.ok() && lb.ok());
+    EXPECT_EQ(la->traj.tokens, lb->traj.tokens) << "locate " << i;
+    for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"}) {
+      auto a = make_pretrain_example(jit, skill, i, 1);
+      auto b = make_pretrain_example(text, skill, i, 1);
+      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
+      // The same question and the same (jittered) crop; only the written box moves.
+      EXPECT_EQ(a->sample.problem, b->sample.problem);
+      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
+      const ImageRef& crop = b->traj.images.back();
+      EXPECT_EQ(a->traj.images.back().box_orig, crop.box_orig) << skill << " " << i;
+      ASSERT_TRUE(crop.is_crop);
+      ++reads;
+      const auto ta = turn_texts(a->traj, S), tb = turn_texts(b->traj, S);
+      ASSERT_GE(tb.size(), 2u);
+      // The turn before the read crop writes exactly the box that was cut
+      // (so the rollout's own crop of that box is this crop).
+      const auto written = extract_box(tb[tb.size() - 2]);
+      ASSERT_TRUE(written.has_value()) << tb[tb.size() - 2];
+      auto cut = shown_box_to_crop(*written, S, S, b->sample.width, b->sample.height,
+                                   text.rollout.min_crop_px, text.rollout.max_aspect);
+      ASSERT_TRUE(cut.ok());
+      EXPECT_EQ(*cut, crop.box_orig) << skill << " " << i << ": " << tb[tb.size() - 2];
+      // Without the option that turn writes the shape's box.
+      const auto shape = extract_box(ta[ta.size() - 2]);
+      ASSERT_TRUE(shape.has_value());
+      rewritten += !(*shape == *written);
+      not_inside += written->x1 < shape->x1 || written->y1 < shape->y1 || written->x2 > shape->x2 ||
+                    written->y2 > shape->y2;
+      // The written box holds the whole detail.
+      const Box& d = b->objects[b->target].detail_box;
+      EXPECT_LE(crop.box_orig.x1, d.x1);
+      EXPECT_LE(crop.box_orig.y1, d.y1);
+      EXPECT_GE(crop.box_orig.x2, d.x2);
+      EXPECT_GE(crop.box_orig.y2, d.y2);
+      EXPECT_EQ(a->traj.policy_mask.size(), b->traj.policy_mask.size());
+    }
+  }
+  EXPECT_EQ(reads, 60);
+  EXPECT_GT(rewritten, reads / 2);  // most jittered boxes differ from the shape's
+  EXPECT_GT(not_inside, 0);         // edges move out as well as in
+
+  // Without jittered crops the option has nothing to write: a config error.
+  Config bad = tests_config();
+  bad.pretrain.crop_jitter_text = true;
+  const Status st = validate_config(bad);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("pretrain.crop_jitter_text"), std::string::npos) << st.message();
+}
+
 TEST(Pretrain, LocateSameShapeShareDrawsLocateScenesOfOneKindOnly) {
   const Config plain = tests_config();
   Config same = plain;
@@ -902,6 +963,45 @@ TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
   none.final_steps = 0;
   EXPECT_NEAR(pretrain_lr(none, 120), 1e-4, 1e-12);
   EXPECT_NEAR(pretrain_lr(none, 75), 1e-3 * (1 - 0.5 * 0.9), 1e-12);
+}
+
+TEST(Pretrain, CropJitterFinalOnlyLeavesTheStepsBeforeTheFinalPhaseAsWithoutIt) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 5;
+  cfg.pretrain.warmup_steps = 1;
+  cfg.pretrain.phase1_steps = 0;
+  cfg.pretrain.skills = "zoom_read:1";
+  cfg.pretrain.final_steps = 2;
+  cfg.pretrain.final_lr = 2e-4;
+  cfg.pretrain.final_warmup_steps = 0;
+  cfg.pretrain.phase_checkpoints = true;
+  std::string plain, final_only, everywhere;
+  ASSERT_FALSE(short_run_report(cfg, "gr1_pretrain_jitter_plain", &plain).is_null());
+  Config jit = cfg;
+  jit.pretrain.crop_jitter_share = 1.0;
+  jit.pretrain.crop_jitter_cells = 3;
+  jit.pretrain.crop_jitter_text = true;
+  ASSERT_FALSE(short_run_report(jit, "gr1_pretrain_jitter_everywhere", &everywhere).is_null());
+  jit.pretrain.crop_jitter_final_only = true;
+  const auto rep = short_run_report(jit, "gr1_pretrain_jitter_final", &final_only);
+  ASSERT_FALSE(rep.is_null());
+  EXPECT_TRUE(rep["crop_jitter_final_only"].get<bool>());
+  EXPECT_TRUE(rep["crop_jitter_text"].get<bool>());
+  EXPECT_DOUBLE_EQ(rep["crop_jitter_share"].get<double>(), 1.0);
+  // Before the final phase: the same weights as without jitter, byte for
+  // byte; with jitter everywhere they already differ there.
+  const std::string mix = file_bytes(plain + ".mix.safetensors");
+  ASSERT_FALSE(mix.empty());
+  EXPECT_TRUE(mix == file_bytes(final_only + ".mix.safetensors"));
+  EXPECT_FALSE(mix == file_bytes(everywhere + ".mix.safetensors"));
+  // The final phase's steps do see the jittered crops.
+  EXPECT_FALSE(file_bytes(plain) == file_bytes(final_only));
+  expect_config_errors(
+      {{{"pretrain.crop_jitter_final_only=true"}, "pretrain.crop_jitter_final_only"},
+       {{"pretrain.crop_jitter_final_only=true", "pretrain.crop_jitter_share=0.5", "pretrain.final_steps=0"},
+        "pretrain.crop_jitter_final_only"}});
+  for (const std::string& p : {plain, final_only, everywhere})
+    std::filesystem::remove_all(std::filesystem::path(p).parent_path());
 }
 
 TEST(Pretrain, FinalPhaseDrawsFromItsOwnMixAndItsBoundsAreChecked) {
