@@ -276,55 +276,77 @@ TEST(Pretrain, TightCropShareCutsSomeReadCropsAroundTheDetailAndKeepsTheTaughtBo
   (void)S;
 }
 
+// Locate example i is the same tokens under both configs.
+void expect_same_locate_tokens(const Config& a, const Config& b, uint64_t i) {
+  auto la = make_pretrain_example(a, "locate", i, 1);
+  auto lb = make_pretrain_example(b, "locate", i, 1);
+  ASSERT_TRUE(la.ok() && lb.ok());
+  EXPECT_EQ(la->traj.tokens, lb->traj.tokens) << "locate " << i;
+}
+
+// Examples of `skill` (index i) under `plain` and `text`, two configs that
+// cut the same read crop and differ in the box the grounding turn before it
+// writes: checks the same question, crop and mask length, that `text`'s
+// turn writes exactly the box that was cut (the rollout's own crop of that
+// box is this crop) and that the crop holds the whole detail. Returns the
+// two written boxes (plain's: the shape's); nullopt without a read crop.
+struct WrittenBoxes {
+  Box plain, text;
+};
+std::optional<WrittenBoxes> written_read_boxes(const Config& plain, const Config& text,
+                                               const char* skill, uint64_t i) {
+  const int S = plain.model.image_size;
+  auto a = make_pretrain_example(plain, skill, i, 1);
+  auto b = make_pretrain_example(text, skill, i, 1);
+  EXPECT_TRUE(a.ok() && b.ok()) << skill << " " << i;
+  if (!a.ok() || !b.ok()) return std::nullopt;
+  EXPECT_EQ(a->sample.problem, b->sample.problem);
+  EXPECT_EQ(a->traj.policy_mask.size(), b->traj.policy_mask.size());
+  EXPECT_EQ(a->traj.images.size(), b->traj.images.size());
+  if (a->traj.images.size() != b->traj.images.size()) return std::nullopt;
+  const ImageRef& crop = b->traj.images.back();
+  EXPECT_EQ(a->traj.images.back().box_orig, crop.box_orig) << skill << " " << i;
+  if (!crop.is_crop) return std::nullopt;
+  const auto ta = turn_texts(a->traj, S), tb = turn_texts(b->traj, S);
+  EXPECT_GE(tb.size(), 2u);
+  EXPECT_EQ(ta.size(), tb.size());
+  if (tb.size() < 2 || ta.size() != tb.size()) return std::nullopt;
+  const std::string& turn = tb[tb.size() - 2];
+  const auto written = extract_box(turn);
+  const auto shape = extract_box(ta[ta.size() - 2]);
+  EXPECT_TRUE(written.has_value() && shape.has_value()) << turn;
+  if (!written || !shape) return std::nullopt;
+  auto cut = shown_box_to_crop(*written, S, S, b->sample.width, b->sample.height,
+                               text.rollout.min_crop_px, text.rollout.max_aspect);
+  EXPECT_TRUE(cut.ok()) << turn;
+  if (cut.ok()) EXPECT_EQ(*cut, crop.box_orig) << skill << " " << i << ": " << turn;
+  const Box& d = b->objects[b->target].detail_box;
+  EXPECT_LE(crop.box_orig.x1, d.x1);
+  EXPECT_LE(crop.box_orig.y1, d.y1);
+  EXPECT_GE(crop.box_orig.x2, d.x2);
+  EXPECT_GE(crop.box_orig.y2, d.y2);
+  return WrittenBoxes{*shape, *written};
+}
+
 TEST(Pretrain, TightBoxTextMakesTheReadSkillsWriteTheTightCropsBoxAndLocateKeepsTheShapes) {
   Config tight = tests_config();
   tight.pretrain.tight_crop_share = 1.0;
   Config text = tight;
   text.pretrain.tight_box_text = true;
-  const int S = tight.model.image_size;
   int rewritten = 0, reads = 0;
   for (uint64_t i = 0; i < 20; ++i) {
-    // Locate: the same tokens with and without the option.
-    auto la = make_pretrain_example(tight, "locate", i, 1);
-    auto lb = make_pretrain_example(text, "locate", i, 1);
-    ASSERT_TRUE(la.ok() && lb.ok());
-    EXPECT_EQ(la->traj.tokens, lb->traj.tokens) << "locate " << i;
+    expect_same_locate_tokens(tight, text, i);  // locate keeps the shape's box
     for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"}) {
-      auto a = make_pretrain_example(tight, skill, i, 1);
-      auto b = make_pretrain_example(text, skill, i, 1);
-      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
-      // The same question and the same crop; only the written box may move.
-      EXPECT_EQ(a->sample.problem, b->sample.problem);
-      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
-      const ImageRef& crop = b->traj.images.back();
-      EXPECT_EQ(a->traj.images.back().box_orig, crop.box_orig) << skill << " " << i;
-      if (!crop.is_crop) continue;
+      // The same question and crop; the turn before it writes the crop's box.
+      const auto w = written_read_boxes(tight, text, skill, i);
+      if (!w) continue;
       ++reads;
-      const auto ta = turn_texts(a->traj, S), tb = turn_texts(b->traj, S);
-      ASSERT_GE(tb.size(), 2u);
-      // The turn before the read crop writes exactly the box that was cut.
-      const auto written = extract_box(tb[tb.size() - 2]);
-      ASSERT_TRUE(written.has_value()) << tb[tb.size() - 2];
-      auto cut = shown_box_to_crop(*written, S, S, b->sample.width, b->sample.height,
-                                   text.rollout.min_crop_px, text.rollout.max_aspect);
-      ASSERT_TRUE(cut.ok());
-      EXPECT_EQ(*cut, crop.box_orig) << skill << " " << i << ": " << tb[tb.size() - 2];
-      // Without the option that turn writes the shape's box.
-      const auto shape = extract_box(ta[ta.size() - 2]);
-      ASSERT_TRUE(shape.has_value());
-      rewritten += !(*shape == *written);
-      // The written box holds the whole detail and lies inside the shape's.
-      const Box& d = b->objects[b->target].detail_box;
-      EXPECT_LE(crop.box_orig.x1, d.x1);
-      EXPECT_LE(crop.box_orig.y1, d.y1);
-      EXPECT_GE(crop.box_orig.x2, d.x2);
-      EXPECT_GE(crop.box_orig.y2, d.y2);
-      EXPECT_GE(written->x1, shape->x1);
-      EXPECT_GE(written->y1, shape->y1);
-      EXPECT_LE(written->x2, shape->x2);
-      EXPECT_LE(written->y2, shape->y2);
-      // Only the answer and box turns are trained, as before: same mask length.
-      EXPECT_EQ(a->traj.policy_mask.size(), b->traj.policy_mask.size());
+      // Without the option that turn writes the shape's box; the tight box lies inside it.
+      rewritten += !(w->plain == w->text);
+      EXPECT_GE(w->text.x1, w->plain.x1);
+      EXPECT_GE(w->text.y1, w->plain.y1);
+      EXPECT_LE(w->text.x2, w->plain.x2);
+      EXPECT_LE(w->text.y2, w->plain.y2);
     }
   }
   EXPECT_GT(reads, 40);            // of 60
@@ -381,47 +403,17 @@ TEST(Pretrain, CropJitterTextMakesTheReadSkillsWriteTheJitteredCropsBoxAndLocate
   jit.pretrain.crop_jitter_cells = 3;
   Config text = jit;
   text.pretrain.crop_jitter_text = true;
-  const int S = jit.model.image_size;
   int rewritten = 0, reads = 0, not_inside = 0;
   for (uint64_t i = 0; i < 20; ++i) {
-    auto la = make_pretrain_example(jit, "locate", i, 1);
-    auto lb = make_pretrain_example(text, "locate", i, 1);
-    ASSERT_TRUE(la.ok() && lb.ok());
-    EXPECT_EQ(la->traj.tokens, lb->traj.tokens) << "locate " << i;
+    expect_same_locate_tokens(jit, text, i);  // locate keeps the shape's box
     for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"}) {
-      auto a = make_pretrain_example(jit, skill, i, 1);
-      auto b = make_pretrain_example(text, skill, i, 1);
-      ASSERT_TRUE(a.ok() && b.ok()) << skill << " " << i;
-      // The same question and the same (jittered) crop; only the written box moves.
-      EXPECT_EQ(a->sample.problem, b->sample.problem);
-      ASSERT_EQ(a->traj.images.size(), b->traj.images.size());
-      const ImageRef& crop = b->traj.images.back();
-      EXPECT_EQ(a->traj.images.back().box_orig, crop.box_orig) << skill << " " << i;
-      ASSERT_TRUE(crop.is_crop);
+      // The same (jittered) crop; the turn before it writes the crop's box.
+      const auto w = written_read_boxes(jit, text, skill, i);
+      if (!w) continue;
       ++reads;
-      const auto ta = turn_texts(a->traj, S), tb = turn_texts(b->traj, S);
-      ASSERT_GE(tb.size(), 2u);
-      // The turn before the read crop writes exactly the box that was cut
-      // (so the rollout's own crop of that box is this crop).
-      const auto written = extract_box(tb[tb.size() - 2]);
-      ASSERT_TRUE(written.has_value()) << tb[tb.size() - 2];
-      auto cut = shown_box_to_crop(*written, S, S, b->sample.width, b->sample.height,
-                                   text.rollout.min_crop_px, text.rollout.max_aspect);
-      ASSERT_TRUE(cut.ok());
-      EXPECT_EQ(*cut, crop.box_orig) << skill << " " << i << ": " << tb[tb.size() - 2];
-      // Without the option that turn writes the shape's box.
-      const auto shape = extract_box(ta[ta.size() - 2]);
-      ASSERT_TRUE(shape.has_value());
-      rewritten += !(*shape == *written);
-      not_inside += written->x1 < shape->x1 || written->y1 < shape->y1 || written->x2 > shape->x2 ||
-                    written->y2 > shape->y2;
-      // The written box holds the whole detail.
-      const Box& d = b->objects[b->target].detail_box;
-      EXPECT_LE(crop.box_orig.x1, d.x1);
-      EXPECT_LE(crop.box_orig.y1, d.y1);
-      EXPECT_GE(crop.box_orig.x2, d.x2);
-      EXPECT_GE(crop.box_orig.y2, d.y2);
-      EXPECT_EQ(a->traj.policy_mask.size(), b->traj.policy_mask.size());
+      rewritten += !(w->plain == w->text);  // without the option: the shape's box
+      not_inside += w->text.x1 < w->plain.x1 || w->text.y1 < w->plain.y1 ||
+                    w->text.x2 > w->plain.x2 || w->text.y2 > w->plain.y2;
     }
   }
   EXPECT_EQ(reads, 60);
