@@ -293,8 +293,8 @@ void expect_same_locate_tokens(const Config& a, const Config& b, uint64_t i) {
 struct WrittenBoxes {
   Box plain, text;
 };
-std::optional<WrittenBoxes> written_read_boxes(const Config& plain, const Config& text,
-                                               const char* skill, uint64_t i) {
+std::optional<WrittenBoxes> written_read_box(const Config& plain, const Config& text,
+                                             const char* skill, uint64_t i) {
   const int S = plain.model.image_size;
   auto a = make_pretrain_example(plain, skill, i, 1);
   auto b = make_pretrain_example(text, skill, i, 1);
@@ -328,26 +328,35 @@ std::optional<WrittenBoxes> written_read_boxes(const Config& plain, const Config
   return WrittenBoxes{*shape, *written};
 }
 
+// written_read_box over examples 0..19 of the read skills (zoom_read,
+// zoom_read_mc, refine), checking that locate's tokens are the same under
+// both configs (locate keeps the shape's box); the boxes of every read crop.
+std::vector<WrittenBoxes> written_read_boxes(const Config& plain, const Config& text) {
+  std::vector<WrittenBoxes> out;
+  for (uint64_t i = 0; i < 20; ++i) {
+    expect_same_locate_tokens(plain, text, i);
+    for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"})
+      if (const auto w = written_read_box(plain, text, skill, i)) out.push_back(*w);
+  }
+  return out;
+}
+
 TEST(Pretrain, TightBoxTextMakesTheReadSkillsWriteTheTightCropsBoxAndLocateKeepsTheShapes) {
   Config tight = tests_config();
   tight.pretrain.tight_crop_share = 1.0;
   Config text = tight;
   text.pretrain.tight_box_text = true;
-  int rewritten = 0, reads = 0;
-  for (uint64_t i = 0; i < 20; ++i) {
-    expect_same_locate_tokens(tight, text, i);  // locate keeps the shape's box
-    for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"}) {
-      // The same question and crop; the turn before it writes the crop's box.
-      const auto w = written_read_boxes(tight, text, skill, i);
-      if (!w) continue;
-      ++reads;
-      // Without the option that turn writes the shape's box; the tight box lies inside it.
-      rewritten += !(w->plain == w->text);
-      EXPECT_GE(w->text.x1, w->plain.x1);
-      EXPECT_GE(w->text.y1, w->plain.y1);
-      EXPECT_LE(w->text.x2, w->plain.x2);
-      EXPECT_LE(w->text.y2, w->plain.y2);
-    }
+  // The same question and crop; the turn before it writes the crop's box.
+  const auto boxes = written_read_boxes(tight, text);
+  const int reads = static_cast<int>(boxes.size());
+  int rewritten = 0;
+  for (const auto& w : boxes) {
+    // Without the option that turn writes the shape's box; the tight box lies inside it.
+    rewritten += !(w.plain == w.text);
+    EXPECT_GE(w.text.x1, w.plain.x1);
+    EXPECT_GE(w.text.y1, w.plain.y1);
+    EXPECT_LE(w.text.x2, w.plain.x2);
+    EXPECT_LE(w.text.y2, w.plain.y2);
   }
   EXPECT_GT(reads, 40);            // of 60
   EXPECT_GT(rewritten, reads / 2);  // most tight boxes differ from the shape's
@@ -403,18 +412,14 @@ TEST(Pretrain, CropJitterTextMakesTheReadSkillsWriteTheJitteredCropsBoxAndLocate
   jit.pretrain.crop_jitter_cells = 3;
   Config text = jit;
   text.pretrain.crop_jitter_text = true;
-  int rewritten = 0, reads = 0, not_inside = 0;
-  for (uint64_t i = 0; i < 20; ++i) {
-    expect_same_locate_tokens(jit, text, i);  // locate keeps the shape's box
-    for (const char* skill : {"zoom_read", "zoom_read_mc", "refine"}) {
-      // The same (jittered) crop; the turn before it writes the crop's box.
-      const auto w = written_read_boxes(jit, text, skill, i);
-      if (!w) continue;
-      ++reads;
-      rewritten += !(w->plain == w->text);  // without the option: the shape's box
-      not_inside += w->text.x1 < w->plain.x1 || w->text.y1 < w->plain.y1 ||
-                    w->text.x2 > w->plain.x2 || w->text.y2 > w->plain.y2;
-    }
+  // The same (jittered) crop; the turn before it writes the crop's box.
+  const auto boxes = written_read_boxes(jit, text);
+  const int reads = static_cast<int>(boxes.size());
+  int rewritten = 0, not_inside = 0;
+  for (const auto& w : boxes) {
+    rewritten += !(w.plain == w.text);  // without the option: the shape's box
+    not_inside += w.text.x1 < w.plain.x1 || w.text.y1 < w.plain.y1 || w.text.x2 > w.plain.x2 ||
+                  w.text.y2 > w.plain.y2;
   }
   EXPECT_EQ(reads, 60);
   EXPECT_GT(rewritten, reads / 2);  // most jittered boxes differ from the shape's
@@ -957,7 +962,8 @@ TEST(Pretrain, FinalPhaseRewarmsToItsOwnLrAndTheStepsBeforeItDecayToTheirEnd) {
   EXPECT_NEAR(pretrain_lr(none, 75), 1e-3 * (1 - 0.5 * 0.9), 1e-12);
 }
 
-TEST(Pretrain, CropJitterFinalOnlyLeavesTheStepsBeforeTheFinalPhaseAsWithoutIt) {
+// Five zoom-read steps, the last two a final phase at lr 2e-4 (no warm-up).
+Config short_final_phase_config() {
   Config cfg = tests_config();
   cfg.pretrain.steps = 5;
   cfg.pretrain.warmup_steps = 1;
@@ -966,6 +972,11 @@ TEST(Pretrain, CropJitterFinalOnlyLeavesTheStepsBeforeTheFinalPhaseAsWithoutIt) 
   cfg.pretrain.final_steps = 2;
   cfg.pretrain.final_lr = 2e-4;
   cfg.pretrain.final_warmup_steps = 0;
+  return cfg;
+}
+
+TEST(Pretrain, CropJitterFinalOnlyLeavesTheStepsBeforeTheFinalPhaseAsWithoutIt) {
+  Config cfg = short_final_phase_config();
   cfg.pretrain.phase_checkpoints = true;
   std::string plain, final_only, everywhere;
   ASSERT_FALSE(short_run_report(cfg, "gr1_pretrain_jitter_plain", &plain).is_null());
@@ -997,15 +1008,8 @@ TEST(Pretrain, CropJitterFinalOnlyLeavesTheStepsBeforeTheFinalPhaseAsWithoutIt) 
 }
 
 TEST(Pretrain, FinalPhaseDrawsFromItsOwnMixAndItsBoundsAreChecked) {
-  Config cfg = tests_config();
-  cfg.pretrain.steps = 5;
-  cfg.pretrain.warmup_steps = 1;
-  cfg.pretrain.phase1_steps = 0;
-  cfg.pretrain.skills = "zoom_read:1";
-  cfg.pretrain.final_steps = 2;
+  Config cfg = short_final_phase_config();
   cfg.pretrain.final_skills = "answer_lookup:1";
-  cfg.pretrain.final_lr = 2e-4;
-  cfg.pretrain.final_warmup_steps = 0;
   std::string out;
   const auto rep = short_run_report(cfg, "gr1_pretrain_final_test", &out);
   ASSERT_FALSE(rep.is_null());
