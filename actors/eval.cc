@@ -407,6 +407,7 @@ Result<EvalResult> evaluate_checkpoint(const std::string& checkpoint,
                                {"top_k", ro.top_k},
                                {"top_p", ro.top_p},
                                {"location_temperature", ro.location_temperature}};
+  if (ro.box_order) res.summary["box_order"] = true;
   res.summary["checkpoint"] = checkpoint;
   res.summary["seconds"] = seconds;
   res.summary["questions_per_s"] = seconds > 0 ? res.items.size() / seconds : 0.0;

@@ -192,9 +192,16 @@ std::vector<TrajectoryGroup> RolloutEngine::rollout_batch(const std::vector<Samp
       bool any = false;
       for (int64_t b = 0; b < B; ++b) any |= (active[b] = rows[b].in_turn);
       if (!any) break;
+      torch::Tensor floors;  // rollout.box_order: each row's location_floor()
+      if (opt_.box_order) {
+        floors = torch::full({B}, -1, torch::kInt64);
+        auto fa = floors.accessor<int64_t, 1>();
+        for (int64_t b = 0; b < B; ++b)
+          if (active[b]) fa[b] = location_floor(rows[b].traj.tokens.data(), rows[b].traj.tokens.size());
+      }
       Sampled s =
-          greedy ? greedy_tokens(last, opt_.temperature, opt_.location_temperature)
-                 : sample_tokens(last, sampling, gen);
+          greedy ? greedy_tokens(last, opt_.temperature, opt_.location_temperature, floors)
+                 : sample_tokens(last, sampling, gen, floors);
       ++st.decode_steps;
       auto ta = s.tokens.accessor<int64_t, 1>();
       auto la = s.logprobs.accessor<float, 1>();
@@ -419,7 +426,14 @@ std::vector<Trajectory> forced_box_trajectories(Policy& policy, const ModelOptio
     out[i].turns.push_back(TurnSpan{static_cast<int32_t>(out[i].tokens.size()),
                                     static_cast<int32_t>(out[i].tokens.size())});
   for (int step = 0; step < ro.max_new_tokens; ++step) {
-    Sampled g = greedy_tokens(logits, ro.temperature, ro.location_temperature);
+    torch::Tensor floors;  // rollout.box_order, as in rollout_batch
+    if (ro.box_order) {
+      floors = torch::full({B}, -1, torch::kInt64);
+      auto fa = floors.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < B; ++i)
+        if (!done[i]) fa[i] = location_floor(out[i].tokens.data(), out[i].tokens.size());
+    }
+    Sampled g = greedy_tokens(logits, ro.temperature, ro.location_temperature, floors);
     auto next = torch::full({B, 1}, Tokenizer::kPad, torch::kInt64);
     auto nv = torch::zeros({B, 1}, torch::kBool);
     bool any = false;

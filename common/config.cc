@@ -103,6 +103,8 @@ const FieldTable& fields() {
       GR1_FIELD(rollout, top_p, double, "top-p (1 = off)"),
       GR1_FIELD(rollout, location_temperature, double,
                 "sampling temperature of the location tokens (a box's coordinates) alone; 0 = rollout.temperature"),
+      GR1_FIELD(rollout, box_order, bool,
+                "a box's x2 and y2 drawn only from the location tokens past x1 and y1 (no empty boxes), in the actors' decoding and the learner's log-probs alike"),
       GR1_FIELD(rollout, min_crop_px, int, "minimum crop side in original pixels"),
       GR1_FIELD(rollout, max_aspect, double, "boxes with this aspect ratio or more are rejected"),
 
@@ -123,9 +125,11 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, weight_decay, double, "pretraining AdamW weight decay"),
       GR1_FIELD(pretrain, grad_clip, double, "pretraining max gradient norm"),
       GR1_FIELD(pretrain, position_jitter, int, "random position offset 0..N per sequence"),
-      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup, zoom_read_chain)"),
+      GR1_FIELD(pretrain, skills, std::string, "skill mix name:weight,... (locate, zoom_read, refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup, zoom_read_chain, locate_rel)"),
       GR1_FIELD(pretrain, phase1_steps, int, "the first N decoder steps (after phase 0) draw from phase1_skills"),
       GR1_FIELD(pretrain, phase1_skills, std::string, "skill mix of the first phase1_steps steps"),
+      GR1_FIELD(pretrain, phase2_steps, int, "the N decoder steps right after phase 1 draw from phase2_skills"),
+      GR1_FIELD(pretrain, phase2_skills, std::string, "skill mix of the phase2_steps steps (e.g. locate_rel:2,locate:1)"),
       GR1_FIELD(pretrain, phase0_steps, int, "the first N decoder steps (before phase 1) draw from phase0_skills"),
       GR1_FIELD(pretrain, phase0_skills, std::string, "skill mix of the phase0_steps steps (e.g. answer_lookup:1, text only)"),
       GR1_FIELD(pretrain, reset_optimizer_after_phase0, bool, "drop the AdamW state at the first step after phase 0 (needs pretrain.phase0_steps > 0)"),
@@ -136,7 +140,7 @@ const FieldTable& fields() {
       GR1_FIELD(pretrain, log_every, int, "steps between progress lines"),
       GR1_FIELD(pretrain, report_items, int, "held-out items per skill in the report"),
       GR1_FIELD(pretrain, locate_curve_every, int, "decoder stage: a held-out locate report every N steps and at each phase's end, in the report's locate_curve (0 = none)"),
-      GR1_FIELD(pretrain, phase_checkpoints, bool, "decoder stage: write the weights at the end of phase 0, phase 1 and the mix beside the checkpoint (<out>.phase0/.phase1/.mix.safetensors)"),
+      GR1_FIELD(pretrain, phase_checkpoints, bool, "decoder stage: write the weights at the end of phase 0, phase 1, phase 2 and the mix beside the checkpoint (<out>.phase0/.phase1/.phase2/.mix.safetensors)"),
       GR1_FIELD(pretrain, threads, int, "LibTorch threads per process"),
       GR1_FIELD(pretrain, processes, int, "data-parallel pretraining processes (gradients summed with c10d/Gloo; 1 = one process)"),
       GR1_FIELD(pretrain, objectness_weight, double, "weight of the per-patch named-object loss (0 = off)"),
@@ -338,9 +342,14 @@ Status validate_config(const Config& c) {
     return err("pretrain.phase1_steps", "must be in [0, pretrain.steps]");
   if (pt.phase0_steps < 0 || pt.phase0_steps + pt.phase1_steps > pt.steps)
     return err("pretrain.phase0_steps", "must be >= 0 and with pretrain.phase1_steps at most pretrain.steps");
-  if (pt.final_steps < 0 || pt.phase0_steps + pt.phase1_steps + pt.final_steps > pt.steps)
-    return err("pretrain.final_steps",
+  if (pt.phase2_steps < 0 || pt.phase0_steps + pt.phase1_steps + pt.phase2_steps > pt.steps)
+    return err("pretrain.phase2_steps",
                "must be >= 0 and with pretrain.phase0_steps and phase1_steps at most pretrain.steps");
+  if (pt.final_steps < 0 ||
+      pt.phase0_steps + pt.phase1_steps + pt.phase2_steps + pt.final_steps > pt.steps)
+    return err("pretrain.final_steps",
+               "must be >= 0 and with pretrain.phase0_steps, phase1_steps and phase2_steps at most "
+               "pretrain.steps");
   if (pt.final_steps > 0 && !(pt.final_lr > 0 && std::isfinite(pt.final_lr)))
     return err("pretrain.final_lr", "must be > 0 when pretrain.final_steps > 0");
   if (pt.final_warmup_steps < 0) return err("pretrain.final_warmup_steps", "must be >= 0");

@@ -95,6 +95,10 @@ struct RolloutOptions {
   int top_k = 0;               // 0 = off
   double top_p = 1.0;          // (0, 1]
   double location_temperature = 0.0;  // the box coordinates' (<loc_k>) temperature; 0 = temperature
+  // A box's x2 and y2 only from the location tokens past x1 and y1 (no empty
+  // boxes), in sampling, greedy decoding and the learner's log-probs alike
+  // (location_floor() in common/policy.h).
+  bool box_order = false;
   int min_crop_px = 28;        // crop sides shorter than this (original pixels) are widened
   double max_aspect = 200.0;   // boxes with aspect ratio >= this are rejected
 };
@@ -164,8 +168,7 @@ struct PretrainOptions {
   int position_jitter = 10;       // random 0..N offset added to all positions of a sequence
   // Skills and their weights: "name:weight,...". Known: locate, zoom_read,
   // refine, answer, direct, zoom_read_mc, zoom_read_rel, answer_lookup,
-  // zoom_read_chain (see
-  // learner/pretrain.h).
+  // zoom_read_chain, locate_rel (see learner/pretrain.h).
   std::string skills = "locate:3,zoom_read:4,refine:1.5,answer:1,direct:0.5";
   // A first phase of the decoder stage: its first phase1_steps steps (of
   // `steps`) draw from phase1_skills instead (e.g. locate only: short
@@ -173,6 +176,12 @@ struct PretrainOptions {
   // patches that every other skill starts with).
   int phase1_steps = 0;
   std::string phase1_skills = "locate:1";
+  // A second phase right after phase 1: the next phase2_steps steps draw
+  // from phase2_skills (e.g. locate_rel: shapes named by their relation to
+  // another, once the words are bound to patches). Its lr is the schedule's
+  // (phase 1, phase 2 and the mix share one warm-up and decay).
+  int phase2_steps = 0;
+  std::string phase2_skills = "locate_rel:2,locate:1";
   // A phase before it: the first phase0_steps steps (of `steps`; phase 1
   // then follows) draw from phase0_skills, at pretrain.lr after its own
   // warm-up; the lr schedule of the steps after it is the one they would
@@ -206,9 +215,10 @@ struct PretrainOptions {
   // reports draw no training randomness: the weights come out the same as
   // without them. 0 = none.
   int locate_curve_every = 0;
-  // Decoder stage: the weights at the end of phase 0, phase 1 and the mix
-  // before the final phase, written beside the checkpoint as
-  // <out>.phase0.safetensors, <out>.phase1.safetensors, <out>.mix.safetensors
+  // Decoder stage: the weights at the end of phase 0, phase 1, phase 2 and
+  // the mix before the final phase, written beside the checkpoint as
+  // <out>.phase0.safetensors, <out>.phase1.safetensors,
+  // <out>.phase2.safetensors, <out>.mix.safetensors
   // (for probes that start from a phase boundary).
   bool phase_checkpoints = false;
   int threads = 1;                // LibTorch intra-op threads (per process)

@@ -752,12 +752,42 @@ torch::Tensor temper_logits(const torch::Tensor& logits, double temperature,
   return torch::cat({logp.slice(-1, 0, lo), loc_mass + within, logp.slice(-1, hi, V)}, -1);
 }
 
-Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& opt, torch::Generator gen) {
+int location_floor(const int32_t* tokens, size_t n) {
+  constexpr int32_t kOpen = Tokenizer::kFirstPrintable + ('[' - 32);
+  constexpr int32_t kComma = Tokenizer::kFirstPrintable + (',' - 32);
+  auto loc = [&](size_t i) { return Tokenizer::is_location(tokens[i]); };
+  // "<box>[" a "," b "," -> x2 > a; "<box>[" a "," b "," c "," -> y2 > b.
+  for (const size_t coords : {size_t{2}, size_t{3}}) {
+    const size_t len = 2 + 2 * coords;  // <box> [ then (loc ,) per coordinate
+    if (n < len) continue;
+    const size_t p = n - len;
+    if (tokens[p] != Tokenizer::kBox || tokens[p + 1] != kOpen) continue;
+    bool exact = true;
+    for (size_t c = 0; c < coords; ++c) exact &= loc(p + 2 + 2 * c) && tokens[p + 3 + 2 * c] == kComma;
+    if (exact) return tokens[p + 2 + 2 * (coords - 2)] - Tokenizer::kFirstLocation + 1;
+  }
+  return -1;
+}
+
+torch::Tensor apply_location_floor(const torch::Tensor& scaled, const torch::Tensor& floors) {
+  if (!floors.defined()) return scaled;
+  if (floors.dim() + 1 != scaled.dim() || floors.sizes() != scaled.sizes().slice(0, floors.dim()))
+    bad("apply_location_floor: floors must be the logits' shape less the last dimension");
+  const int64_t V = scaled.size(-1);
+  auto k = torch::arange(V, torch::kInt64) - Tokenizer::kFirstLocation;  // grid index of <loc_k>
+  auto is_loc = k.ge(0).logical_and(k.lt(Tokenizer::kNumLocations));
+  auto below = is_loc.logical_and(k.lt(floors.to(torch::kInt64).unsqueeze(-1)));  // [..., V]
+  return scaled.masked_fill(below, -std::numeric_limits<float>::infinity());
+}
+
+Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& opt, torch::Generator gen,
+                      const torch::Tensor& floors) {
   torch::NoGradGuard no_grad;
   if (!logits.defined() || logits.dim() != 2) bad("sample_tokens: logits must be [B,V]");
   if (!(opt.temperature > 0)) bad("sample_tokens: temperature must be > 0");
   const int64_t V = logits.size(1);
-  auto scaled = temper_logits(logits, opt.temperature, opt.location_temperature);
+  auto scaled =
+      apply_location_floor(temper_logits(logits, opt.temperature, opt.location_temperature), floors);
   auto logp = torch::log_softmax(scaled, -1);
   auto filtered = scaled;
   const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -779,19 +809,22 @@ Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& opt, t
   return Sampled{tokens.squeeze(1), logp.gather(1, tokens).squeeze(1)};
 }
 
-Sampled greedy_tokens(const torch::Tensor& logits, double temperature, double location_temperature) {
+Sampled greedy_tokens(const torch::Tensor& logits, double temperature, double location_temperature,
+                      const torch::Tensor& floors) {
   torch::NoGradGuard no_grad;
   if (!logits.defined() || logits.dim() != 2) bad("greedy_tokens: logits must be [B,V]");
   if (!(temperature > 0)) bad("greedy_tokens: temperature must be > 0");
-  auto logp = torch::log_softmax(temper_logits(logits, temperature, location_temperature), -1);
-  auto tokens = logits.argmax(-1, /*keepdim=*/true);
+  auto logp = torch::log_softmax(
+      apply_location_floor(temper_logits(logits, temperature, location_temperature), floors), -1);
+  auto tokens = apply_location_floor(logits.to(torch::kFloat32), floors).argmax(-1, /*keepdim=*/true);
   return Sampled{tokens.squeeze(1), logp.gather(1, tokens).squeeze(1)};
 }
 
 torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets, double temperature,
-                             double location_temperature) {
+                             double location_temperature, const torch::Tensor& floors) {
   if (!(temperature > 0)) bad("token_logprobs: temperature must be > 0");
-  auto logp = torch::log_softmax(temper_logits(logits, temperature, location_temperature), -1);
+  auto logp = torch::log_softmax(
+      apply_location_floor(temper_logits(logits, temperature, location_temperature), floors), -1);
   return logp.gather(-1, targets.to(torch::kInt64).unsqueeze(-1)).squeeze(-1);
 }
 

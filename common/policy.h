@@ -253,6 +253,25 @@ struct SamplingOptions {
 torch::Tensor temper_logits(const torch::Tensor& logits, double temperature,
                             double location_temperature = 0.0);
 
+// ---- box order (rollout.box_order) ----
+// A box written as location tokens, "<box>[" x1 "," y1 "," x2 "," y2 "]",
+// is empty unless x2 > x1 and y2 > y1: no crop can be cut from it. With
+// rollout.box_order, a box's third and fourth coordinates are drawn only
+// from the location tokens that keep that order, in the actors' sampling and
+// greedy decoding and in every log-prob the learner computes (the masked
+// tokens get probability 0; the rest are renormalised), so both sides score
+// the same distribution. location_floor() says where that applies: given the
+// `n` tokens so far, the smallest grid index k the next <loc_k> may take
+// when they end exactly in "<box>[" loc "," loc "," (x2: x1 + 1) or
+// "<box>[" loc "," loc "," loc "," (y2: y1 + 1); -1 elsewhere. Other
+// tokens are never masked, so a row whose floor is past the grid (x1 = 32)
+// can still write a non-location token.
+int location_floor(const int32_t* tokens, size_t n);
+
+// `scaled` ([..., V]) with the location tokens below each row's floor
+// (`floors`: int64 [...], -1 = none) set to -inf.
+torch::Tensor apply_location_floor(const torch::Tensor& scaled, const torch::Tensor& floors);
+
 struct Sampled {
   torch::Tensor tokens;    // [B] int64
   torch::Tensor logprobs;  // [B] float32
@@ -262,18 +281,22 @@ struct Sampled {
 // the top-k tokens and then to the smallest top-p nucleus, using `gen`.
 // The returned log-prob is that log_softmax's [token] over the FULL
 // distribution (before truncation): what token_logprobs() recomputes.
+// `floors` ([B] int64, optional): apply_location_floor() before all of it.
 Sampled sample_tokens(const torch::Tensor& logits, const SamplingOptions& options,
-                      torch::Generator gen);
+                      torch::Generator gen, const torch::Tensor& floors = {});
 
 // Argmax of the raw logits per row (the temperatures never change which
-// token is greedy); log-prob computed as in sample_tokens.
+// token is greedy; `floors` masks as in sample_tokens); log-prob computed
+// as in sample_tokens.
 Sampled greedy_tokens(const torch::Tensor& logits, double temperature = 1.0,
-                      double location_temperature = 0.0);
+                      double location_temperature = 0.0, const torch::Tensor& floors = {});
 
 // log_softmax(temper_logits(logits, ...)) gathered at targets: [B,T,V],
-// [B,T] -> [B,T]. Differentiable.
+// [B,T] -> [B,T]; with `floors` ([B,T] int64), of the floored distribution.
+// Differentiable.
 torch::Tensor token_logprobs(const torch::Tensor& logits, const torch::Tensor& targets,
-                             double temperature, double location_temperature = 0.0);
+                             double temperature, double location_temperature = 0.0,
+                             const torch::Tensor& floors = {});
 
 // ---- parameters and checkpoints ----
 

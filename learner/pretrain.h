@@ -23,6 +23,10 @@
 //              question (the benchmark's multiple-choice form) -> ... ->
 //              <answer> with the right option's letter
 //   zoom_read_rel  zoom_read of a shape named by its relation to another
+//   locate_rel  locate of a shape named by its relation to another ("Where is
+//              the shape to the left of the red circle?" -> "<think>the blue
+//              square</think><box>" of the blue square): the relation's
+//              grounding in one short turn
 //   zoom_read_chain  the zoom_read_rel question in two grounding turns: the
 //              named anchor (<box> of it -> crop), then "below it: the red
 //              square" (<box> of the shape in that direction -> crop) ->
@@ -123,7 +127,9 @@ int run_pretrain(const Config& cfg, const std::string& out, const DataParallelOp
 // "read_given_box_accuracy" (the zoom-read items with the shape's box given
 // as the first turn: reading apart from locating), "zoom_read_mc_accuracy"
 // (zoom_read_mc items, letter answers), "zoom_read_rel_accuracy",
-// "box_choice_rate", "items"}.
+// "box_choice_rate", "locate_rel_box_score", "locate_rel_right_shape_rate"
+// (the locate figures for shapes named by their relation to another),
+// "items"}.
 // `locate_only` measures the two locate figures alone (what `gr1 results`
 // needs; `gr1 report --locate-only`).
 Result<nlohmann::json> pretrain_report(const Config& cfg, const std::string& checkpoint,

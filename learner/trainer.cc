@@ -54,6 +54,7 @@ Result<std::vector<TrajectoryScore>> score_group(const TrajectoryGroup& g, const
 struct Trainer::Batch {
   torch::Tensor tokens, positions, key_mask, targets, policy_mask, old_logp;  // [B,T] / [B,T-1]
   torch::Tensor pixels;  // [M,3,S,S]
+  torch::Tensor floors;  // [B,T-1] location_floor() of each target (rollout.box_order), else undefined
 };
 
 // One packed forward over several groups (learner/packing.h): row g holds
@@ -64,6 +65,7 @@ struct Trainer::PackedBatch {
   torch::Tensor pixels;        // [M,3,S,S]
   torch::Tensor gather_index;  // [N, L-1] flat index into [G*T] of token j+1's node (0 on padding)
   torch::Tensor policy_mask, old_logp;  // [N, L-1]
+  torch::Tensor floors;        // [G,T] location_floor() of each node's token (rollout.box_order)
   int64_t nodes = 0;           // real nodes in all rows
 };
 
@@ -103,6 +105,12 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
   auto ga = b.gather_index.accessor<int64_t, 2>();
   auto pma = pm.accessor<float, 2>();
   auto oa = old.accessor<float, 2>();
+  // A node's floor depends only on its ancestors' tokens, which every
+  // trajectory through it shares: written once per trajectory, all equal.
+  const bool box_order = cfg_.rollout.box_order;
+  auto floors = torch::full({box_order ? G : 1, box_order ? T : 1}, -1, torch::kInt64);
+  auto fla = floors.accessor<int64_t, 2>();
+  if (box_order) b.floors = floors;
   std::vector<torch::Tensor> pixels;
   int64_t n = 0;
   for (int64_t g = 0; g < G; ++g) {
@@ -128,6 +136,7 @@ Result<Trainer::PackedBatch> Trainer::make_packed_batch(
         ga[n][j - 1] = g * T + pk.node_of[k][j];
         pma[n][j - 1] = t.policy_mask[j];
         oa[n][j - 1] = t.logprobs[j];
+        if (box_order) fla[g][pk.node_of[k][j]] = location_floor(t.tokens.data(), j);
       }
     }
   }
@@ -146,7 +155,7 @@ torch::Tensor Trainer::packed_logprobs(Policy& p, const PackedBatch& b) const {
   // A node's token is predicted at its parent: the parent's hidden state.
   auto hp = h.gather(1, b.parent.unsqueeze(2).expand({h.size(0), h.size(1), h.size(2)}));
   auto lp = token_logprobs(p->logits(hp), b.tokens, cfg_.rollout.temperature,
-                           cfg_.rollout.location_temperature);  // [G,T]
+                           cfg_.rollout.location_temperature, b.floors);  // [G,T]
   return lp.reshape({-1}).index_select(0, b.gather_index.reshape({-1})).view(b.gather_index.sizes());
 }
 
@@ -241,6 +250,13 @@ Trainer::Batch Trainer::make_batch(const std::vector<const Trajectory*>& trajs,
     }
     for (const auto& ref : t.images) pixels.push_back(image_block_tensor(samples[i]->image, ref, S));
   }
+  if (cfg_.rollout.box_order) {
+    b.floors = torch::full({B, std::max<int64_t>(0, T - 1)}, -1, torch::kInt64);
+    auto fa = b.floors.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < B; ++i)
+      for (size_t j = 1; j < trajs[i]->tokens.size(); ++j)
+        fa[i][j - 1] = location_floor(trajs[i]->tokens.data(), j);
+  }
   b.positions = torch::arange(T, torch::kInt64).unsqueeze(0).expand({B, T}).contiguous();
   b.targets = b.tokens.slice(1, 1);
   b.policy_mask = pm.slice(1, 1);
@@ -254,7 +270,7 @@ torch::Tensor Trainer::batch_logprobs(Policy& p, const Batch& b) const {
   const torch::Tensor emb = image_rows(p, b.pixels);
   auto logits = p->forward(b.tokens, emb, b.positions, b.key_mask);
   return token_logprobs(logits.slice(1, 0, logits.size(1) - 1), b.targets,
-                        cfg_.rollout.temperature, cfg_.rollout.location_temperature);
+                        cfg_.rollout.temperature, cfg_.rollout.location_temperature, b.floors);
 }
 
 std::vector<float> Trainer::recompute_logprobs(const Trajectory& t, const Sample& sample) {

@@ -120,7 +120,8 @@ TEST(DataParallelPretrain, TheReportIsSharedOutOverTheRanksAndMatchesOneProcess)
   EXPECT_EQ(one["items_per_rank"], nlohmann::json::array({7.0})) << one.dump();
   for (const char* key : {"locate_box_score", "locate_right_shape_rate", "zoom_read_accuracy",
                           "read_given_box_accuracy", "zoom_read_mc_accuracy",
-                          "zoom_read_rel_accuracy"}) {
+                          "zoom_read_rel_accuracy", "locate_rel_box_score",
+                          "locate_rel_right_shape_rate"}) {
     ASSERT_TRUE(two.contains(key) && one.contains(key)) << key;
     EXPECT_NEAR(two[key].get<double>(), one[key].get<double>(), 1e-9) << key;
   }

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "common/config.h"
 #include "common/tokenizer.h"
@@ -178,6 +179,69 @@ Trajectory scripted(Trainer& trainer, const Sample& s, const std::string& text, 
   t.finished = true;
   t.logprobs = trainer.recompute_logprobs(t, s);
   return t;
+}
+
+// rollout.box_order in the learner: a box's third and fourth coordinates
+// are scored against the location tokens past x1 / y1 only (renormalised),
+// every other token as without it; packed and one-by-one agree; a box the
+// order forbids scores -inf (an actor with the option never writes one).
+TEST(TrainerTest, BoxOrderRenormalisesOnlyABoxsThirdAndFourthCoordinate) {
+  Config cfg = test_config();
+  const int S = cfg.model.image_size;
+  const Tokenizer tok(S);
+  auto box_turn = [&](int a, int b, int c, int d) {
+    return "<think>the red circle</think><box>[" + tok.location_text(a) + "," + tok.location_text(b) +
+           "," + tok.location_text(c) + "," + tok.location_text(d) + "]</box>";
+  };
+  Trainer plain(cfg);
+  Config ordered_cfg = cfg;
+  ordered_cfg.rollout.box_order = true;
+  Trainer ordered(ordered_cfg);
+  const Sample s = plain.task().get(0);
+  auto trajectory = [&](const std::string& text) {
+    Trajectory t;
+    t.tokens = first_user_turn(s.problem, S, S, cfg.model.image_tokens());
+    t.policy_mask.assign(t.tokens.size(), 0);
+    const auto body = tok.encode(text, BoxCoordinates::kLocationTokens);
+    t.turns.push_back(TurnSpan{int32_t(t.tokens.size()), int32_t(t.tokens.size() + body.size())});
+    for (auto id : body) t.tokens.push_back(id), t.policy_mask.push_back(1);
+    t.logprobs.assign(t.tokens.size(), 0.f);
+    t.images.push_back(ImageRef{false, {}});
+    t.boxes_shown.push_back(std::nullopt);
+    t.finished = true;
+    return t;
+  };
+  const Trajectory t = trajectory(box_turn(4, 6, 20, 24));
+  std::vector<size_t> locs;
+  for (size_t j = 0; j < t.tokens.size(); ++j)
+    if (Tokenizer::is_location(t.tokens[j])) locs.push_back(j);
+  ASSERT_EQ(locs.size(), 4u);
+  const auto off = plain.recompute_logprobs(t, s);
+  const auto on = ordered.recompute_logprobs(t, s);
+  ASSERT_EQ(off.size(), on.size());
+  for (size_t j = 0; j < t.tokens.size(); ++j) {
+    if (j == locs[2] || j == locs[3]) {
+      // Mass of <loc_0..4> (resp. <loc_0..6>) removed: the target gains.
+      EXPECT_GT(on[j], off[j] + 1e-6) << j;
+      EXPECT_LT(on[j], 0.f);
+    } else {
+      EXPECT_EQ(on[j], off[j]) << j;  // the same weights (one seed), the same distribution
+    }
+  }
+  auto packed = ordered.recompute_logprobs_packed({&t}, s);
+  ASSERT_TRUE(packed.ok()) << packed.error();
+  for (size_t j = 1; j < t.tokens.size(); ++j)
+    if (t.policy_mask[j]) EXPECT_NEAR((*packed)[0][j], on[j], 1e-4) << j;
+  // x2 below x1: impossible under the option, possible without it.
+  const Trajectory bad = trajectory(box_turn(20, 6, 4, 24));
+  const auto bad_on = ordered.recompute_logprobs(bad, s);
+  const auto bad_off = plain.recompute_logprobs(bad, s);
+  size_t third = 0;
+  for (size_t j = 0, seen = 0; j < bad.tokens.size(); ++j)
+    if (Tokenizer::is_location(bad.tokens[j]) && ++seen == 3) third = j;
+  ASSERT_GT(third, 0u);
+  EXPECT_EQ(bad_on[third], -std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isfinite(bad_off[third]));
 }
 
 TEST(TrainerTest, StepRaisesTheLikelihoodOfTheRewardedAnswer) {

@@ -785,6 +785,101 @@ TEST(SamplingTest, LocationTemperatureReshapesOnlyWhichLocationTokenAndKeepsThei
   }
 }
 
+// location_floor: only a box's third and fourth location tokens, written
+// exactly as "<box>[" loc "," loc "," (loc ","), get a floor.
+TEST(SamplingTest, LocationFloorIsSetOnlyAtABoxsThirdAndFourthCoordinate) {
+  const Tokenizer tok;
+  auto ch = [&](char c) { return tok.encode(std::string(1, c)).at(0); };
+  auto L = [](int k) { return Tokenizer::location_id(k); };
+  auto floor_of = [](const std::vector<int32_t>& ids) { return location_floor(ids.data(), ids.size()); };
+  std::vector<int32_t> ids = {Tokenizer::kAssistant, Tokenizer::kThink, ch('a'), Tokenizer::kThinkEnd};
+  EXPECT_EQ(floor_of(ids), -1);
+  ids.push_back(Tokenizer::kBox);
+  EXPECT_EQ(floor_of(ids), -1);
+  ids.push_back(ch('['));
+  EXPECT_EQ(floor_of(ids), -1);  // x1: anything
+  ids.insert(ids.end(), {L(5), ch(',')});
+  EXPECT_EQ(floor_of(ids), -1);  // y1: anything
+  ids.insert(ids.end(), {L(7), ch(',')});
+  EXPECT_EQ(floor_of(ids), 6);  // x2 > x1 = 5
+  ids.insert(ids.end(), {L(9), ch(',')});
+  EXPECT_EQ(floor_of(ids), 8);  // y2 > y1 = 7
+  ids.push_back(L(12));
+  EXPECT_EQ(floor_of(ids), -1);  // the box is complete
+  ids.insert(ids.end(), {ch(']'), Tokenizer::kBoxEnd});
+  EXPECT_EQ(floor_of(ids), -1);
+  // x1 at the last grid line: the floor is past the grid.
+  EXPECT_EQ(floor_of({Tokenizer::kBox, ch('['), L(32), ch(','), L(0), ch(',')}), 33);
+  // Not exactly the pattern: digits for a coordinate, a space, no <box>.
+  EXPECT_EQ(floor_of({Tokenizer::kBox, ch('['), ch('5'), ch(','), L(7), ch(',')}), -1);
+  EXPECT_EQ(floor_of({Tokenizer::kBox, ch(' '), ch('['), L(5), ch(','), L(7), ch(',')}), -1);
+  EXPECT_EQ(floor_of({ch('['), L(5), ch(','), L(7), ch(',')}), -1);
+  EXPECT_EQ(floor_of({Tokenizer::kBox, ch('['), L(5), ch(','), L(7), ch(','), ch('9'), ch(',')}), -1);
+  // Location tokens as the encoder writes a box: the same floors.
+  const Tokenizer t64(64);
+  const auto enc = t64.encode("<box>[" + t64.location_text(3) + "," + t64.location_text(4) + "," +
+                                  t64.location_text(20) + "," + t64.location_text(30) + "]</box>",
+                              BoxCoordinates::kLocationTokens);
+  ASSERT_EQ(std::count_if(enc.begin(), enc.end(), Tokenizer::is_location), 4);
+  std::vector<int> floors;
+  for (size_t n = 1; n <= enc.size(); ++n)
+    if (n < enc.size() && Tokenizer::is_location(enc[n])) floors.push_back(location_floor(enc.data(), n));
+  EXPECT_EQ(floors, (std::vector<int>{-1, -1, 4, 5}));
+}
+
+// apply_location_floor masks exactly the location tokens below each row's
+// floor; the sampler, greedy decoding and token_logprobs all see the
+// renormalised rest.
+TEST(SamplingTest, BoxOrderMasksOnlyTheLocationTokensBelowTheFloorAndRenormalises) {
+  const int64_t lo = Tokenizer::kFirstLocation;
+  auto logits = torch::randn({3, kV}) * 2.0;
+  logits[1][lo + 2] = 30.0;  // row 1's greedy token is <loc_2>, below its floor
+  const auto floors = torch::tensor({int64_t{-1}, int64_t{5}, int64_t{33}});
+  const double T = 0.8;
+  auto masked = apply_location_floor(logits / T, floors);
+  auto is_inf = torch::isinf(masked);
+  EXPECT_EQ(is_inf[0].sum().item<int64_t>(), 0);
+  EXPECT_EQ(is_inf[1].sum().item<int64_t>(), 5);  // <loc_0>..<loc_4>
+  EXPECT_TRUE(is_inf[1].slice(0, lo, lo + 5).all().item<bool>());
+  EXPECT_EQ(is_inf[2].sum().item<int64_t>(), Tokenizer::kNumLocations);  // every location token
+  EXPECT_TRUE(torch::equal(masked[0], logits[0] / T));
+  // No floors: unchanged.
+  EXPECT_TRUE(torch::equal(apply_location_floor(logits, torch::Tensor()), logits));
+
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(5);
+  const SamplingOptions so{T, 0, 1.0, 0.0};
+  auto expected = torch::log_softmax(masked, -1);
+  for (int i = 0; i < 200; ++i) {
+    Sampled s = sample_tokens(logits, so, gen, floors);
+    const int64_t t1 = s.tokens[1].item<int64_t>(), t2 = s.tokens[2].item<int64_t>();
+    EXPECT_FALSE(t1 >= lo && t1 < lo + 5) << t1;
+    EXPECT_FALSE(Tokenizer::is_location(static_cast<int32_t>(t2))) << t2;
+    EXPECT_LE((s.logprobs - expected.gather(1, s.tokens.unsqueeze(1)).squeeze(1)).abs().max().item<float>(),
+              1e-5);
+    auto ref = token_logprobs(logits.unsqueeze(1), s.tokens.unsqueeze(1), T, 0.0, floors.unsqueeze(1));
+    EXPECT_LE((s.logprobs - ref.squeeze(1)).abs().max().item<float>(), 1e-5);
+    EXPECT_TRUE(torch::isfinite(s.logprobs).all().item<bool>());
+  }
+  // Greedy: row 1 takes its best allowed token, not <loc_2>; row 0 as without floors.
+  auto g = greedy_tokens(logits, T, 0.0, floors);
+  EXPECT_EQ(g.tokens[0].item<int64_t>(), logits[0].argmax().item<int64_t>());
+  EXPECT_EQ(g.tokens[1].item<int64_t>(), masked[1].argmax().item<int64_t>());
+  EXPECT_NE(g.tokens[1].item<int64_t>(), lo + 2);
+  EXPECT_TRUE(torch::equal(greedy_tokens(logits, T).tokens[1], torch::tensor(lo + 2)));
+  // A masked target has log-prob -inf; gradients stay finite elsewhere.
+  auto x = logits.clone().requires_grad_(true);
+  auto targets = torch::tensor({{lo + 1}, {lo + 7}, {int64_t{0}}});
+  auto lp = token_logprobs(x.unsqueeze(1), targets, T, 0.0, floors.unsqueeze(1)).squeeze(1);
+  EXPECT_TRUE(std::isfinite(lp[0].item<float>()));
+  EXPECT_TRUE(std::isfinite(lp[1].item<float>()));
+  EXPECT_TRUE(std::isfinite(lp[2].item<float>()));
+  lp.sum().backward();
+  EXPECT_TRUE(torch::isfinite(x.grad()).all().item<bool>());
+  EXPECT_EQ(token_logprobs(logits.unsqueeze(1), torch::tensor({{lo + 1}}).expand({3, 1}), T, 0.0,
+                           floors.unsqueeze(1))[1][0].item<float>(),
+            -std::numeric_limits<float>::infinity());
+}
+
 TEST(CheckpointTest, SaveLoadRoundTripGivesIdenticalLogits) {
   ModelOptions o = small_model();
   o.rope_theta = 12345.678;

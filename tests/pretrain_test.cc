@@ -525,49 +525,61 @@ TEST(Pretrain, QuestionsPutTheShapesWordsAtManyPlaces) {
   }
 }
 
-TEST(Pretrain, RelationalZoomReadNamesTheShapeByItsRelationThenBoxesAndReadsIt) {
-  Config cfg = tests_config();
-  cfg.pretrain.wording = "varied";
-  const int S = cfg.model.image_size;
-  // Each direction's wordings (learner/pretrain.cc), all of them drawn.
-  const std::vector<std::vector<std::string>> words = {
+// Each direction's wordings of the relational skills (learner/pretrain.cc);
+// "basic" wording uses the first of each.
+const std::vector<std::vector<std::string>>& relation_words() {
+  static const std::vector<std::vector<std::string>> words = {
       {"located to the left of the ", "to the left of the ", "sitting left of the "},
       {"located to the right of the ", "to the right of the ", "sitting right of the "},
       {"lying above the ", "placed above the ", "higher than the "},
       {"lying below the ", "placed below the ", "lower than the "}};
+  return words;
+}
+
+// The relation a relational example's question names its target by (the
+// wording found, "" for none): the anchor is a shape of the scene named
+// right after it, and the target is the shape in that relation to it,
+// computed as the benchmark computes relations; the question never names
+// the target's own description.
+std::string checked_relation(const PretrainExample& ex) {
+  const std::string& q = ex.sample.problem;
+  int dir = -1;
+  std::string word;
+  for (int d = 0; d < 4; ++d)
+    for (const auto& w : relation_words()[d])
+      if (q.find("shape " + w) != std::string::npos) {
+        dir = d;
+        word = w;
+      }
+  if (dir < 0) return "";
+  const size_t at = q.find("shape " + word) + 6 + word.size();
+  std::vector<cv::Point> centres;
+  for (const auto& o : ex.objects) centres.push_back(o.centre);
+  bool found = false;
+  for (int a = 0; a < static_cast<int>(ex.objects.size()); ++a)
+    if (q.compare(at, ex.objects[a].description().size(), ex.objects[a].description()) == 0 &&
+        related_object(centres, a, dir) == ex.target)
+      found = true;
+  EXPECT_TRUE(found) << q;
+  EXPECT_EQ(q.find("the " + ex.objects.at(ex.target).description()), std::string::npos) << q;
+  return word;
+}
+
+TEST(Pretrain, RelationalZoomReadNamesTheShapeByItsRelationThenBoxesAndReadsIt) {
+  Config cfg = tests_config();
+  cfg.pretrain.wording = "varied";
+  const int S = cfg.model.image_size;
   std::set<std::string> used;
   int related = 0;
   for (uint64_t i = 0; i < 80; ++i) {
     auto ex = make_pretrain_example(cfg, "zoom_read_rel", i, 1);
     ASSERT_TRUE(ex.ok()) << ex.error();
-    const std::string& q = ex->sample.problem;
     const SceneObject& target = ex->objects.at(ex->target);
     EXPECT_EQ(ex->sample.bboxs.at(0), target.box);
     EXPECT_EQ(ex->answer, target.value);
     EXPECT_NE(target.detail, DetailKind::kNone);
-    int dir = -1;
-    std::string word;
-    for (int d = 0; d < 4; ++d)
-      for (const auto& w : words[d]) {
-        if (q.find("shape " + w) != std::string::npos) {
-          dir = d;
-          word = w;
-        }
-      }
-    if (dir >= 0) {
+    if (const std::string word = checked_relation(*ex); !word.empty()) {
       used.insert(word);
-      // The anchor is the named shape; the target is the one in that
-      // relation to it, computed as the benchmark computes relations.
-      const size_t at = q.find("shape " + word) + 6 + word.size();
-      std::vector<cv::Point> centres;
-      for (const auto& o : ex->objects) centres.push_back(o.centre);
-      bool found = false;
-      for (int a = 0; a < static_cast<int>(ex->objects.size()); ++a)
-        if (q.compare(at, ex->objects[a].description().size(), ex->objects[a].description()) == 0 &&
-            related_object(centres, a, dir) == ex->target)
-          found = true;
-      EXPECT_TRUE(found) << q;
-      EXPECT_EQ(q.find("the " + target.description()), std::string::npos) << q;
       ++related;
     }
     // Box the resolved shape (named in the thought), crop it, read it.
@@ -585,6 +597,48 @@ TEST(Pretrain, RelationalZoomReadNamesTheShapeByItsRelationThenBoxesAndReadsIt) 
   }
   EXPECT_GE(related, 50);  // most spatial scenes have a unique relation
   EXPECT_GE(used.size(), 9u);
+}
+
+// locate_rel: the relational question answered by its grounding turn alone
+// (the thought names the resolved shape, the box is its whole-shape box),
+// asked half the time in locate's wording and half in the read skills'.
+TEST(Pretrain, RelationalLocateBoxesTheShapeNamedByItsRelationInOneTurnInBothWordings) {
+  const Config cfg = tests_config();
+  const int S = cfg.model.image_size;
+  int related = 0, read_worded = 0;
+  for (uint64_t i = 0; i < 80; ++i) {
+    auto ex = make_pretrain_example(cfg, "locate_rel", i, 1);
+    ASSERT_TRUE(ex.ok()) << ex.error();
+    const SceneObject& target = ex->objects.at(ex->target);
+    EXPECT_EQ(ex->sample.bboxs.at(0), target.box);
+    const std::string word = checked_relation(*ex);
+    if (!word.empty()) {
+      bool first_wording = false;  // "basic" wording: each direction's first
+      for (const auto& ws : relation_words()) first_wording |= word == ws[0];
+      EXPECT_TRUE(first_wording) << word;
+      ++related;
+    }
+    const std::string& q = ex->sample.problem;
+    const bool reads = q.find("tell") != std::string::npos || q.find("Tell") != std::string::npos;
+    read_worded += reads;
+    // One trained turn: thought and box, no crop and no answer.
+    const Trajectory& t = ex->traj;
+    ASSERT_EQ(t.turns.size(), 1u) << q;
+    ASSERT_EQ(t.images.size(), 1u);
+    EXPECT_FALSE(t.images[0].is_crop);
+    const std::string ground = turn_text(t.tokens, t.turns[0], S);
+    EXPECT_EQ(ground.rfind("<think>the " + target.description() + "</think><box>", 0), 0u) << ground;
+    EXPECT_EQ(ground.find("<answer>"), std::string::npos) << ground;
+    const Box b = shown_to_original(*t.boxes_shown[0], S, S, ex->sample.width, ex->sample.height);
+    EXPECT_GT(box_score(b, target.box), 0.6) << ground;
+    // Its scenes are the relational skill's, not locate's.
+    auto loc = make_pretrain_example(cfg, "locate", i, 1);
+    ASSERT_TRUE(loc.ok());
+    EXPECT_TRUE(checked_relation(*loc).empty()) << loc->sample.problem;
+  }
+  EXPECT_GE(related, 50);
+  EXPECT_GE(read_worded, 20);
+  EXPECT_LE(read_worded, 60);
 }
 
 // The chained form of the relational skill: the same question, taught as two
@@ -1051,7 +1105,7 @@ TEST(Pretrain, NeverUsesTheBenchmarksWordingAndHeldOutScenesDiffer) {
                              "written on",           "small mark"};
   for (const char* skill :
        {"locate", "zoom_read", "refine", "answer", "direct", "zoom_read_mc", "zoom_read_rel",
-        "answer_lookup", "zoom_read_chain"}) {
+        "answer_lookup", "zoom_read_chain", "locate_rel"}) {
     for (uint64_t i = 0; i < 30; ++i) {
       Config varied = cfg;
       varied.pretrain.wording = "varied";
@@ -1274,6 +1328,42 @@ TEST(Pretrain, PhaseOneDrawsFromItsOwnMixAndBadMixesAreErrors) {
   std::filesystem::remove_all(dir);
 }
 
+// Phase 2 follows phase 1 with its own mix, then the main mix resumes; the
+// three phases share one lr schedule.
+TEST(Pretrain, PhaseTwoFollowsPhaseOneWithItsOwnMixAndItsBoundsAreChecked) {
+  Config cfg = tests_config();
+  cfg.pretrain.steps = 6;
+  cfg.pretrain.warmup_steps = 1;
+  cfg.pretrain.phase1_steps = 2;
+  cfg.pretrain.phase1_skills = "locate:1";
+  cfg.pretrain.phase2_steps = 2;
+  cfg.pretrain.phase2_skills = "zoom_read:1";
+  cfg.pretrain.skills = "locate_rel:1";
+  std::string out;
+  const auto rep = short_run_report(cfg, "gr1_pretrain_phase2_test", &out);
+  ASSERT_FALSE(rep.is_null());
+  EXPECT_EQ(rep["phase2_steps"], 2);
+  EXPECT_EQ(rep["phase2_skills"], "zoom_read:1");
+  ASSERT_EQ(rep["log"].size(), 6u);
+  const auto row = [&](int k, const char* key) { return rep["log"][k][key].get<double>(); };
+  // Locate and locate_rel steps (one user turn) are far shorter than the
+  // zoom-read steps (two user turns) between them.
+  for (int k : {0, 1, 4, 5})
+    for (int z : {2, 3})
+      EXPECT_LT(1.5 * row(k, "sequence_tokens"), row(z, "sequence_tokens")) << rep["log"].dump();
+  // One decay from step 2 to the last, across the phase boundaries.
+  for (int k = 1; k < 5; ++k) EXPECT_GT(row(k, "lr"), row(k + 1, "lr")) << rep["log"].dump();
+  EXPECT_NEAR(row(5, "lr"), cfg.pretrain.lr * cfg.pretrain.lr_final_frac, 1e-12);
+  cfg.pretrain.phase2_skills = "zoom_read:1,peek:2";
+  EXPECT_EQ(run_pretrain(cfg, out), 2);
+  expect_config_errors(
+      {{{"pretrain.phase2_steps=-1"}, "pretrain.phase2_steps"},
+       {{"pretrain.steps=4", "pretrain.phase1_steps=2", "pretrain.phase2_steps=3"}, "pretrain.phase2_steps"},
+       {{"pretrain.steps=6", "pretrain.phase1_steps=2", "pretrain.phase2_steps=2", "pretrain.final_steps=3"},
+        "pretrain.final_steps"}});
+  std::filesystem::remove_all(std::filesystem::path(out).parent_path());
+}
+
 TEST(Pretrain, FreezeVisionKeepsTheEncoderAndTrainsTheDecoder) {
   Config cfg = tests_config();
   cfg.pretrain.steps = 5;
@@ -1363,7 +1453,8 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
   EXPECT_LT(last, 0.85 * first) << rep["log"].dump();
   for (const char* k :
        {"locate_box_score", "locate_right_shape_rate", "zoom_read_accuracy", "read_given_box_accuracy",
-        "zoom_read_mc_accuracy", "zoom_read_rel_accuracy", "box_choice_rate"}) {
+        "zoom_read_mc_accuracy", "zoom_read_rel_accuracy", "box_choice_rate", "locate_rel_box_score",
+        "locate_rel_right_shape_rate"}) {
     ASSERT_TRUE(rep.contains(k)) << k;
     EXPECT_GE(rep[k].get<double>(), 0.0);
     EXPECT_LE(rep[k].get<double>(), 1.0);
@@ -1378,6 +1469,7 @@ TEST(Pretrain, TrainingLowersTheLossAndWritesALoadableCheckpointWithItsReport) {
                    rep["locate_right_shape_rate"].get<double>());
   EXPECT_FALSE(locate->contains("zoom_read_accuracy"));
   EXPECT_FALSE(locate->contains("box_choice_rate"));
+  EXPECT_FALSE(locate->contains("locate_rel_box_score"));
   // The vision stage ran first and reported; the objectness head was trained.
   ASSERT_TRUE(rep.contains("vision")) << rep.dump();
   EXPECT_EQ(rep["vision"]["steps"], cfg.pretrain.vision_steps);
