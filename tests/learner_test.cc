@@ -164,19 +164,27 @@ TEST(WeightsTest, CorruptionIsDetected) {
   EXPECT_FALSE(unpack_weights(renamed, a).ok());
 }
 
-// A one-turn trajectory whose policy tokens are `text`, with the actor's
-// log-probs filled in by the learner's own recomputation (on-policy).
-Trajectory scripted(Trainer& trainer, const Sample& s, const std::string& text, const ModelOptions& m) {
+// A one-turn trajectory whose policy tokens are `text` (encoded with
+// `coords`), its log-probs zero.
+Trajectory one_turn(const Sample& s, const std::string& text, const ModelOptions& m,
+                    BoxCoordinates coords = BoxCoordinates::kText) {
   Trajectory t;
   t.tokens = first_user_turn(s.problem, m.image_size, m.image_size, m.image_tokens());
   t.policy_mask.assign(t.tokens.size(), 0);
-  const auto body = Tokenizer().encode(text);
+  const auto body = Tokenizer(m.image_size).encode(text, coords);
   t.turns.push_back(TurnSpan{int32_t(t.tokens.size()), int32_t(t.tokens.size() + body.size())});
   for (auto id : body) t.tokens.push_back(id), t.policy_mask.push_back(1);
   t.logprobs.assign(t.tokens.size(), 0.f);
   t.images.push_back(ImageRef{false, {}});
   t.boxes_shown.push_back(std::nullopt);
   t.finished = true;
+  return t;
+}
+
+// The same, with the actor's log-probs filled in by the learner's own
+// recomputation (on-policy).
+Trajectory scripted(Trainer& trainer, const Sample& s, const std::string& text, const ModelOptions& m) {
+  Trajectory t = one_turn(s, text, m);
   t.logprobs = trainer.recompute_logprobs(t, s);
   return t;
 }
@@ -199,17 +207,7 @@ TEST(TrainerTest, BoxOrderRenormalisesOnlyABoxsThirdAndFourthCoordinate) {
   Trainer ordered(ordered_cfg);
   const Sample s = plain.task().get(0);
   auto trajectory = [&](const std::string& text) {
-    Trajectory t;
-    t.tokens = first_user_turn(s.problem, S, S, cfg.model.image_tokens());
-    t.policy_mask.assign(t.tokens.size(), 0);
-    const auto body = tok.encode(text, BoxCoordinates::kLocationTokens);
-    t.turns.push_back(TurnSpan{int32_t(t.tokens.size()), int32_t(t.tokens.size() + body.size())});
-    for (auto id : body) t.tokens.push_back(id), t.policy_mask.push_back(1);
-    t.logprobs.assign(t.tokens.size(), 0.f);
-    t.images.push_back(ImageRef{false, {}});
-    t.boxes_shown.push_back(std::nullopt);
-    t.finished = true;
-    return t;
+    return one_turn(s, text, cfg.model, BoxCoordinates::kLocationTokens);
   };
   const Trajectory t = trajectory(box_turn(4, 6, 20, 24));
   std::vector<size_t> locs;
