@@ -965,9 +965,10 @@ bool write_checkpoint(const std::string& path, const Policy& policy, const Model
 // Whether decoder step `step` (1-based) is one of the last final_steps.
 bool in_final_phase(const PretrainOptions& po, int step) { return step > po.steps - po.final_steps; }
 
-// The phase decoder step `step` (1-based) belongs to: phase 0, phase 1, the
-// mix (pretrain.skills) or the final phase. Each phase draws from its own
-// skill mix; a step is its phase's last when the next step is in another.
+// The phase decoder step `step` (1-based) belongs to: phase 0, phase 1,
+// phase 2, the mix (pretrain.skills) or the final phase. Each phase draws from
+// its own skill mix; a step is its phase's last when the next step is in
+// another.
 enum class Phase { kZero, kOne, kTwo, kMix, kFinal };
 Phase phase_of(const PretrainOptions& po, int step) {
   if (step <= po.phase0_steps) return Phase::kZero;
