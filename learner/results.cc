@@ -362,6 +362,73 @@ json results_targets(const json& arms) {
   return t;
 }
 
+double mcnemar_exact_p(int64_t b, int64_t c) {
+  const int64_t n = b + c, k = std::min(b, c);
+  if (n <= 0) return 1.0;
+  // P(X <= k) = sum_i C(n, i) / 2^n, each term in log space.
+  const double log_half_n = n * std::log(0.5), lgn = std::lgamma(static_cast<double>(n) + 1);
+  double tail = 0;
+  for (int64_t i = 0; i <= k; ++i)
+    tail += std::exp(lgn - std::lgamma(static_cast<double>(i) + 1) -
+                     std::lgamma(static_cast<double>(n - i) + 1) + log_half_n);
+  return std::min(1.0, 2 * tail);
+}
+
+json paired_comparison(const json& base_eval, const json& other_eval) {
+  auto correct_by_id = [](const json& eval, std::map<uint64_t, double>& out) {
+    if (!eval.is_object() || !eval.contains("items") || !eval["items"].is_array()) return false;
+    for (const auto& it : eval["items"]) {
+      if (!it.is_object() || !it.contains("problem_id") || !it.contains("correct")) continue;
+      const json& id = it["problem_id"];
+      const json& c = it["correct"];
+      if (!id.is_number_integer() || !c.is_number()) continue;
+      out[id.get<uint64_t>()] = c.get<double>();
+    }
+    return true;
+  };
+  std::map<uint64_t, double> base, other;
+  if (!correct_by_id(base_eval, base) || !correct_by_id(other_eval, other)) return nullptr;
+  auto right = [](double c) { return c >= 1.0 - 1e-9; };
+  int64_t n = 0, only = 0, rw = 0, wr = 0;
+  double sum = 0, sum2 = 0;
+  for (const auto& [id, b] : base) {
+    const auto o = other.find(id);
+    if (o == other.end()) {
+      ++only;
+      continue;
+    }
+    ++n;
+    rw += right(b) && !right(o->second);
+    wr += !right(b) && right(o->second);
+    const double d = o->second - b;
+    sum += d;
+    sum2 += d * d;
+  }
+  for (const auto& [id, o] : other) only += base.count(id) == 0;
+  if (n == 0) return nullptr;
+  const double mean = sum / n;
+  // Sample variance of the paired differences; the interval is that of their mean.
+  const double var = n > 1 ? std::max(0.0, (sum2 - n * mean * mean) / (n - 1)) : 0.0;
+  const double half = 1.959963984540054 * std::sqrt(var / n);
+  return json{{"items", n},
+              {"only_in_one", only},
+              {"right_to_wrong", rw},
+              {"wrong_to_right", wr},
+              {"mcnemar_p", mcnemar_exact_p(rw, wr)},
+              {"accuracy_gain", mean},
+              {"accuracy_gain_ci95", json::array({mean - half, mean + half})}};
+}
+
+const std::vector<std::tuple<std::string, std::string, std::string>>& results_pairs() {
+  static const std::vector<std::tuple<std::string, std::string, std::string>> pairs = {
+      {"ground_r1_vs_base", "ground_r1", "base"},
+      {"srpo_vs_base", "srpo", "base"},
+      {"direct_grpo_vs_base", "direct_grpo", "base"},
+      {"ground_r1_vs_direct_grpo", "ground_r1", "direct_grpo"},
+      {"srpo_vs_ground_r1", "srpo", "ground_r1"}};
+  return pairs;
+}
+
 json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
                       const std::vector<std::string>& warnings) {
   json out = json::object();
@@ -380,6 +447,17 @@ json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
     out[a.arm] = std::move(s);
   }
   out["targets"] = results_targets(out);
+  json paired = json::object();
+  for (const auto& [key, other, base] : results_pairs()) {
+    const json* o = nullptr;
+    const json* b = nullptr;
+    for (const auto& a : arms) {
+      if (a.arm == other && a.eval) o = &*a.eval;
+      if (a.arm == base && a.eval) b = &*a.eval;
+    }
+    paired[key] = o && b ? paired_comparison(*b, *o) : json(nullptr);
+  }
+  out["paired"] = std::move(paired);
   out["timings"] = timings.is_null() ? json(nullptr) : timings;
   out["warnings"] = warnings;
   return out;
@@ -453,6 +531,31 @@ Result<std::optional<json>> load_eval_file(const std::string& path) {
   if (Status s = check_eval_json(*j); !s.ok()) return Status::Error(path + ": " + s.message());
   return std::optional<json>(std::move(*j));
 }
+
+namespace {
+
+// One line of a paired comparison: "NAME: n items, X right->wrong, Y
+// wrong->right, McNemar p P, accuracy +G (95% CI lo to hi)".
+std::string paired_line(const std::string& name, const json& p) {
+  if (!p.is_object()) return name + ": not measured (an evaluation or its items are missing)";
+  char buf[320];
+  const json& ci = p["accuracy_gain_ci95"];
+  std::snprintf(buf, sizeof buf,
+                "%-25s %lld items, %lld right->wrong, %lld wrong->right, McNemar p %.3f, accuracy "
+                "%+.3f (95%% CI %+.3f to %+.3f)",
+                (name + ":").c_str(), static_cast<long long>(p["items"].get<int64_t>()),
+                static_cast<long long>(p["right_to_wrong"].get<int64_t>()),
+                static_cast<long long>(p["wrong_to_right"].get<int64_t>()),
+                p["mcnemar_p"].get<double>(), p["accuracy_gain"].get<double>(),
+                ci[0].get<double>(), ci[1].get<double>());
+  std::string line = buf;
+  if (p["only_in_one"].get<int64_t>() > 0)
+    line += " [" + std::to_string(p["only_in_one"].get<int64_t>()) +
+            " questions in only one of them: not the same test split]";
+  return line;
+}
+
+}  // namespace
 
 int run_results_summarize(const ResultsSummarizeCli& cli) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -625,6 +728,10 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     }
     std::cout << buf << "\n";
   }
+  std::cout << "\npaired, on the same questions (right = full credit; exact McNemar p):\n";
+  for (const auto& [key, other, base] : results_pairs()) {
+    std::cout << "  " << paired_line(key, summary["paired"][key]) << "\n";
+  }
   // The first thought against the question, per family.
   std::set<std::string> families;
   for (const auto& arm : results_arms())
@@ -694,6 +801,7 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
 
 int run_results_compare(const std::string& base, const std::string& trained) {
   std::vector<std::pair<std::string, json>> columns;
+  std::vector<std::optional<json>> evals;
   for (const auto& [title, path] :
        std::vector<std::pair<std::string, std::string>>{{"base", base}, {"trained", trained}}) {
     auto ev = load_eval_file(path);
@@ -708,6 +816,7 @@ int run_results_compare(const std::string& base, const std::string& trained) {
     json s = (**ev)["summary"];
     s["box_score_given"] = eval_box_score_given(**ev);
     columns.emplace_back(title, std::move(s));
+    evals.push_back(std::move(*ev));
   }
   std::vector<std::string> rows;
   for (const auto& r : results_table_rows())
@@ -715,6 +824,8 @@ int run_results_compare(const std::string& base, const std::string& trained) {
   rows.push_back("box_rate");
   std::cout << "evaluation summaries (" << base << " vs " << trained << "):\n"
             << render_results_table(columns, rows, /*delta=*/true);
+  std::cout << "paired, on the same questions (right = full credit; exact McNemar p):\n  "
+            << paired_line("trained_vs_base", paired_comparison(*evals[0], *evals[1])) << "\n";
   return 0;
 }
 

@@ -5,7 +5,9 @@
 //   DIR/<arm checkpoint> (pretrain_report)  -> the arm's locate skill
 //   DIR/timings.json (orchestration/results.sh)
 //   -> DIR/summary.json: {arm: summary + box_score_given + locate_skill,
-//                         "targets": the issue's checks, "timings", "warnings"}
+//                         "targets": the issue's checks, "paired": arm
+//                         against arm on the same questions, "timings",
+//                         "warnings"}
 //   -> an aligned table on stdout
 //
 // Arms (columns, in this order): base (the pretrained policy), ground_r1
@@ -15,10 +17,12 @@
 // in tests/results_test.cc); run_results_* do the file and checkpoint work.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -114,11 +118,37 @@ struct ArmResult {
 // ground_r1, and "target"/"met" null: a measurement, the issue sets no bar.
 nlohmann::json results_targets(const nlohmann::json& arms);
 
+// Two-sided exact McNemar p-value of b discordant pairs one way and c the
+// other: 2 * P(X <= min(b, c)) for X ~ Binomial(b + c, 1/2), capped at 1;
+// 1 when b + c = 0. Computed in log space (exact to double rounding for any
+// count a test split holds).
+double mcnemar_exact_p(int64_t b, int64_t c);
+
+// Paired comparison of two evaluations of the same questions: items[]
+// matched by problem_id (items without a numeric problem_id or correct are
+// skipped). An item is right when its correct is 1 (full credit). Returns
+//   {"items": questions in both, "only_in_one": questions in one of them,
+//    "right_to_wrong": right in `base`, not in `other`,
+//    "wrong_to_right": the reverse,
+//    "mcnemar_p": mcnemar_exact_p of those two counts,
+//    "accuracy_gain": mean of other.correct - base.correct over the shared
+//                     items (partial credit included),
+//    "accuracy_gain_ci95": [lo, hi], its normal-approximation 95% interval
+//                          over the paired differences}
+// or null when either has no items array or they share no question. Pure.
+nlohmann::json paired_comparison(const nlohmann::json& base_eval, const nlohmann::json& other_eval);
+
+// The paired comparisons summary.json reports ("paired"), as
+// (key, other arm, base arm): ground_r1_vs_base, srpo_vs_base,
+// direct_grpo_vs_base, ground_r1_vs_direct_grpo, srpo_vs_ground_r1.
+const std::vector<std::tuple<std::string, std::string, std::string>>& results_pairs();
+
 // summary.json: for each arm of `arms` (in order), key = arm, value = the
 // eval's "summary" plus "box_score_given" (eval_box_score_given) and
 // "locate_skill", or null when its eval is missing; plus "targets"
-// (results_targets), "timings" (as given; null when none) and "warnings"
-// (as given). Pure.
+// (results_targets), "paired" ({key: paired_comparison of the pair's
+// evaluations, or null when one is missing} for each of results_pairs()),
+// "timings" (as given; null when none) and "warnings" (as given). Pure.
 nlohmann::json assemble_results(const std::vector<ArmResult>& arms, const nlohmann::json& timings,
                                 const std::vector<std::string>& warnings = {});
 

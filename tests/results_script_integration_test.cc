@@ -90,6 +90,13 @@ TEST(ResultsScript, RunsEveryStepEvaluatesInLanesAndStopsOnAFailingEvaluation) {
   }
   EXPECT_EQ(summary["direct_grpo"]["mode"], "direct");
   EXPECT_EQ(summary["ground_r1"]["mode"], "grounded");
+  // Every pairing matches all 8 questions: the arms were evaluated on one split.
+  for (const char* pair : {"ground_r1_vs_base", "srpo_vs_base", "direct_grpo_vs_base",
+                           "ground_r1_vs_direct_grpo", "srpo_vs_ground_r1"}) {
+    ASSERT_TRUE(summary["paired"][pair].is_object()) << pair << " " << summary["paired"];
+    EXPECT_EQ(summary["paired"][pair]["items"], 8) << pair;
+    EXPECT_EQ(summary["paired"][pair]["only_in_one"], 0) << pair;
+  }
 
   // Again, with srpo's evaluation failing and the RL-only settings changed
   // (other bus ports, rollout.g1, learner.lr): the cached base is still used,

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -314,6 +315,87 @@ TEST(Results, AMissingArmIsNullAndItsTargetsAreUnmet) {
   EXPECT_FALSE(n["targets"]["locate_skill_drift"]["met"].get<bool>());
 }
 
+// ---- paired comparisons ------------------------------------------------------
+
+TEST(Results, McNemarPIsTheExactTwoSidedBinomialTail) {
+  // References: 2 * sum_{i <= min} C(n, i) / 2^n in exact integer arithmetic
+  // (Python's math.comb), capped at 1.
+  EXPECT_NEAR(mcnemar_exact_p(37, 45), 0.4397054291858219, 1e-12);
+  EXPECT_DOUBLE_EQ(mcnemar_exact_p(45, 37), mcnemar_exact_p(37, 45));
+  EXPECT_NEAR(mcnemar_exact_p(0, 6), 0.03125, 1e-15);  // 2 / 2^6
+  EXPECT_NEAR(mcnemar_exact_p(178, 11) / 5.557289418645107e-40, 1.0, 1e-9);
+  EXPECT_DOUBLE_EQ(mcnemar_exact_p(5, 5), 1.0);  // capped
+  EXPECT_DOUBLE_EQ(mcnemar_exact_p(0, 0), 1.0);  // no discordant pair
+  EXPECT_NEAR(mcnemar_exact_p(250, 230), 0.3858381240222269, 1e-9);
+}
+
+// An eval item with only what a paired comparison reads.
+json scored(json id, json correct) { return {{"problem_id", id}, {"correct", correct}}; }
+
+TEST(Results, PairedComparisonMatchesQuestionsByIdAndCountsWhatTurned) {
+  const json base = {{"items", json::array({scored(1, 1.0), scored(2, 0.0), scored(3, 1.0),
+                                            scored(4, 0.6), scored(5, 0.0), scored(9, 1.0),
+                                            scored("x", 1.0), scored(6, nullptr)})}};
+  // Another order; 4 goes from partial to full credit; 7 is only here.
+  const json other = {{"items", json::array({scored(3, 0.0), scored(7, 1.0), scored(1, 1.0),
+                                             scored(2, 1.0), scored(4, 1.0), scored(5, 0.0)})}};
+  const json p = paired_comparison(base, other);
+  ASSERT_TRUE(p.is_object()) << p;
+  EXPECT_EQ(p["items"], 5);        // 1-5 (x and 6 are not scored items)
+  EXPECT_EQ(p["only_in_one"], 2);  // 9 and 7
+  EXPECT_EQ(p["right_to_wrong"], 1);  // 3
+  EXPECT_EQ(p["wrong_to_right"], 2);  // 2, and 4 (0.6 is not right)
+  EXPECT_DOUBLE_EQ(p["mcnemar_p"].get<double>(), mcnemar_exact_p(1, 2));
+  const std::vector<double> d = {0.0, 1.0, -1.0, 1.0 - 0.6, 0.0};  // ids 1-5
+  double mean = 0, ss = 0;
+  for (double x : d) mean += x / d.size();
+  for (double x : d) ss += (x - mean) * (x - mean);
+  const double half = 1.959963984540054 * std::sqrt(ss / (d.size() - 1) / d.size());
+  EXPECT_NEAR(p["accuracy_gain"].get<double>(), mean, 1e-12);
+  EXPECT_NEAR(p["accuracy_gain_ci95"][0].get<double>(), mean - half, 1e-12);
+  EXPECT_NEAR(p["accuracy_gain_ci95"][1].get<double>(), mean + half, 1e-12);
+
+  // The other way round: the turns swap and the gain changes sign.
+  const json q = paired_comparison(other, base);
+  EXPECT_EQ(q["right_to_wrong"], 2);
+  EXPECT_EQ(q["wrong_to_right"], 1);
+  EXPECT_NEAR(q["accuracy_gain"].get<double>(), -mean, 1e-12);
+
+  // Nothing to pair: no items array, or no shared question.
+  EXPECT_TRUE(paired_comparison(json{{"summary", json::object()}}, other).is_null());
+  EXPECT_TRUE(paired_comparison(base, json{{"items", json::array({scored(8, 1.0)})}}).is_null());
+}
+
+TEST(Results, SummaryPairsEachArmWithTheBaseAndGroundR1WithTheBaselines) {
+  Arms arms;
+  arms.write("base", {{"items", json::array({scored(1, 1.0), scored(2, 0.0), scored(3, 0.0)})},
+                      {"summary", summary(0.30, 0.50, 0.20, 0.52, 0.10)}});
+  arms.write("ground_r1", {{"items", json::array({scored(1, 0.0), scored(2, 1.0), scored(3, 1.0)})},
+                           {"summary", summary(0.75, 0.98, 0.45, 0.6, 0.30)}});
+  arms.write("srpo", {{"items", json::array({scored(1, 1.0), scored(2, 1.0), scored(3, 0.0)})},
+                      {"summary", summary(0.70, 0.99, 0.50, 0.64, 0.40)}});
+  fs::remove(arms.path("direct_grpo"));
+  const json s = assemble_results(arms.load({0.62, 0.60, 0.55, 0.70}), nullptr);
+  const json& paired = s["paired"];
+  std::vector<std::string> keys;
+  for (const auto& [key, other, base] : results_pairs()) keys.push_back(key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"ground_r1_vs_base", "srpo_vs_base", "direct_grpo_vs_base",
+                                            "ground_r1_vs_direct_grpo", "srpo_vs_ground_r1"}));
+  ASSERT_EQ(paired.size(), keys.size()) << paired;
+  ASSERT_TRUE(paired["ground_r1_vs_base"].is_object()) << paired;
+  EXPECT_EQ(paired["ground_r1_vs_base"]["right_to_wrong"], 1);
+  EXPECT_EQ(paired["ground_r1_vs_base"]["wrong_to_right"], 2);
+  EXPECT_EQ(paired["srpo_vs_base"]["wrong_to_right"], 1);
+  EXPECT_EQ(paired["srpo_vs_base"]["right_to_wrong"], 0);
+  // srpo against ground_r1 (ground_r1 is the reference): 1 turns right, 3 wrong.
+  EXPECT_EQ(paired["srpo_vs_ground_r1"]["wrong_to_right"], 1);
+  EXPECT_EQ(paired["srpo_vs_ground_r1"]["right_to_wrong"], 1);
+  EXPECT_NEAR(paired["srpo_vs_ground_r1"]["accuracy_gain"].get<double>(), 0.0, 1e-12);
+  EXPECT_NEAR(paired["ground_r1_vs_base"]["accuracy_gain"].get<double>(), 1.0 / 3, 1e-12);
+  EXPECT_TRUE(paired["direct_grpo_vs_base"].is_null());  // no evaluation
+  EXPECT_TRUE(paired["ground_r1_vs_direct_grpo"].is_null());
+}
+
 TEST(Results, AMalformedEvalFileIsAnErrorNamingIt) {
   TempDir tmp;
   struct Case {
@@ -520,12 +602,30 @@ TEST(ResultsCli, SummarizeWritesSummaryJsonWithLocateSkillAndTimings) {
   EXPECT_NE(r.out.find("box_score_given"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(tmp.dir / "summary.json.tmp"));
 
+  // ground_r1's eval has no items: its pairings are not measured.
+  EXPECT_TRUE(s["paired"]["ground_r1_vs_base"].is_null()) << s["paired"];
+  EXPECT_NE(r.out.find("ground_r1_vs_base: not measured"), std::string::npos) << r.out;
+
   // compare: side by side with a change column.
   const CliRun c = run("results compare --base " + (tmp.dir / "base.eval.json").string() +
                            " --trained " + (tmp.dir / "ground_r1.eval.json").string(),
                        tmp);
   EXPECT_EQ(c.rc, 0) << c.out << c.err;
   EXPECT_NE(c.out.find("+0.450"), std::string::npos) << c.out;
+  // ... and, with items on both sides, the paired line: item 0 turns wrong,
+  // item 1 right.
+  json trained_eval = base_eval;
+  trained_eval["items"][0]["correct"] = 0.0;
+  trained_eval["items"][1]["correct"] = 1.0;
+  const std::string trained = tmp.write("trained.eval.json", trained_eval.dump());
+  const CliRun cp = run("results compare --base " + (tmp.dir / "base.eval.json").string() +
+                            " --trained " + trained,
+                        tmp);
+  EXPECT_EQ(cp.rc, 0) << cp.out << cp.err;
+  EXPECT_NE(cp.out.find("trained_vs_base:"), std::string::npos) << cp.out;
+  EXPECT_NE(cp.out.find("2 items, 1 right->wrong, 1 wrong->right, McNemar p 1.000, accuracy +0.000"),
+            std::string::npos)
+      << cp.out;
 
   // A malformed arm stops the summary, naming the file.
   const std::string bad = tmp.write("srpo.eval.json", "{\"summary\": ");
