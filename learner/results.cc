@@ -447,14 +447,14 @@ json assemble_results(const std::vector<ArmResult>& arms, const json& timings,
     out[a.arm] = std::move(s);
   }
   out["targets"] = results_targets(out);
+  auto eval_of = [&](const std::string& name) -> const json* {
+    for (const auto& a : arms)
+      if (a.arm == name && a.eval) return &*a.eval;
+    return nullptr;
+  };
   json paired = json::object();
   for (const auto& [key, other, base] : results_pairs()) {
-    const json* o = nullptr;
-    const json* b = nullptr;
-    for (const auto& a : arms) {
-      if (a.arm == other && a.eval) o = &*a.eval;
-      if (a.arm == base && a.eval) b = &*a.eval;
-    }
+    const json *o = eval_of(other), *b = eval_of(base);
     paired[key] = o && b ? paired_comparison(*b, *o) : json(nullptr);
   }
   out["paired"] = std::move(paired);
@@ -533,6 +533,9 @@ Result<std::optional<json>> load_eval_file(const std::string& path) {
 }
 
 namespace {
+
+constexpr const char* kPairedHeading =
+    "paired, on the same questions (right = full credit; exact McNemar p):";
 
 // One line of a paired comparison: "NAME: n items, X right->wrong, Y
 // wrong->right, McNemar p P, accuracy +G (95% CI lo to hi)".
@@ -728,10 +731,9 @@ int run_results_summarize(const ResultsSummarizeCli& cli) {
     }
     std::cout << buf << "\n";
   }
-  std::cout << "\npaired, on the same questions (right = full credit; exact McNemar p):\n";
-  for (const auto& [key, other, base] : results_pairs()) {
-    std::cout << "  " << paired_line(key, summary["paired"][key]) << "\n";
-  }
+  std::cout << "\n" << kPairedHeading << "\n";
+  for (const auto& pair : results_pairs())
+    std::cout << "  " << paired_line(std::get<0>(pair), summary["paired"][std::get<0>(pair)]) << "\n";
   // The first thought against the question, per family.
   std::set<std::string> families;
   for (const auto& arm : results_arms())
@@ -824,7 +826,7 @@ int run_results_compare(const std::string& base, const std::string& trained) {
   rows.push_back("box_rate");
   std::cout << "evaluation summaries (" << base << " vs " << trained << "):\n"
             << render_results_table(columns, rows, /*delta=*/true);
-  std::cout << "paired, on the same questions (right = full credit; exact McNemar p):\n  "
+  std::cout << kPairedHeading << "\n  "
             << paired_line("trained_vs_base", paired_comparison(*evals[0], *evals[1])) << "\n";
   return 0;
 }

@@ -9,12 +9,10 @@ sampled accuracy reward (accuracy_reward_mean) of the run's first and last
 ten learner steps when METRICS is given. Eval files are `gr1 eval` outputs
 or their compact copies (paired.py --compact).
 """
-import json, math, sys
+import json, os, sys
 
-
-def mcnemar(b, c):
-    n, k = b + c, min(b, c)
-    return 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from paired import mcnemar  # docs/results/paired.py
 
 
 def load(path):
