@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <map>
 
 #include "actors/actor_link.h"
 #include "actors/rollout.h"
@@ -25,12 +26,6 @@ uint64_t mix(uint64_t x) {  // splitmix64
   x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
-}
-
-uint64_t hash_id(const std::string& s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
 }
 
 }  // namespace
@@ -59,33 +54,77 @@ int run_actor(const Config& cfg, const std::string& actor_id) {
   double gen_total = 0, fetch_ms_last = 0;
   int64_t tokens_total = 0, trajectories_total = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(mix(cfg.run.seed ^ hash_id(actor_id)));
+  // Verified snapshots by version, the last few: a reproducible run's grants
+  // name the version each prompt is rolled out with, not always the newest.
+  std::map<uint64_t, std::shared_ptr<const WeightsSnapshot>> kept;
+  bool exact = false;  // the learner's grants name versions (learner.reproducible)
+
+  auto use = [&](const WeightsSnapshot& w) {
+    if (Status s = unpack_weights(w, policy); !s.ok()) {
+      log_error(who, "rejected weights v" + std::to_string(w.version) + ": " + s.message());
+      kept.erase(w.version);
+      return false;
+    }
+    version = w.version;
+    have_weights = true;
+    fetch_ms_last = w.fetch_ms;
+    return true;
+  };
+  // Takes what the link fetched. Switch weights only between groups, and only
+  // to verified ones: the newest, unless grants name their versions.
+  auto absorb = [&] {
+    auto fresh = link.take_new_weights();
+    for (const auto& w : fresh) kept[w->version] = w;
+    while (kept.size() > 8) kept.erase(kept.begin());
+    if (!fresh.empty() && (!exact || !have_weights) && (!have_weights || fresh.back()->version > version))
+      use(*fresh.back());
+  };
 
   while (!g_stop.load() && !link.closed()) {
-    // Switch weights only between groups, and only to verified ones.
-    if (auto w = link.take_new_weights()) {
-      if (Status s = unpack_weights(*w, policy); !s.ok()) {
-        log_error(who, "rejected weights v" + std::to_string(w->version) + ": " + s.message());
-      } else {
-        version = w->version;
-        have_weights = true;
-        fetch_ms_last = w->fetch_ms;
-      }
-    }
+    absorb();
     if (!have_weights) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       continue;
     }
-    auto prompt = link.next_prompt(std::chrono::milliseconds(100));
-    if (!prompt) continue;
+    auto grant = link.next_prompt(std::chrono::milliseconds(100));
+    if (!grant) continue;
+    const uint64_t prompt = grant->prompt_id;
+    if (grant->weights_version) {
+      exact = true;
+      const uint64_t want = *grant->weights_version;
+      if (version != want) {
+        link.want_weights(want);
+        while (!kept.count(want) && !link.weights_unavailable(want) && !g_stop.load() && !link.closed()) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(2));
+          absorb();
+        }
+        link.want_weights(std::nullopt);
+        if (auto k = kept.find(want); k != kept.end()) {
+          use(*k->second);
+        } else if (link.weights_unavailable(want)) {
+          // Rolled out all the same (the group says which version it used):
+          // the learner counts it as not reproducible.
+          auto newest = kept.rbegin();
+          if (newest != kept.rend() && newest->first > version) use(*newest->second);
+          log_warn(who, "prompt " + std::to_string(prompt) + " asks for weights v" + std::to_string(want) +
+                            ", which the learner no longer keeps; rolled out with v" + std::to_string(version));
+        } else {
+          break;  // stopping
+        }
+      }
+    }
 
+    // The sampling seed depends on the run, the prompt and the weights only,
+    // never on which actor rolls it out or what it rolled out before.
+    auto gen = torch::make_generator<torch::CPUGeneratorImpl>(
+        mix(cfg.run.seed ^ mix(prompt ^ mix(version + 0x51ed270b27c0ffeeULL))));
     const auto tg = std::chrono::steady_clock::now();
-    Sample sample = task.get(*prompt);
+    Sample sample = task.get(prompt);
     RolloutStats rs;
     TrajectoryGroup g = engine.rollout(sample, gen, /*greedy=*/false, &rs);
     g.actor_id = actor_id;
     g.group_id = ++group_id;
-    g.prompt_id = *prompt;
+    g.prompt_id = prompt;
     g.weights_version = version;
     g.gen_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - tg).count();
     gen_total += g.gen_seconds;

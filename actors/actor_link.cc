@@ -7,6 +7,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "common/bus.h"
@@ -37,9 +38,11 @@ struct ActorLink::Impl {
   // ---- shared with the rollout thread, guarded by mu ----
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::deque<uint64_t> prompts;
+  std::deque<ActorLink::Grant> prompts;
   std::deque<TrajectoryGroup> outbox;
-  std::shared_ptr<const WeightsSnapshot> fresh;  // verified, not yet taken
+  std::vector<std::shared_ptr<const WeightsSnapshot>> fresh;  // verified, not yet taken
+  std::optional<uint64_t> wanted;   // want_weights()
+  std::set<uint64_t> unavailable;   // exact versions the learner no longer keeps
   std::map<std::string, double> report;
   bool report_dirty = false;
   bool closed = false;
@@ -55,6 +58,8 @@ struct ActorLink::Impl {
   uint64_t held_version = 0;     // newest verified version fetched
   bool held_any = false;
   bool fetching = false;
+  std::optional<uint64_t> asked_exact;  // the in-flight request's exact version
+  std::set<uint64_t> fetched;           // versions fetched (the last few)
   Clock::time_point fetch_started;
   Clock::time_point next_weights_try;  // after a failed request
   bool weights_request_failing = false;
@@ -74,15 +79,30 @@ struct ActorLink::Impl {
   }
 
   void run(std::promise<Status> started);
-  void request_weights(BusSocket& w);
+  void request_weights(BusSocket& w, uint64_t version, bool exact);
+  // Starts the next fetch, if one is due: the wanted version, else the newest.
+  void maybe_request_weights(BusSocket& w);
   void leave(BusSocket& ctl, BusSocket& push);
 };
 
-void ActorLink::Impl::request_weights(BusSocket& w) {
+void ActorLink::Impl::maybe_request_weights(BusSocket& w) {
+  if (fetching) return;
+  std::optional<uint64_t> want;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (wanted && !fetched.count(*wanted) && !unavailable.count(*wanted)) want = wanted;
+  }
+  if (want)
+    request_weights(w, *want, true);
+  else if (known_any && (!held_any || known_version > held_version))
+    request_weights(w, known_version, false);
+}
+
+void ActorLink::Impl::request_weights(BusSocket& w, uint64_t version, bool exact) {
   if (Clock::now() < next_weights_try) return;
   // Without waiting: with no learner connected (ZMQ_IMMEDIATE) the send
   // would block the bus thread for a whole send timeout. Retried shortly.
-  Status s = w.send(encode_message(id, WeightsRequestMsg{known_version}), 0);
+  Status s = w.send(encode_message(id, WeightsRequestMsg{version}), 0);
   if (!s.ok()) {
     if (!weights_request_failing) log_warn(id, "weights request failed (will retry): " + s.message());
     weights_request_failing = true;
@@ -90,6 +110,7 @@ void ActorLink::Impl::request_weights(BusSocket& w) {
     return;
   }
   weights_request_failing = false;
+  asked_exact = exact ? std::optional<uint64_t>(version) : std::nullopt;
   fetching = true;
   fetch_started = Clock::now();
 }
@@ -196,12 +217,16 @@ void ActorLink::Impl::run(std::promise<Status> started) {
       const Message& m = *r;
       if (const auto* g = m.get<WorkGrantMsg>()) {
         std::lock_guard<std::mutex> lock(mu);
-        for (auto p : g->prompt_ids) prompts.push_back(p);
+        for (size_t k = 0; k < g->prompt_ids.size(); ++k) {
+          ActorLink::Grant grant{g->prompt_ids[k], std::nullopt};
+          if (!g->weights_versions.empty()) grant.weights_version = g->weights_versions[k];
+          prompts.push_back(grant);
+        }
         cv.notify_all();
       } else if (const auto* wa = m.get<WeightsAvailableMsg>()) {
         if (!known_any || wa->version > known_version) known_version = wa->version;
         known_any = true;
-        if (!fetching && (!held_any || known_version > held_version)) request_weights(*wts);
+        maybe_request_weights(*wts);
       } else if (const auto* sd = m.get<ShutdownMsg>()) {
         // Answered, so that the learner knows we have it (Coordinator::stop).
         (void)ctl->send(encode_message(id, ShutdownMsg{"acknowledged"}), 0);
@@ -222,7 +247,11 @@ void ActorLink::Impl::run(std::promise<Status> started) {
       std::vector<std::string_view> views;
       for (const auto& f : (*in)->frames) views.emplace_back(static_cast<const char*>(f.data()), f.size());
       fetching = false;
-      auto snap = decode_weights_reply(views, cfg.bus.max_message_bytes, held_any ? held_version + 1 : 0);
+      // An exact request may be answered with an older version than held;
+      // otherwise only a newer one is taken.
+      const auto exact = std::exchange(asked_exact, std::nullopt);
+      auto snap = decode_weights_reply(views, cfg.bus.max_message_bytes,
+                                       exact ? *exact : held_any ? held_version + 1 : 0);
       if (!snap.ok()) {
         rejects.reject("weights", snap.error());
         continue;  // asked again below
@@ -230,12 +259,20 @@ void ActorLink::Impl::run(std::promise<Status> started) {
       last_learner = Clock::now();
       auto s = std::make_shared<WeightsSnapshot>(std::move(*snap));
       s->fetch_ms = std::chrono::duration<double, std::milli>(Clock::now() - fetch_started).count();
-      held_version = s->version;
+      held_version = held_any ? std::max(held_version, s->version) : s->version;
       held_any = true;
+      fetched.insert(s->version);
+      while (fetched.size() > 16) fetched.erase(fetched.begin());
       std::lock_guard<std::mutex> lock(mu);
-      fresh = std::move(s);
+      if (exact && s->version != *exact) {
+        unavailable.insert(*exact);
+        log_warn(id, "the learner no longer keeps weights v" + std::to_string(*exact) + " (sent v" +
+                         std::to_string(s->version) + ")");
+      }
+      fresh.push_back(std::move(s));
+      cv.notify_all();
     }
-    if (!fetching && known_any && (!held_any || known_version > held_version)) request_weights(*wts);
+    maybe_request_weights(*wts);
 
     // ---- outgoing groups: never dropped; a timed-out send is retried ----
     while (true) {
@@ -374,11 +411,11 @@ void ActorLink::stop() {
   impl_->close("stopped", false, false);
 }
 
-std::optional<uint64_t> ActorLink::next_prompt(std::chrono::milliseconds timeout) {
+std::optional<ActorLink::Grant> ActorLink::next_prompt(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(impl_->mu);
   impl_->cv.wait_for(lock, timeout, [&] { return !impl_->prompts.empty() || impl_->closed; });
   if (impl_->prompts.empty() || impl_->closed) return std::nullopt;
-  const uint64_t p = impl_->prompts.front();
+  const Grant p = impl_->prompts.front();
   impl_->prompts.pop_front();
   return p;
 }
@@ -390,9 +427,19 @@ bool ActorLink::send_group(TrajectoryGroup group) {
   return true;
 }
 
-std::shared_ptr<const WeightsSnapshot> ActorLink::take_new_weights() {
+std::vector<std::shared_ptr<const WeightsSnapshot>> ActorLink::take_new_weights() {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return std::exchange(impl_->fresh, nullptr);
+  return std::exchange(impl_->fresh, {});
+}
+
+void ActorLink::want_weights(std::optional<uint64_t> v) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->wanted = v;
+}
+
+bool ActorLink::weights_unavailable(uint64_t v) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->unavailable.count(v) > 0;
 }
 
 void ActorLink::report(std::map<std::string, double> values) {

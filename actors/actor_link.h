@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/options.h"
 #include "common/status.h"
@@ -49,12 +50,26 @@ class ActorLink {
   void stop();
   static constexpr int kExitFlushMs = 3000;
 
-  // A granted prompt id, or nullopt after `timeout` / when closed.
-  std::optional<uint64_t> next_prompt(std::chrono::milliseconds timeout);
+  // A granted prompt: its id and, in reproducible runs (learner.reproducible),
+  // the weights version it must be rolled out with.
+  struct Grant {
+    uint64_t prompt_id = 0;
+    std::optional<uint64_t> weights_version;
+  };
+  // The next granted prompt, or nullopt after `timeout` / when closed.
+  std::optional<Grant> next_prompt(std::chrono::milliseconds timeout);
   // Queues a group for sending; false when the link is closed.
   bool send_group(TrajectoryGroup group);
-  // Verified weights newer than any taken before, or nullptr.
-  std::shared_ptr<const WeightsSnapshot> take_new_weights();
+  // Every verified snapshot fetched since the last call, oldest first
+  // (usually one; the newest is last).
+  std::vector<std::shared_ptr<const WeightsSnapshot>> take_new_weights();
+  // Asks for exactly version `v` (reproducible runs): fetched even when newer
+  // ones were announced, as long as the learner still keeps it. nullopt: the
+  // newest announced, as always.
+  void want_weights(std::optional<uint64_t> v);
+  // True once the learner answered a request for exactly `v` with another
+  // version (it no longer keeps `v`).
+  bool weights_unavailable(uint64_t v) const;
   // Latest rollout counters to report to the learner (sent with heartbeats).
   void report(std::map<std::string, double> values);
 

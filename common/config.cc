@@ -183,6 +183,9 @@ const FieldTable& fields() {
       GR1_FIELD(learner, srpo_lambda, double, "SRPO inter-bin weight"),
       GR1_FIELD(learner, max_staleness, int, "max versions a group may lag"),
       GR1_FIELD(learner, max_inflight_groups, int, "per-actor granted + unconsumed groups"),
+      GR1_FIELD(learner, reproducible, bool,
+                "step s trains on prompts (s-1)*G..s*G-1, each rolled out with the weights after step s-2 "
+                "and a seed of (run.seed, prompt, version): the same policy with any number of actors"),
       GR1_FIELD(learner, freeze_vision, bool, "freeze the vision encoder"),
       GR1_FIELD(learner, threads, int, "LibTorch threads in the learner"),
       GR1_FIELD(learner, micro_batch, int, "trajectories per forward/backward chunk"),

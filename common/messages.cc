@@ -65,7 +65,9 @@ Off<void> put(fbb_t& fbb, const HeartbeatMsg& m) {
       .Union();
 }
 Off<void> put(fbb_t& fbb, const WorkGrantMsg& m) {
-  return fb::CreateWorkGrant(fbb, fbb.CreateVector(m.prompt_ids)).Union();
+  return fb::CreateWorkGrant(fbb, fbb.CreateVector(m.prompt_ids),
+                             m.weights_versions.empty() ? 0 : fbb.CreateVector(m.weights_versions))
+      .Union();
 }
 Off<void> put(fbb_t& fbb, const AckMsg& m) {
   return fb::CreateAck(fbb, m.group_id, m.prompt_id, static_cast<fb::AckOutcome>(m.outcome),
@@ -253,6 +255,12 @@ Result<Payload> get(const fb::WorkGrant& w, const std::string&) {
   std::sort(sorted.begin(), sorted.end());
   const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
   if (dup != sorted.end()) return bad("duplicate prompt id " + std::to_string(*dup));
+  if (const auto* vs = w.weights_versions(); len(vs) > 0) {
+    if (len(vs) != m.prompt_ids.size())
+      return bad(std::to_string(len(vs)) + " weights versions for " +
+                 std::to_string(m.prompt_ids.size()) + " prompt ids (expected one per prompt)");
+    m.weights_versions.assign(vs->data(), vs->data() + vs->size());
+  }
   return Payload(std::move(m));
 }
 

@@ -102,6 +102,9 @@ struct HeartbeatMsg {
 
 struct WorkGrantMsg {
   std::vector<uint64_t> prompt_ids;
+  // Empty, or one per prompt id: the weights version that prompt must be
+  // rolled out with (learner.reproducible).
+  std::vector<uint64_t> weights_versions;
 };
 
 struct AckMsg {

@@ -138,6 +138,12 @@ struct LearnerOptions {
   double srpo_lambda = 0.5;      // SRPO: weight of the inter-bin term
   int max_staleness = 4;         // groups older than this many versions are discarded (counted)
   int max_inflight_groups = 2;   // per actor: granted + sent but not consumed
+  // Reproducible RL: step s trains on exactly the prompts (s-1)*G .. s*G-1
+  // (G = groups_per_step), in prompt order, each rolled out with the weights
+  // after step s-2 (s-1 when max_staleness is 0) and sampled from a seed of
+  // (run.seed, prompt id, weights version): the same run gives the same
+  // policy whichever actor rolls out what, with any number of actors.
+  bool reproducible = false;
   bool freeze_vision = false;    // freeze the vision encoder
   int threads = 1;               // LibTorch intra-op threads
   int micro_batch = 16;          // trajectories per forward/backward chunk (unpacked)
@@ -149,6 +155,17 @@ struct LearnerOptions {
   // steps (0: only the final run_dir/policy.safetensors).
   int checkpoint_every = 0;
 };
+
+// learner.reproducible: how many versions behind the trainer a step's
+// rollouts are made (1, so rollouts overlap training; 0 when max_staleness is 0).
+inline uint64_t reproducible_lag(const LearnerOptions& l) { return l.max_staleness > 0 ? 1 : 0; }
+// learner.reproducible: the weights version prompt `p` (0-based; step
+// p / groups_per_step + 1 trains on it) is rolled out with.
+inline uint64_t reproducible_version(const LearnerOptions& l, uint64_t p) {
+  const uint64_t step0 = p / static_cast<uint64_t>(l.groups_per_step > 0 ? l.groups_per_step : 1);
+  const uint64_t lag = reproducible_lag(l);
+  return step0 > lag ? step0 - lag : 0;
+}
 
 struct ActorOptions {
   int threads = 1;               // LibTorch intra-op threads per actor

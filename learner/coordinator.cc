@@ -5,6 +5,7 @@
 #include <atomic>
 #include <future>
 #include <set>
+#include <utility>
 
 #include "common/bus.h"
 #include "common/config.h"
@@ -56,6 +57,9 @@ struct Coordinator::Impl {
   std::deque<Command> commands;
   std::shared_ptr<const WeightsSnapshot> weights;
   std::vector<std::string> weights_frames;  // encoded reply of `weights`
+  // learner.reproducible: the encoded replies of the last few versions too,
+  // so an actor can fetch the exact version its grants ask for.
+  std::map<uint64_t, std::vector<std::string>> kept_frames;
   CoordinatorCounters counters;
   std::vector<std::string> alive_list;
   std::map<std::string, ActorReport> reports;
@@ -68,6 +72,7 @@ struct Coordinator::Impl {
   std::deque<uint64_t> requeued;
   uint64_t announced_version = 0;
   bool have_weights = false;
+  bool regrant = false;  // prompts were requeued: offer them to every actor
 
   void run(std::promise<Status> started);
   void handle_control(BusSocket& ctl, Incoming in);
@@ -78,6 +83,7 @@ struct Coordinator::Impl {
   void lose(const std::string& id, const std::string& why);
   void send(BusSocket& ctl, const std::string& id, const Payload& p);
   void sync_shared();
+  uint64_t required_version(uint64_t p) const { return reproducible_version(cfg.learner, p); }
 };
 
 void Coordinator::Impl::send(BusSocket& ctl, const std::string& id, const Payload& p) {
@@ -100,16 +106,21 @@ void Coordinator::Impl::grant(BusSocket& ctl, const std::string& id) {
   Actor& a = actors[id];
   if (!a.alive) return;
   WorkGrantMsg g;
+  const bool exact = cfg.learner.reproducible;
   while (static_cast<int>(a.granted.size()) + a.in_learner < cfg.learner.max_inflight_groups) {
     uint64_t p;
     if (!requeued.empty()) {
       p = requeued.front();
+      // Reproducible: a prompt is granted once the version it needs is out.
+      if (exact && (!have_weights || required_version(p) > announced_version)) break;
       requeued.pop_front();
     } else {
+      if (exact && (!have_weights || required_version(next_prompt) > announced_version)) break;
       p = next_prompt++;
     }
     a.granted.insert(p);
     g.prompt_ids.push_back(p);
+    if (exact) g.weights_versions.push_back(required_version(p));
   }
   if (g.prompt_ids.empty()) return;
   {
@@ -126,6 +137,7 @@ void Coordinator::Impl::lose(const std::string& id, const std::string& why) {
   const size_t n = a.granted.size();
   for (uint64_t p : a.granted) requeued.push_back(p);
   a.granted.clear();
+  if (n > 0) regrant = true;
   {
     std::lock_guard<std::mutex> lock(mu);
     counters.prompts_requeued += n;
@@ -180,6 +192,7 @@ void Coordinator::Impl::handle_control(BusSocket& ctl, Incoming in) {
     Actor& a = actors[id];
     if (a.alive) {  // a restart under the same name: its old grants are void
       for (uint64_t p : a.granted) requeued.push_back(p);
+      if (!a.granted.empty()) regrant = true;
       a.granted.clear();
       log_warn(kLog, "actor " + id + " registered again (restart?); requeued its prompts");
     }
@@ -297,9 +310,12 @@ void Coordinator::Impl::handle_weights(BusSocket& w, Incoming in) {
     return;
   }
   std::vector<std::string> frames;
+  const uint64_t asked = r->get<WeightsRequestMsg>()->version;
   {
     std::lock_guard<std::mutex> lock(mu);
-    frames = weights_frames;  // copy: the send takes ownership
+    // The version asked for when it is kept (reproducible runs), else the newest.
+    auto k = kept_frames.find(asked);
+    frames = k != kept_frames.end() ? k->second : weights_frames;  // copy: the send takes ownership
     if (!frames.empty()) counters.weight_requests_served += 1;
   }
   if (frames.empty()) {
@@ -327,6 +343,9 @@ void Coordinator::Impl::drain_commands(BusSocket& ctl) {
       have_weights = true;
       for (auto& [id, a] : actors)
         if (a.alive) send(ctl, id, WeightsAvailableMsg{v, 0});
+      // Reproducible: prompts that waited for this version can go out now.
+      if (cfg.learner.reproducible)
+        for (auto& [id, a] : actors) grant(ctl, id);
       continue;
     }
     auto it = actors.find(c.actor);
@@ -401,6 +420,10 @@ void Coordinator::Impl::run(std::promise<Status> started) {
     (void)i_traj;
     (void)i_w;
     drain_commands(*ctl);
+    // A lost actor's prompts go out at once, also to actors that are idle
+    // (in a reproducible run the step cannot go on without them).
+    if (std::exchange(regrant, false))
+      for (auto& [id, a] : actors) grant(*ctl, id);
 
     const auto now = Clock::now();
     if (now >= next_beat) {
@@ -493,6 +516,13 @@ void Coordinator::complete(const TrajectoryGroup& g, GroupOutcome outcome) {
 void Coordinator::publish_weights(std::shared_ptr<const WeightsSnapshot> snapshot) {
   auto frames = encode_weights_reply(kSender, *snapshot);
   std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->cfg.learner.reproducible) {
+    // Enough for every version a granted prompt can still need: the lag plus
+    // a margin for a slow fetch.
+    impl_->kept_frames[snapshot->version] = frames;
+    const size_t keep = static_cast<size_t>(reproducible_lag(impl_->cfg.learner)) + 3;
+    while (impl_->kept_frames.size() > keep) impl_->kept_frames.erase(impl_->kept_frames.begin());
+  }
   impl_->weights = std::move(snapshot);
   impl_->weights_frames = std::move(frames);
   impl_->commands.push_back(Impl::Command{Impl::Command::kPublish, "", 0, 0, GroupOutcome::kConsumed});

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <set>
 
 #include "common/config.h"
@@ -92,16 +93,26 @@ int run_learner(const Config& cfg) {
   window.emplace_back(t_prev, counters_prev);
   int exit_code = 0;
   std::vector<TrajectoryGroup> last_batch;  // drawn into gallery.png at the end
+  const bool exact = cfg.learner.reproducible;
+  std::map<uint64_t, TrajectoryGroup> pending;  // reproducible: groups of later steps, by prompt
+  uint64_t inexact_total = 0;                   // reproducible: groups not of their prompt's version
 
   for (int step = 1; step <= cfg.learner.steps && !g_stop.load(); ++step) {
     // ---- gather groups_per_step fresh groups ----
+    // Reproducible runs train step s on exactly the prompts (s-1)*G .. s*G-1,
+    // in prompt order, whenever they arrive; groups of later steps wait in
+    // `pending`. Otherwise a step takes the first G fresh groups to arrive.
     std::vector<TrajectoryGroup> batch;
-    int max_lag = 0;
+    const uint64_t G = static_cast<uint64_t>(cfg.learner.groups_per_step);
+    const uint64_t lo = static_cast<uint64_t>(step - 1) * G, hi = lo + G;
     const auto t_wait = std::chrono::steady_clock::now();
     auto last_notice = t_wait;
-    while (static_cast<int>(batch.size()) < cfg.learner.groups_per_step && !g_stop.load()) {
-      auto got = coord.take_groups(cfg.learner.groups_per_step - batch.size(),
-                                   std::chrono::milliseconds(200));
+    auto have = [&] {
+      if (!exact) return batch.size();
+      return static_cast<size_t>(std::distance(pending.lower_bound(lo), pending.lower_bound(hi)));
+    };
+    while (have() < G && !g_stop.load()) {
+      auto got = coord.take_groups(exact ? 4 * G : G - batch.size(), std::chrono::milliseconds(200));
       for (auto& g : got) {
         const int lag = static_cast<int>(trainer->version() - g.weights_version);
         if (lag > cfg.learner.max_staleness) {
@@ -110,17 +121,39 @@ int run_learner(const Config& cfg) {
         }
         // Consumed now: the actor gets its next prompt while we train.
         coord.complete(g, GroupOutcome::kConsumed);
-        max_lag = std::max(max_lag, lag);
-        batch.push_back(std::move(g));
+        if (!exact) {
+          batch.push_back(std::move(g));
+        } else if (g.prompt_id < lo || pending.count(g.prompt_id)) {
+          log_warn("learner", "group of prompt " + std::to_string(g.prompt_id) + " from " + g.actor_id +
+                                  " arrived twice or after its step; not used");
+        } else {
+          pending.emplace(g.prompt_id, std::move(g));
+        }
       }
       if (seconds_since(last_notice) > 10.0) {
         last_notice = std::chrono::steady_clock::now();
         log_info("learner", "step " + std::to_string(step) + ": waiting for groups (" +
-                                std::to_string(batch.size()) + "/" +
+                                std::to_string(have()) + "/" +
                                 std::to_string(cfg.learner.groups_per_step) + ", actors alive: " +
                                 std::to_string(coord.counters().actors_alive) + ")");
       }
     }
+    int inexact = 0;
+    if (exact && have() == G) {
+      for (auto it = pending.lower_bound(lo); it != pending.end() && it->first < hi;) {
+        if (it->second.weights_version != reproducible_version(cfg.learner, it->first)) ++inexact;
+        batch.push_back(std::move(it->second));
+        it = pending.erase(it);
+      }
+      inexact_total += inexact;
+      if (inexact > 0)
+        log_warn("learner", "step " + std::to_string(step) + ": " + std::to_string(inexact) +
+                                " group(s) rolled out with other weights than their prompt's version: "
+                                "this run is no longer reproducible");
+    }
+    int max_lag = 0;
+    for (const auto& g : batch)
+      max_lag = std::max(max_lag, static_cast<int>(trainer->version() - g.weights_version));
     if (g_stop.load()) break;
     const double wait_s = seconds_since(t_wait);
     wait_total += wait_s;
@@ -161,6 +194,11 @@ int run_learner(const Config& cfg) {
     m["grad_norm"] = stats->grad_norm;
     m["lr"] = stats->lr;
     m["max_staleness"] = max_lag;
+    m["reproducible"] = exact;
+    if (exact) {
+      m["prompts"] = {lo, hi - 1};
+      m["inexact_groups"] = inexact_total;
+    }
     m["learner_wait_frac"] = interval > 0 ? wait_s / interval : 0.0;
     m["learner_wait_frac_total"] = wait_total / seconds_since(t_start);
     window.emplace_back(now, c);

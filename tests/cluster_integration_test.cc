@@ -14,6 +14,9 @@
 #include <sstream>
 #include <thread>
 
+#include "common/config.h"
+#include "common/task.h"
+#include "tests/scripted_policy.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -163,6 +166,85 @@ TEST(ClusterIntegrationTest, KilledActorIsReportedByNameAndTrainingGoesOn) {
   // The last steps come from actor-1 only.
   for (const auto& id : m.back()["actor_ids"]) EXPECT_EQ(id.get<std::string>(), "actor-1");
   fs::remove_all(c.dir);
+}
+
+// learner.reproducible: the same run gives the same policy, bit for bit,
+// with one actor, with three, and with two of which one is killed mid-run
+// (its prompts are rolled out again by the survivor, with the weights
+// version each prompt names). The runs start from a policy fitted to a
+// script (a box turn, a crop, an answer), so sampled rewards differ within a
+// group and every step moves the weights: a random policy earns no reward and
+// would leave every run at its start.
+TEST(ClusterIntegrationTest, ReproducibleRunIsTheSameWithOneThreeOrAKilledActor) {
+  const int steps = 6;
+  auto loaded = gr1::load_config(std::string(GR1_SOURCE_DIR) + "/configs/tests.yaml");
+  ASSERT_TRUE(loaded.ok()) << loaded.error();
+  gr1::Config cfg = *loaded;
+  cfg.model.max_seq_len = 1024;  // room for the script's two turns
+  cfg.rollout.max_new_tokens = 24;
+  cfg.rollout.max_turns = 3;
+  std::vector<gr1::Sample> samples;
+  gr1::SyntheticTask task(cfg.task);
+  for (int p = 0; p < steps * cfg.learner.groups_per_step; ++p) samples.push_back(task.get(p));
+  const fs::path init = fs::temp_directory_path() / ("gr1-it-exact-init-" + std::to_string(getpid()) + ".safetensors");
+  {
+    gr1::Policy policy = gr1::testing::fit_scripted_policy(cfg.model, cfg.rollout, samples);
+    ASSERT_TRUE(gr1::save_policy(init.string(), policy, cfg.model).ok());
+  }
+  const std::string start = read_text(init);
+
+  struct Run {
+    std::string name;
+    int actors;
+    bool kill;
+  };
+  std::vector<std::string> policies;
+  std::vector<std::vector<nlohmann::json>> metrics;
+  for (const Run& r : {Run{"one", 1, false}, Run{"three", 3, false}, Run{"killed", 2, true}}) {
+    Cluster c = make_cluster("exact-" + r.name);
+    const std::string cmd = c.cmd(r.actors, steps) + " --set learner.reproducible=true" +
+                            " --set learner.init_checkpoint=" + init.string() +
+                            " --set model.max_seq_len=1024 --set rollout.max_new_tokens=24" +
+                            " --set rollout.max_turns=3";
+    std::thread killer;
+    if (r.kill)
+      killer = std::thread([&] {
+        for (int i = 0; i < 600 && read_metrics(c.dir).size() < 2; ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        const std::string pk = "pkill -KILL -f 'gr1 actor --id actor-0 .*" + c.dir.string() + "'";
+        (void)std::system(pk.c_str());
+      });
+    auto [code, out] = run(cmd);
+    if (killer.joinable()) killer.join();
+    ASSERT_EQ(code, 0) << r.name << "\n" << out;
+    if (r.kill) EXPECT_NE(out.find("died"), std::string::npos) << out;
+    policies.push_back(read_text(c.dir / "policy.safetensors"));
+    metrics.push_back(read_metrics(c.dir));
+    ASSERT_EQ(metrics.back().size(), static_cast<size_t>(steps)) << r.name << "\n" << out;
+    fs::remove_all(c.dir);
+  }
+  fs::remove(init);
+  ASSERT_FALSE(policies[0].empty());
+  EXPECT_EQ(policies[0].size(), start.size());
+  EXPECT_FALSE(policies[0] == start) << "training left the policy unchanged: the test shows nothing";
+  EXPECT_TRUE(policies[1] == policies[0]) << "three actors gave another policy than one";
+  EXPECT_TRUE(policies[2] == policies[0]) << "a killed actor changed the policy";
+  double grad = 0;
+  for (const auto& m : metrics[0]) grad += m["grad_norm"].get<double>();
+  EXPECT_GT(grad, 0.0);
+  for (size_t run = 0; run < metrics.size(); ++run)
+    for (int i = 0; i < steps; ++i) {
+      const auto& m = metrics[run][i];
+      const auto& ref = metrics[0][i];
+      EXPECT_TRUE(m["reproducible"].get<bool>());
+      // tests.yaml: two groups per step, prompts in order.
+      EXPECT_EQ(m["prompts"], nlohmann::json::array({2 * i, 2 * i + 1})) << m.dump();
+      EXPECT_EQ(m["inexact_groups"].get<int>(), 0) << m.dump();
+      EXPECT_EQ(m["max_staleness"].get<int>(), i == 0 ? 0 : 1) << m.dump();
+      for (const char* k : {"reward_mean", "format_reward_mean", "accuracy_reward_mean", "loss", "kl",
+                            "grad_norm"})
+        EXPECT_EQ(m[k], ref[k]) << "run " << run << " step " << i + 1 << " " << k;
+    }
 }
 
 }  // namespace

@@ -104,5 +104,24 @@ TEST(ConfigTest, EffectiveYamlRoundTripsEveryField) {
   EXPECT_EQ(config_to_yaml(*back), y);
 }
 
+// learner.reproducible: step s (1-based) trains on prompts (s-1)*G..s*G-1,
+// rolled out one version behind the trainer (s-2), or with the trainer's own
+// weights (s-1) when no staleness is allowed.
+TEST(ConfigTest, ReproducibleVersionOfAPromptIsOneStepBehindItsStep) {
+  LearnerOptions l;
+  l.groups_per_step = 8;
+  l.max_staleness = 4;
+  EXPECT_EQ(reproducible_lag(l), 1u);
+  for (uint64_t p : {0, 7, 8, 15}) EXPECT_EQ(reproducible_version(l, p), 0u) << p;  // steps 1, 2
+  EXPECT_EQ(reproducible_version(l, 16), 1u);   // step 3: after step 1
+  EXPECT_EQ(reproducible_version(l, 23), 1u);
+  EXPECT_EQ(reproducible_version(l, 8 * 79), 78u);  // step 80
+  l.max_staleness = 0;
+  EXPECT_EQ(reproducible_lag(l), 0u);
+  EXPECT_EQ(reproducible_version(l, 7), 0u);
+  EXPECT_EQ(reproducible_version(l, 8), 1u);    // step 2: after step 1
+  EXPECT_EQ(reproducible_version(l, 8 * 79), 79u);
+}
+
 }  // namespace
 }  // namespace gr1

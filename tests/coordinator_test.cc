@@ -12,7 +12,9 @@
 #include <set>
 #include <thread>
 #include <zmq.hpp>
+#include <zmq_addon.hpp>
 
+#include "common/checksum.h"
 #include "common/config.h"
 #include "common/messages.h"
 #include "tests/test_util.h"
@@ -81,9 +83,30 @@ struct FakeActor {
     });
     return out;
   }
+  // Collects granted (prompt id, weights version) pairs until `n` arrived or
+  // `wait` passed; a grant without versions gives version -1.
+  std::vector<std::pair<uint64_t, int64_t>> grants_with_versions(
+      size_t n, std::chrono::milliseconds wait = std::chrono::seconds(5)) {
+    std::vector<std::pair<uint64_t, int64_t>> out;
+    read_control(wait, [&](const Message& r) {
+      if (const auto* g = r.get<WorkGrantMsg>())
+        for (size_t k = 0; k < g->prompt_ids.size(); ++k)
+          out.emplace_back(g->prompt_ids[k],
+                           g->weights_versions.empty() ? -1 : static_cast<int64_t>(g->weights_versions[k]));
+      return out.size() >= n;
+    });
+    return out;
+  }
   std::string id;
   zmq::socket_t ctl, push;
 };
+
+std::shared_ptr<const WeightsSnapshot> empty_weights(uint64_t version) {
+  auto w = std::make_shared<WeightsSnapshot>();
+  w->version = version;
+  w->checksum = checksum64("", 0);
+  return w;
+}
 
 TEST(CoordinatorTest, GrantsAtMostMaxInflightAndRegrantsALostActorsPrompts) {
   Config cfg = coordinator_config("grant");
@@ -255,6 +278,57 @@ TEST(CoordinatorTest, StopWaitsUntilEachActorAnswersItsShutdown) {
                        zmq::send_flags::dontwait)
                   .has_value());
   EXPECT_EQ(stopped.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+}
+
+// learner.reproducible: a prompt goes out only once the weights version it
+// must be rolled out with is published, and its grant names that version;
+// an actor can still fetch an older kept version exactly.
+TEST(CoordinatorTest, ReproducibleGrantsWaitForEachPromptsVersionAndNameIt) {
+  Config cfg = coordinator_config("exact");
+  cfg.bus.peer_timeout_ms = 10000;  // the fake actor sends no heartbeats
+  cfg.learner.reproducible = true;
+  cfg.learner.groups_per_step = 2;
+  cfg.learner.max_inflight_groups = 8;
+  Coordinator coord(cfg);
+  ASSERT_TRUE(coord.start().ok());
+  zmq::context_t ctx;
+  FakeActor a(ctx, cfg, "a");
+  a.register_with(rollout_contract(cfg));
+  ASSERT_TRUE(a.ack().has_value());
+  // No weights yet: nothing to roll out with, so nothing is granted.
+  EXPECT_TRUE(a.grants_with_versions(1, std::chrono::milliseconds(300)).empty());
+
+  using Grants = std::vector<std::pair<uint64_t, int64_t>>;
+  // v0: steps 1 and 2 (prompts 0-3) are rolled out with it; step 3 needs v1.
+  coord.publish_weights(empty_weights(0));
+  EXPECT_EQ(a.grants_with_versions(5, std::chrono::milliseconds(500)),
+            (Grants{{0, 0}, {1, 0}, {2, 0}, {3, 0}}));
+  coord.publish_weights(empty_weights(1));
+  EXPECT_EQ(a.grants_with_versions(3, std::chrono::milliseconds(500)), (Grants{{4, 1}, {5, 1}}));
+  coord.publish_weights(empty_weights(2));
+  EXPECT_EQ(a.grants_with_versions(3, std::chrono::milliseconds(500)), (Grants{{6, 2}, {7, 2}}));
+  // Eight outstanding: the ninth waits for a slot even once v3 is out.
+  coord.publish_weights(empty_weights(3));
+  EXPECT_TRUE(a.grants_with_versions(1, std::chrono::milliseconds(300)).empty());
+
+  // An exact request for an older kept version is answered with that version.
+  zmq::socket_t w(ctx, zmq::socket_type::dealer);
+  w.set(zmq::sockopt::routing_id, std::string("a"));
+  w.set(zmq::sockopt::linger, 0);
+  w.connect(cfg.bus.weights_endpoint);
+  for (uint64_t asked : {1ULL, 3ULL}) {
+    ASSERT_TRUE(w.send(zmq::buffer(encode_message("a", WeightsRequestMsg{asked}))).has_value());
+    std::vector<zmq::message_t> frames;
+    zmq::pollitem_t it{static_cast<void*>(w), 0, ZMQ_POLLIN, 0};
+    ASSERT_EQ(zmq::poll(&it, 1, std::chrono::milliseconds(3000)), 1);
+    ASSERT_TRUE(zmq::recv_multipart(w, std::back_inserter(frames)).has_value());
+    std::vector<std::string_view> views;
+    for (const auto& f : frames) views.emplace_back(static_cast<const char*>(f.data()), f.size());
+    auto snap = decode_weights_reply(views, 1 << 20);
+    ASSERT_TRUE(snap.ok()) << snap.error();
+    EXPECT_EQ(snap->version, asked);
+  }
+  coord.stop();
 }
 
 }  // namespace

@@ -194,6 +194,10 @@ TEST(MessagesTest, ControlKindsRoundTrip) {
 
   EXPECT_EQ(round_trip("learner", WorkGrantMsg{{7, 1ULL << 40, 0}}).prompt_ids,
             (std::vector<uint64_t>{7, 1ULL << 40, 0}));
+  EXPECT_TRUE(round_trip("learner", WorkGrantMsg{{7, 8}}).weights_versions.empty());
+  const WorkGrantMsg exact = round_trip("learner", WorkGrantMsg{{7, 8}, {3, 4}});
+  EXPECT_EQ(exact.prompt_ids, (std::vector<uint64_t>{7, 8}));
+  EXPECT_EQ(exact.weights_versions, (std::vector<uint64_t>{3, 4}));
 
   const AckMsg a = round_trip("learner", AckMsg{5, 6, AckOutcome::kRejected, "bad tokens"});
   EXPECT_EQ(a.group_id, 5u);
@@ -523,6 +527,10 @@ TEST(MessagesTest, InconsistentTrajectoriesAreRejectedWithTheReason) {
 TEST(MessagesTest, InconsistentControlMessagesAreRejected) {
   EXPECT_FALSE(decode_message(encode_message("a1", RegisterMsg{"a2", 1, "h", {}}), kMax).ok());
   EXPECT_FALSE(decode_message(encode_message("l", WorkGrantMsg{{3, 4, 3}}), kMax).ok());
+  // Versions, when given, come one per prompt.
+  auto uneven = decode_message(encode_message("l", WorkGrantMsg{{3, 4}, {1}}), kMax);
+  ASSERT_FALSE(uneven.ok());
+  EXPECT_NE(uneven.error().find("1 weights versions for 2 prompt ids"), std::string::npos) << uneven.error();
   HeartbeatMsg hb;
   hb.counters = {{"x", std::nan("")}};
   EXPECT_FALSE(decode_message(encode_message("l", hb), kMax).ok());
