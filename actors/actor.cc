@@ -93,7 +93,10 @@ int run_actor(const Config& cfg, const std::string& actor_id) {
       exact = true;
       const uint64_t want = *grant->weights_version;
       if (version != want) {
-        link.want_weights(want);
+        absorb();
+        // Fetched exactly unless it is here already (usually it is: the
+        // link fetches each version as it is announced).
+        if (!kept.count(want)) link.want_weights(want);
         while (!kept.count(want) && !link.weights_unavailable(want) && !g_stop.load() && !link.closed()) {
           std::this_thread::sleep_for(std::chrono::milliseconds(2));
           absorb();

@@ -42,6 +42,7 @@ struct ActorLink::Impl {
   std::deque<TrajectoryGroup> outbox;
   std::vector<std::shared_ptr<const WeightsSnapshot>> fresh;  // verified, not yet taken
   std::optional<uint64_t> wanted;   // want_weights()
+  bool want_pending = false;        // `wanted` not yet asked for (or not yet received)
   std::set<uint64_t> unavailable;   // exact versions the learner no longer keeps
   std::map<std::string, double> report;
   bool report_dirty = false;
@@ -59,7 +60,6 @@ struct ActorLink::Impl {
   bool held_any = false;
   bool fetching = false;
   std::optional<uint64_t> asked_exact;  // the in-flight request's exact version
-  std::set<uint64_t> fetched;           // versions fetched (the last few)
   Clock::time_point fetch_started;
   Clock::time_point next_weights_try;  // after a failed request
   bool weights_request_failing = false;
@@ -90,12 +90,17 @@ void ActorLink::Impl::maybe_request_weights(BusSocket& w) {
   std::optional<uint64_t> want;
   {
     std::lock_guard<std::mutex> lock(mu);
-    if (wanted && !fetched.count(*wanted) && !unavailable.count(*wanted)) want = wanted;
+    if (wanted && want_pending && !unavailable.count(*wanted)) want = wanted;
   }
-  if (want)
+  if (want) {
     request_weights(w, *want, true);
-  else if (known_any && (!held_any || known_version > held_version))
+    if (fetching) {
+      std::lock_guard<std::mutex> lock(mu);
+      want_pending = false;
+    }
+  } else if (known_any && (!held_any || known_version > held_version)) {
     request_weights(w, known_version, false);
+  }
 }
 
 void ActorLink::Impl::request_weights(BusSocket& w, uint64_t version, bool exact) {
@@ -261,9 +266,8 @@ void ActorLink::Impl::run(std::promise<Status> started) {
       s->fetch_ms = std::chrono::duration<double, std::milli>(Clock::now() - fetch_started).count();
       held_version = held_any ? std::max(held_version, s->version) : s->version;
       held_any = true;
-      fetched.insert(s->version);
-      while (fetched.size() > 16) fetched.erase(fetched.begin());
       std::lock_guard<std::mutex> lock(mu);
+      if (wanted && s->version == *wanted) want_pending = false;  // no second fetch of it
       if (exact && s->version != *exact) {
         unavailable.insert(*exact);
         log_warn(id, "the learner no longer keeps weights v" + std::to_string(*exact) + " (sent v" +
@@ -435,6 +439,7 @@ std::vector<std::shared_ptr<const WeightsSnapshot>> ActorLink::take_new_weights(
 void ActorLink::want_weights(std::optional<uint64_t> v) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->wanted = v;
+  impl_->want_pending = v.has_value();
 }
 
 bool ActorLink::weights_unavailable(uint64_t v) const {
