@@ -63,12 +63,11 @@ int run_actor(const Config& cfg, const std::string& actor_id) {
     if (Status s = unpack_weights(w, policy); !s.ok()) {
       log_error(who, "rejected weights v" + std::to_string(w.version) + ": " + s.message());
       kept.erase(w.version);
-      return false;
+      return;
     }
     version = w.version;
     have_weights = true;
     fetch_ms_last = w.fetch_ms;
-    return true;
   };
   // Takes what the link fetched. Switch weights only between groups, and only
   // to verified ones: the newest, unless grants name their versions.

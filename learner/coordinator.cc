@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <iterator>
 #include <set>
 #include <utility>
 
@@ -56,9 +57,9 @@ struct Coordinator::Impl {
   std::deque<TrajectoryGroup> ready;
   std::deque<Command> commands;
   std::shared_ptr<const WeightsSnapshot> weights;
-  std::vector<std::string> weights_frames;  // encoded reply of `weights`
-  // learner.reproducible: the encoded replies of the last few versions too,
-  // so an actor can fetch the exact version its grants ask for.
+  // Encoded replies by version: the newest (`weights`) only, or in a
+  // reproducible run the last few, so an actor can fetch the exact version
+  // its grants ask for.
   std::map<uint64_t, std::vector<std::string>> kept_frames;
   CoordinatorCounters counters;
   std::vector<std::string> alive_list;
@@ -72,7 +73,7 @@ struct Coordinator::Impl {
   std::deque<uint64_t> requeued;
   uint64_t announced_version = 0;
   bool have_weights = false;
-  bool regrant = false;  // prompts were requeued: offer them to every actor
+  bool regrant = false;  // prompts were requeued or became grantable: offer them to every actor
 
   void run(std::promise<Status> started);
   void handle_control(BusSocket& ctl, Incoming in);
@@ -315,7 +316,8 @@ void Coordinator::Impl::handle_weights(BusSocket& w, Incoming in) {
     std::lock_guard<std::mutex> lock(mu);
     // The version asked for when it is kept (reproducible runs), else the newest.
     auto k = kept_frames.find(asked);
-    frames = k != kept_frames.end() ? k->second : weights_frames;  // copy: the send takes ownership
+    if (k == kept_frames.end() && !kept_frames.empty()) k = std::prev(kept_frames.end());
+    if (k != kept_frames.end()) frames = k->second;  // copy: the send takes ownership
     if (!frames.empty()) counters.weight_requests_served += 1;
   }
   if (frames.empty()) {
@@ -344,8 +346,7 @@ void Coordinator::Impl::drain_commands(BusSocket& ctl) {
       for (auto& [id, a] : actors)
         if (a.alive) send(ctl, id, WeightsAvailableMsg{v, 0});
       // Reproducible: prompts that waited for this version can go out now.
-      if (cfg.learner.reproducible)
-        for (auto& [id, a] : actors) grant(ctl, id);
+      if (cfg.learner.reproducible) regrant = true;
       continue;
     }
     auto it = actors.find(c.actor);
@@ -420,8 +421,9 @@ void Coordinator::Impl::run(std::promise<Status> started) {
     (void)i_traj;
     (void)i_w;
     drain_commands(*ctl);
-    // A lost actor's prompts go out at once, also to actors that are idle
-    // (in a reproducible run the step cannot go on without them).
+    // A lost actor's prompts, and in a reproducible run the prompts a new
+    // version made grantable, go out at once, also to idle actors (a
+    // reproducible step cannot go on without them).
     if (std::exchange(regrant, false))
       for (auto& [id, a] : actors) grant(*ctl, id);
 
@@ -515,16 +517,15 @@ void Coordinator::complete(const TrajectoryGroup& g, GroupOutcome outcome) {
 
 void Coordinator::publish_weights(std::shared_ptr<const WeightsSnapshot> snapshot) {
   auto frames = encode_weights_reply(kSender, *snapshot);
+  // Reproducible: enough for every version a granted prompt can still need
+  // (the lag plus a margin for a slow fetch); otherwise the newest only.
+  const size_t keep = impl_->cfg.learner.reproducible
+                          ? static_cast<size_t>(reproducible_lag(impl_->cfg.learner)) + 3
+                          : 1;
   std::lock_guard<std::mutex> lock(impl_->mu);
-  if (impl_->cfg.learner.reproducible) {
-    // Enough for every version a granted prompt can still need: the lag plus
-    // a margin for a slow fetch.
-    impl_->kept_frames[snapshot->version] = frames;
-    const size_t keep = static_cast<size_t>(reproducible_lag(impl_->cfg.learner)) + 3;
-    while (impl_->kept_frames.size() > keep) impl_->kept_frames.erase(impl_->kept_frames.begin());
-  }
+  impl_->kept_frames[snapshot->version] = std::move(frames);
+  while (impl_->kept_frames.size() > keep) impl_->kept_frames.erase(impl_->kept_frames.begin());
   impl_->weights = std::move(snapshot);
-  impl_->weights_frames = std::move(frames);
   impl_->commands.push_back(Impl::Command{Impl::Command::kPublish, "", 0, 0, GroupOutcome::kConsumed});
 }
 
